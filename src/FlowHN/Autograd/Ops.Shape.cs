@@ -1,0 +1,35 @@
+using FlowHN.Tensors;
+
+namespace FlowHN.Autograd;
+
+public static partial class Ops
+{
+    /// <summary>Same elements, new shape; shares memory with x (x must be contiguous).</summary>
+    public static Tensor Reshape(Tensor x, params int[] shape)
+    {
+        var y = x.ReshapeView(shape);
+        return Record(y, dy => Gradients.Accumulate(x, dy), x);
+    }
+
+    /// <summary>A contiguous copy of any view of rank up to 4 (e.g. a transposed one).</summary>
+    public static Tensor Contiguous(Tensor x)
+    {
+        var y = Tensor.Empty(x.Device, x.Shape);
+        x.Device.Kernels.Elementwise.StridedCopy(x, y);
+        return Record(y, dy => Gradients.Accumulate(x, dy), x);
+    }
+
+    /// <summary>Swaps two axes into a new contiguous tensor.</summary>
+    public static Tensor Transpose(Tensor x, int axisA, int axisB)
+    {
+        var y = Tensor.Empty(x.Device, x.TransposeView(axisA, axisB).Shape);
+        x.Device.Kernels.Elementwise.StridedCopy(x.TransposeView(axisA, axisB), y);
+        return Record(y, dy =>
+        {
+            // The gradient goes back through the inverse permutation (the same swap).
+            var back = Tensor.Empty(x.Device, x.Shape);
+            x.Device.Kernels.Elementwise.StridedCopy(dy.TransposeView(axisA, axisB), back);
+            Gradients.Accumulate(x, back);
+        }, x);
+    }
+}

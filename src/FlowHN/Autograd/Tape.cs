@@ -1,0 +1,89 @@
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Autograd;
+
+/// <summary>
+/// Reverse-mode tape. Each differentiable op runs its forward kernel and records a closure that, given the
+/// gradient of its output, accumulates the gradients of its inputs. Backward replays the closures in reverse.
+/// </summary>
+public sealed class Tape
+{
+    private readonly List<Action> backwards = new();
+
+    public int Count => backwards.Count;
+
+    /// <summary>Whether an op with these inputs must record its backward.</summary>
+    public static bool ShouldRecord(ComputeDevice device, params Tensor?[] inputs)
+    {
+        if (!device.GradEnabled) return false;
+        foreach (var t in inputs)
+            if (t is { RequiresGrad: true }) return true;
+        return false;
+    }
+
+    public void Record(Action backward) => backwards.Add(backward);
+
+    /// <summary>
+    /// Seeds d(loss)/d(loss) = 1 and runs every recorded backward in reverse, then clears the tape.
+    /// Parameter gradients accumulate into their persistent buffers; zero them between steps.
+    /// </summary>
+    public void Backward(Tensor loss)
+    {
+        if (loss.Length != 1) throw new InvalidOperationException($"Backward needs a scalar loss, got shape {loss.ShapeString}.");
+        if (!loss.RequiresGrad) throw new InvalidOperationException("The loss does not depend on any tensor that requires a gradient.");
+        loss.Device.Kernels.Elementwise.Fill(Gradients.For(loss).View, 1f);
+        Replay();
+    }
+
+    /// <summary>Backward from any output with a given output gradient (gradient checks use random ones).</summary>
+    public void Backward(Tensor output, Tensor outputGrad)
+    {
+        if (!output.RequiresGrad) throw new InvalidOperationException("The output does not depend on any tensor that requires a gradient.");
+        output.Device.Kernels.Elementwise.Copy(outputGrad.View, Gradients.For(output).View);
+        Replay();
+    }
+
+    private void Replay()
+    {
+        for (int i = backwards.Count - 1; i >= 0; i--) backwards[i]();
+        backwards.Clear();
+    }
+
+    /// <summary>Drops recorded backwards without running them (e.g. after an evaluation forward).</summary>
+    public void Clear() => backwards.Clear();
+}
+
+/// <summary>Helpers for ops' backward closures.</summary>
+public static class Gradients
+{
+    /// <summary>The gradient buffer of <paramref name="t"/>, created zeroed on first use (fan-out accumulates).</summary>
+    public static Tensor For(Tensor t)
+    {
+        t.Grad ??= Tensor.Zeros(t.Device, t.Shape);
+        return t.Grad;
+    }
+
+    /// <summary>t.Grad += g (no-op when t needs no gradient).</summary>
+    public static void Accumulate(Tensor t, Tensor g, float alpha = 1f)
+    {
+        if (!t.RequiresGrad) return;
+        t.Device.Kernels.Elementwise.Accumulate(g.View, For(t).View, alpha);
+    }
+}
+
+/// <summary>Turns gradient recording off until disposed (evaluation, generation, optimizer updates).</summary>
+public sealed class NoGradScope : IDisposable
+{
+    private readonly ComputeDevice device;
+    private readonly bool previous;
+
+    public NoGradScope(ComputeDevice device)
+    {
+        this.device = device;
+        previous = device.GradEnabled;
+        device.GradEnabled = false;
+    }
+
+    public void Dispose() => device.GradEnabled = previous;
+}

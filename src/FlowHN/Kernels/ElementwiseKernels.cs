@@ -1,0 +1,147 @@
+using System.Reflection;
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>A pointwise function with its derivative side by side.</summary>
+public interface IUnaryFunction
+{
+    float Forward(float x);
+    /// <summary>d Forward / dx at x.</summary>
+    float Derivative(float x);
+}
+
+public struct SiluFunction : IUnaryFunction
+{
+    public float Forward(float x) => x / (1f + XMath.Exp(-x));
+
+    public float Derivative(float x)
+    {
+        float s = 1f / (1f + XMath.Exp(-x));
+        return s * (1f + x * (1f - s));
+    }
+}
+
+public struct SoftplusFunction : IUnaryFunction
+{
+    // log(1 + e^x) without overflow: above 20 the correction is below float precision.
+    public float Forward(float x) => x > 20f ? x : XMath.Log(1f + XMath.Exp(x));
+
+    public float Derivative(float x) => 1f / (1f + XMath.Exp(-x));
+}
+
+public struct ExpFunction : IUnaryFunction
+{
+    public float Forward(float x) => XMath.Exp(x);
+    public float Derivative(float x) => XMath.Exp(x);
+}
+
+/// <summary>Element-wise kernels, all grid-stride loops over contiguous views.</summary>
+public static class ElementwiseKernels
+{
+    private static int Stride => Grid.DimX * Group.DimX;
+
+    /// <summary>y = f(x).</summary>
+    public static void Map<TFunction>(int n, ArrayView<float> x, ArrayView<float> y)
+        where TFunction : struct, IUnaryFunction
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] = default(TFunction).Forward(x[i]);
+    }
+
+    /// <summary>dx += f'(x) * dy.</summary>
+    public static void MapBackward<TFunction>(int n, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+        where TFunction : struct, IUnaryFunction
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) dx[i] += default(TFunction).Derivative(x[i]) * dy[i];
+    }
+
+    /// <summary>y = alpha * a + beta * b (b may alias y; beta 0 never reads b).</summary>
+    public static void LinearCombination(int n, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, float alpha, float beta)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride)
+            y[i] = beta == 0f ? alpha * a[i] : alpha * a[i] + beta * b[i];
+    }
+
+    /// <summary>y = a * b.</summary>
+    public static void Multiply(int n, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] = a[i] * b[i];
+    }
+
+    /// <summary>y += a * b (the backward of a product).</summary>
+    public static void MultiplyAccumulate(int n, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] += a[i] * b[i];
+    }
+
+    /// <summary>y = value.</summary>
+    public static void Fill(int n, ArrayView<float> y, float value)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] = value;
+    }
+
+    /// <summary>y += alpha * scalar[0] (broadcasts a scalar's gradient).</summary>
+    public static void AccumulateScalar(int n, ArrayView<float> scalar, ArrayView<float> y, float alpha)
+    {
+        float value = alpha * scalar[0];
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] += value;
+    }
+
+    /// <summary>y = silu(a) * b, the SwiGLU gate.</summary>
+    public static void SwiGlu(int n, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] = default(SiluFunction).Forward(a[i]) * b[i];
+    }
+
+    /// <summary>da += dy * b * silu'(a); db += dy * silu(a).</summary>
+    public static void SwiGluBackward(int n, ArrayView<float> a, ArrayView<float> b, ArrayView<float> dy,
+        ArrayView<float> da, ArrayView<float> db)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride)
+        {
+            float g = dy[i];
+            da[i] += g * b[i] * default(SiluFunction).Derivative(a[i]);
+            db[i] += g * default(SiluFunction).Forward(a[i]);
+        }
+    }
+
+    /// <summary>Gathers a strided rank-4 view (shape padded with leading 1s) into contiguous y.</summary>
+    public static void StridedCopy(int n, ArrayView<float> x, ArrayView<float> y, StridedLayout layout)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += Stride) y[i] = x[layout.SourceIndex(i)];
+    }
+}
+
+/// <summary>Shape and strides of a view of rank up to four, in a struct a kernel can take.</summary>
+public struct StridedLayout
+{
+    public int D1, D2, D3;
+    public long S0, S1, S2, S3;
+
+    public static StridedLayout From(int[] shape, long[] strides)
+    {
+        if (shape.Length > 4) throw new ArgumentException("Strided copies support rank up to 4.");
+        int pad = 4 - shape.Length;
+        int Dim(int i) => i < pad ? 1 : shape[i - pad];
+        long StrideAt(int i) => i < pad ? 0 : strides[i - pad];
+        return new StridedLayout
+        {
+            D1 = Dim(1), D2 = Dim(2), D3 = Dim(3),
+            S0 = StrideAt(0), S1 = StrideAt(1), S2 = StrideAt(2), S3 = StrideAt(3),
+        };
+    }
+
+    public long SourceIndex(int flat)
+    {
+        int i3 = flat % D3;
+        int rest = flat / D3;
+        int i2 = rest % D2;
+        rest /= D2;
+        int i1 = rest % D1;
+        int i0 = rest / D1;
+        return i0 * S0 + i1 * S1 + i2 * S2 + i3 * S3;
+    }
+}

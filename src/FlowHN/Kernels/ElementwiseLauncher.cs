@@ -1,0 +1,92 @@
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+public enum UnaryOp { Silu, Softplus, Exp }
+
+/// <summary>Typed entry points for <see cref="ElementwiseKernels"/>.</summary>
+public sealed class ElementwiseLauncher : KernelFamily
+{
+    private readonly Dictionary<UnaryOp, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>>> map;
+    private readonly Dictionary<UnaryOp, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>> mapBackward;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float> linear;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> multiply;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> multiplyAccumulate;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, float> fill;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, float> accumulateScalar;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> swiGlu;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> swiGluBackward;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, StridedLayout> stridedCopy;
+
+    public ElementwiseLauncher(ComputeDevice device) : base(device)
+    {
+        map = new()
+        {
+            [UnaryOp.Silu] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Map<SiluFunction>),
+            [UnaryOp.Softplus] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Map<SoftplusFunction>),
+            [UnaryOp.Exp] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Map<ExpFunction>),
+        };
+        mapBackward = new()
+        {
+            [UnaryOp.Silu] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MapBackward<SiluFunction>),
+            [UnaryOp.Softplus] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MapBackward<SoftplusFunction>),
+            [UnaryOp.Exp] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MapBackward<ExpFunction>),
+        };
+        linear = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(ElementwiseKernels.LinearCombination);
+        multiply = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Multiply);
+        multiplyAccumulate = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MultiplyAccumulate);
+        fill = Load<int, ArrayView<float>, float>(ElementwiseKernels.Fill);
+        accumulateScalar = Load<int, ArrayView<float>, ArrayView<float>, float>(ElementwiseKernels.AccumulateScalar);
+        swiGlu = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
+        swiGluBackward = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            ElementwiseKernels.SwiGluBackward);
+        stridedCopy = Load<int, ArrayView<float>, ArrayView<float>, StridedLayout>(ElementwiseKernels.StridedCopy);
+    }
+
+    private KernelConfig Grid(ArrayView<float> y)
+    {
+        Counters.Kernel();
+        return Launch.Grid1D(Device, y.Length);
+    }
+
+    private static int N(ArrayView<float> y) => Launch.CheckedInt(y.Length, "element-wise operand");
+
+    public void Map(UnaryOp op, ArrayView<float> x, ArrayView<float> y) => map[op](Stream, Grid(y), N(y), x, y);
+
+    public void MapBackward(UnaryOp op, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx) =>
+        mapBackward[op](Stream, Grid(dx), N(dx), x, dy, dx);
+
+    /// <summary>y = alpha * a + beta * b.</summary>
+    public void LinearCombination(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, float alpha, float beta) =>
+        linear(Stream, Grid(y), N(y), a, b, y, alpha, beta);
+
+    /// <summary>y += alpha * x.</summary>
+    public void Accumulate(ArrayView<float> x, ArrayView<float> y, float alpha = 1f) => LinearCombination(x, y, y, alpha, 1f);
+
+    public void Copy(ArrayView<float> x, ArrayView<float> y) => LinearCombination(x, y, y, 1f, 0f);
+
+    public void Scale(ArrayView<float> x, ArrayView<float> y, float alpha) => LinearCombination(x, y, y, alpha, 0f);
+
+    public void Multiply(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => multiply(Stream, Grid(y), N(y), a, b, y);
+
+    public void MultiplyAccumulate(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) =>
+        multiplyAccumulate(Stream, Grid(y), N(y), a, b, y);
+
+    public void Fill(ArrayView<float> y, float value) => fill(Stream, Grid(y), N(y), y, value);
+
+    /// <summary>y += alpha * scalar[0].</summary>
+    public void AccumulateScalar(ArrayView<float> scalar, ArrayView<float> y, float alpha) =>
+        accumulateScalar(Stream, Grid(y), N(y), scalar, y, alpha);
+
+    public void SwiGlu(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => swiGlu(Stream, Grid(y), N(y), a, b, y);
+
+    public void SwiGluBackward(ArrayView<float> a, ArrayView<float> b, ArrayView<float> dy, ArrayView<float> da, ArrayView<float> db) =>
+        swiGluBackward(Stream, Grid(dy), N(dy), a, b, dy, da, db);
+
+    /// <summary>Copies any view of rank up to 4 into a contiguous tensor of the same shape.</summary>
+    public void StridedCopy(Tensor x, Tensor y) =>
+        stridedCopy(Stream, Grid(y.View), N(y.View), x.StridedView, y.View, StridedLayout.From(x.Shape, x.Strides));
+}

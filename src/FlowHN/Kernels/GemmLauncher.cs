@@ -1,0 +1,112 @@
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>
+/// Matrix products for every layer: cuBLAS on CUDA when available (unless --gemm ilgpu), else the ILGPU
+/// tiled kernel. Operands are rank-2 tensors or rank-3 batches, possibly transposed views.
+/// </summary>
+public sealed class GemmLauncher : KernelFamily, IDisposable
+{
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> tiled;
+    private readonly CublasHandle? cublas;
+
+    public GemmLauncher(ComputeDevice device) : base(device)
+    {
+        tiled = Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmKernels.Tiled);
+        var requested = device.Options.Gemm;
+        if (device.IsCuda && requested != GemmBackendKind.Ilgpu)
+        {
+            NativeLibraries.Register();
+            cublas = CublasHandle.TryCreate(device.Options.Tf32, out string reason);
+            if (cublas is null && requested == GemmBackendKind.Cublas)
+                throw new UserException($"--gemm cublas was requested but {reason}. Use --gemm ilgpu or install cuBLAS.");
+            FallbackReason = reason;
+        }
+        else if (requested == GemmBackendKind.Cublas)
+            throw new UserException("--gemm cublas needs a CUDA device; this run uses the CPU accelerator.");
+        BackendName = cublas is not null ? (device.Options.Tf32 ? "cuBLAS (TF32 tensor cores)" : "cuBLAS (fp32)") : "ILGPU tiled";
+    }
+
+    public string BackendName { get; }
+
+    /// <summary>Why cuBLAS is not used on a CUDA device, if it is not.</summary>
+    public string? FallbackReason { get; }
+
+    /// <summary>Whether matrix products run in TF32 (decides which peak MFU uses).</summary>
+    public bool UsesTf32 => cublas is not null && Device.Options.Tf32;
+
+    /// <summary>
+    /// c = alpha * a @ b + beta * c. Shapes [M,K] x [K,N] -> [M,N], or batched [B,M,K] x [B,K,N] -> [B,M,N]
+    /// (a rank-2 operand is shared by every batch). Transposed views are fine; c must be contiguous.
+    /// </summary>
+    public void MatMul(Tensor a, Tensor b, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        var s = Describe(a, b, c, alpha, beta, out int batch);
+        if (s.M == 0 || s.N == 0) return;
+        Counters.Matmul(s.M, s.N, s.K, batch);
+        if (s.K == 0)
+        {
+            Device.Kernels.Elementwise.Scale(c.View, c.View, beta);
+            return;
+        }
+        if (cublas is not null && CublasCompatible(s))
+            cublas.Gemm(Device.CurrentStream.NativeHandle, s, batch, Pointer(a), Pointer(b), c.View.LoadEffectiveAddressAsPtr());
+        else
+            RunTiled(a.StridedView, b.StridedView, c.View, s, batch);
+    }
+
+    /// <summary>Runs the ILGPU kernel with explicit tile parameters (tests use small tiles for ragged edges).</summary>
+    internal void RunTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int batch,
+        int threadsX = 0, int threadsY = 0, int tileK = 0)
+    {
+        if (threadsX == 0)
+        {
+            // CUDA: 16x16 threads, 64x64 tiles. CPU: the whole (small) group along N, one row of threads.
+            threadsX = Device.IsCuda ? 16 : Device.Accelerator.MaxNumThreadsPerGroup;
+            threadsY = Device.IsCuda ? 16 : 1;
+            tileK = Device.IsCuda ? 16 : 32;
+        }
+        int tileM = 4 * threadsY, tileN = 4 * threadsX;
+        var grid = new Index3D((s.N + tileN - 1) / tileN, (s.M + tileM - 1) / tileM, batch);
+        int shared = tileK * (tileM + 1) + tileK * (tileN + 1);
+        tiled(Stream, Launch.Config(grid, new Index3D(threadsX, threadsY, 1), shared), a, b, c, s, tileK);
+    }
+
+    private static IntPtr Pointer(Tensor t) => t.Block.View.SubView(t.Offset).LoadEffectiveAddressAsPtr();
+
+    /// <summary>cuBLAS needs, per operand, one unit stride and a leading dimension at least the other extent.</summary>
+    private static bool CublasCompatible(in GemmShape s) =>
+        LeadingOk(s.ARow, s.ACol, s.M, s.K) && LeadingOk(s.BRow, s.BCol, s.K, s.N) && s.CRow >= Math.Max(1, s.N);
+
+    private static bool LeadingOk(int rowStride, int colStride, int rows, int cols) =>
+        (colStride == 1 && rowStride >= Math.Max(1, cols)) || (rowStride == 1 && colStride >= Math.Max(1, rows));
+
+    internal static GemmShape Describe(Tensor a, Tensor b, Tensor c, float alpha, float beta, out int batch)
+    {
+        if (!c.IsContiguous) throw new ArgumentException("MatMul output must be contiguous.");
+        if (a.Rank is < 2 or > 3 || b.Rank is < 2 or > 3 || c.Rank != Math.Max(a.Rank, b.Rank))
+            throw new ArgumentException($"MatMul shapes {a.ShapeString} x {b.ShapeString} -> {c.ShapeString} not supported.");
+        batch = c.Rank == 3 ? c.Shape[0] : 1;
+        int m = a.Dim(-2), k = a.Dim(-1), n = b.Dim(-1);
+        if (b.Dim(-2) != k || c.Dim(-2) != m || c.Dim(-1) != n || (a.Rank == 3 && a.Shape[0] != batch) ||
+            (b.Rank == 3 && b.Shape[0] != batch))
+            throw new ArgumentException($"MatMul shapes {a.ShapeString} x {b.ShapeString} -> {c.ShapeString} do not match.");
+        return new GemmShape
+        {
+            M = m, N = n, K = k,
+            ARow = (int)a.Strides[^2], ACol = (int)a.Strides[^1],
+            BRow = (int)b.Strides[^2], BCol = (int)b.Strides[^1],
+            CRow = (int)c.Strides[^2],
+            ABatch = a.Rank == 3 ? a.Strides[0] : 0,
+            BBatch = b.Rank == 3 ? b.Strides[0] : 0,
+            CBatch = c.Rank == 3 ? c.Strides[0] : 0,
+            Alpha = alpha, Beta = beta,
+        };
+    }
+
+    public void Dispose() => cublas?.Dispose();
+}

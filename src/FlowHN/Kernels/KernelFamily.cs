@@ -1,0 +1,65 @@
+using System.Reflection;
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>
+/// Base of a kernel family's launcher: loads (compiles) each kernel once when the family is created and
+/// remembers the kernel methods, so tests can compile every kernel to PTX.
+/// </summary>
+public abstract class KernelFamily
+{
+    private readonly List<MethodInfo> methods = new();
+
+    protected KernelFamily(ComputeDevice device) => Device = device;
+
+    protected ComputeDevice Device { get; }
+
+    /// <summary>The stream launches go to (the device's current stream).</summary>
+    protected AcceleratorStream Stream => Device.CurrentStream.Native;
+
+    protected LaunchCounters Counters => Device.Counters;
+
+    public IReadOnlyList<MethodInfo> KernelMethods => methods;
+
+    private T Track<T>(T kernel) where T : Delegate
+    {
+        methods.Add(kernel.Method);
+        return kernel;
+    }
+
+    /// <summary>Records a kernel loaded directly through ILGPU (more parameters than the overloads below take).</summary>
+    protected void RegisterExtra(Delegate kernel) => methods.Add(kernel.Method);
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2> Load<T1, T2>(Action<T1, T2> kernel)
+        where T1 : struct where T2 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2, T3> Load<T1, T2, T3>(Action<T1, T2, T3> kernel)
+        where T1 : struct where T2 : struct where T3 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4> Load<T1, T2, T3, T4>(Action<T1, T2, T3, T4> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct =>
+        Device.Accelerator.LoadKernel(Track(kernel));
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5> Load<T1, T2, T3, T4, T5>(
+        Action<T1, T2, T3, T4, T5> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct =>
+        Device.Accelerator.LoadKernel(Track(kernel));
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6> Load<T1, T2, T3, T4, T5, T6>(
+        Action<T1, T2, T3, T4, T5, T6> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct =>
+        Device.Accelerator.LoadKernel(Track(kernel));
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7> Load<T1, T2, T3, T4, T5, T6, T7>(
+        Action<T1, T2, T3, T4, T5, T6, T7> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+        where T7 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+
+    protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8> Load<T1, T2, T3, T4, T5, T6, T7, T8>(
+        Action<T1, T2, T3, T4, T5, T6, T7, T8> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
+        where T7 : struct where T8 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+}

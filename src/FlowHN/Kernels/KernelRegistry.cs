@@ -1,0 +1,46 @@
+using System.Reflection;
+using FlowHN.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>The kernel families of a device, each created (and its kernels compiled) on first use.</summary>
+public sealed class KernelRegistry : IDisposable
+{
+    private readonly Lazy<ElementwiseLauncher> elementwise;
+    private readonly Lazy<ReduceLauncher> reduce;
+    private readonly Lazy<NormLauncher> norm;
+    private readonly Lazy<EmbeddingLauncher> embedding;
+    private readonly Lazy<CrossEntropyLauncher> crossEntropy;
+    private readonly Lazy<OptimLauncher> optim;
+    private readonly Lazy<GemmLauncher> gemm;
+
+    public KernelRegistry(ComputeDevice device)
+    {
+        elementwise = new(() => new ElementwiseLauncher(device));
+        reduce = new(() => new ReduceLauncher(device));
+        norm = new(() => new NormLauncher(device));
+        embedding = new(() => new EmbeddingLauncher(device));
+        crossEntropy = new(() => new CrossEntropyLauncher(device));
+        optim = new(() => new OptimLauncher(device));
+        gemm = new(() => new GemmLauncher(device));
+    }
+
+    public ElementwiseLauncher Elementwise => elementwise.Value;
+    public ReduceLauncher Reduce => reduce.Value;
+    public NormLauncher Norm => norm.Value;
+    public EmbeddingLauncher Embedding => embedding.Value;
+    public CrossEntropyLauncher CrossEntropy => crossEntropy.Value;
+    public OptimLauncher Optim => optim.Value;
+    public GemmLauncher Gemm => gemm.Value;
+
+    /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
+    public IReadOnlyList<KernelFamily> All =>
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm];
+
+    public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
+
+    public void Dispose()
+    {
+        if (gemm.IsValueCreated) gemm.Value.Dispose();
+    }
+}

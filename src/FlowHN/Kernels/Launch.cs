@@ -1,0 +1,63 @@
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>Launch geometry shared by the kernel families.</summary>
+internal static class Launch
+{
+    /// <summary>
+    /// A grid for grid-stride loops over <paramref name="n"/> elements: enough groups to fill the device,
+    /// never more than the work needs. On the CPU accelerator one group per multiprocessor is fastest.
+    /// </summary>
+    public static KernelConfig Grid1D(ComputeDevice device, long n, int sharedFloats = 0)
+    {
+        int group = device.GroupSize;
+        long needed = Math.Max(1, (n + group - 1) / group);
+        int cap = device.IsCuda ? device.Accelerator.NumMultiprocessors * 16 : device.Accelerator.NumMultiprocessors;
+        int groups = (int)Math.Min(needed, cap);
+        return Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), sharedFloats);
+    }
+
+    /// <summary>One group per row, the group's threads striding over the row.</summary>
+    public static KernelConfig PerRow(ComputeDevice device, int rows, int rowLength)
+    {
+        int group = device.IsCuda ? RowGroupSize(rowLength) : device.Accelerator.MaxNumThreadsPerGroup;
+        return Config(new Index3D(Math.Max(1, rows), 1, 1), new Index3D(group, 1, 1), group);
+    }
+
+    private static int RowGroupSize(int rowLength) => rowLength >= 4096 ? 512 : rowLength >= 1024 ? 256 : 128;
+
+    public static KernelConfig Config(Index3D grid, Index3D group, int sharedFloats) =>
+        sharedFloats > 0
+            ? new KernelConfig(grid, group, SharedMemoryConfig.RequestDynamic<float>(sharedFloats))
+            : new KernelConfig(grid, group);
+
+    public static int CheckedInt(long n, string what)
+    {
+        if (n > int.MaxValue) throw new ArgumentException($"{what} has {n} elements; kernels index with 32-bit ints.");
+        return (int)n;
+    }
+}
+
+/// <summary>Counts what the launchers put on the device, for FLOP accounting and launch budgets.</summary>
+public sealed class LaunchCounters
+{
+    public long Launches { get; private set; }
+    public double MatmulFlops { get; private set; }
+
+    internal void Kernel() => Launches++;
+
+    internal void Matmul(long m, long n, long k, long batch)
+    {
+        Launches++;
+        MatmulFlops += 2.0 * m * n * k * batch;
+    }
+
+    public void Reset()
+    {
+        Launches = 0;
+        MatmulFlops = 0;
+    }
+}

@@ -1,0 +1,71 @@
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+public enum ReductionKind { Sum, SumOfSquares, Max }
+
+/// <summary>Typed entry points for <see cref="ReduceKernels"/>.</summary>
+public sealed class ReduceLauncher : KernelFamily
+{
+    private readonly Dictionary<ReductionKind, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>>> partials;
+    private readonly Dictionary<ReductionKind, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, int, float>> finish;
+    private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> columnPartials;
+    private readonly Action<AcceleratorStream, KernelConfig, int, int, ArrayView<float>, ArrayView<float>> columnFinish;
+
+    public ReduceLauncher(ComputeDevice device) : base(device)
+    {
+        partials = new()
+        {
+            [ReductionKind.Sum] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.Partials<SumReduction>),
+            [ReductionKind.SumOfSquares] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.Partials<SumOfSquaresReduction>),
+            [ReductionKind.Max] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.Partials<MaxReduction>),
+        };
+        // Partials are already mapped (squared), so every finish only combines.
+        finish = new()
+        {
+            [ReductionKind.Sum] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.Finish<SumReduction>),
+            [ReductionKind.SumOfSquares] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.Finish<SumReduction>),
+            [ReductionKind.Max] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.Finish<MaxReduction>),
+        };
+        columnPartials = Load<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
+            ReduceKernels.ColumnSumPartials);
+        columnFinish = Load<int, int, ArrayView<float>, ArrayView<float>>(ReduceKernels.ColumnSumFinish);
+    }
+
+    /// <summary>result[index] = scale * reduce(x). Stays on the device: nothing is read back.</summary>
+    public void Reduce(ReductionKind kind, ArrayView<float> x, ArrayView<float> result, int index = 0, float scale = 1f)
+    {
+        int n = Launch.CheckedInt(x.Length, "reduction input");
+        var config = Launch.Grid1D(Device, n, Device.GroupSize);
+        var scratch = Device.Allocator.Allocate(config.GridDim.X);
+        partials[kind](Stream, config, n, x, scratch.View);
+        int group = Device.GroupSize;
+        finish[kind](Stream, Launch.Config(new Index3D(1, 1, 1), new Index3D(group, 1, 1), group),
+            config.GridDim.X, scratch.View, result, index, scale);
+        Counters.Kernel();
+        Counters.Kernel();
+        Device.Allocator.Free(scratch); // reuse is stream-ordered, so freeing right after queueing is safe
+    }
+
+    /// <summary>
+    /// y[j] += sum over rows of a[r, j], or of a[r, j] * b[r, j] * rowScale[r] when b and rowScale are given.
+    /// </summary>
+    public void ColumnSum(int rows, int cols, ArrayView<float> a, ArrayView<float> y,
+        ArrayView<float> b = default, ArrayView<float> rowScale = default)
+    {
+        bool weighted = b.IsValid;
+        int rowsPerChunk = Device.IsCuda ? 64 : Math.Max(64, rows / Device.Accelerator.NumMultiprocessors + 1);
+        int chunks = Math.Max(1, (rows + rowsPerChunk - 1) / rowsPerChunk);
+        var partial = Device.Allocator.Allocate((long)chunks * cols);
+        int group = Device.GroupSize;
+        var grid = new Index3D((cols + group - 1) / group, chunks, 1);
+        columnPartials(Stream, new KernelConfig(grid, new Index3D(group, 1, 1)), rows, cols, rowsPerChunk, a,
+            weighted ? b : a, weighted ? rowScale : a, partial.View, weighted ? 1 : 0);
+        columnFinish(Stream, Launch.Grid1D(Device, cols), chunks, cols, partial.View, y);
+        Counters.Kernel();
+        Counters.Kernel();
+        Device.Allocator.Free(partial);
+    }
+}

@@ -1,0 +1,134 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Runtime;
+
+/// <summary>
+/// One device allocation handed out by the <see cref="CachingAllocator"/>. Every tensor element is 4 bytes
+/// (float32 or int32), so blocks are float buffers and integer tensors view them through a cast.
+/// </summary>
+public sealed class DeviceBlock
+{
+    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements)
+    {
+        Buffer = buffer;
+        BucketElements = bucketElements;
+    }
+
+    internal MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
+    public long BucketElements { get; }
+    public bool IsFreed { get; internal set; }
+
+    public ArrayView<float> View
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(IsFreed, this);
+            return Buffer.View;
+        }
+    }
+}
+
+/// <summary>
+/// Serves device memory from free lists keyed by a rounded size, so a training step that repeats the same
+/// shapes reuses the same blocks and never calls the driver after the first step. Counters make that testable.
+/// Blocks are reused in stream order: a block freed after work was queued on one stream must not be handed to
+/// another stream before that work is done (callers that use several streams join them before freeing).
+/// </summary>
+public sealed class CachingAllocator : IDisposable
+{
+    private const long SmallestBucket = 64;             // 256 bytes, the CUDA allocation granularity
+    private const long LargeBucketStep = 1L << 20;      // above 4 MiB, round to 4 MiB steps
+    private readonly Accelerator accelerator;
+    private readonly Dictionary<long, Stack<MemoryBuffer1D<float, Stride1D.Dense>>> free = new();
+
+    public CachingAllocator(Accelerator accelerator) => this.accelerator = accelerator;
+
+    public long BytesInUse { get; private set; }
+    public long PeakBytesInUse { get; private set; }
+    public long BytesReserved { get; private set; }
+    public long DriverAllocations { get; private set; }
+    public long CacheHits { get; private set; }
+
+    /// <summary>Rounds a request up to its bucket: powers of two up to 4 MiB, then 4 MiB steps.</summary>
+    public static long BucketFor(long elements)
+    {
+        if (elements <= SmallestBucket) return SmallestBucket;
+        if (elements <= LargeBucketStep) return (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)elements);
+        return (elements + LargeBucketStep - 1) / LargeBucketStep * LargeBucketStep;
+    }
+
+    public DeviceBlock Allocate(long elements)
+    {
+        long bucket = BucketFor(elements);
+        MemoryBuffer1D<float, Stride1D.Dense> buffer;
+        if (free.TryGetValue(bucket, out var stack) && stack.Count > 0)
+        {
+            buffer = stack.Pop();
+            CacheHits++;
+        }
+        else buffer = AllocateFromDriver(bucket);
+        BytesInUse += bucket * sizeof(float);
+        PeakBytesInUse = Math.Max(PeakBytesInUse, BytesInUse);
+        return new DeviceBlock(buffer, bucket);
+    }
+
+    public void Free(DeviceBlock block)
+    {
+        if (block.IsFreed) return;
+        block.IsFreed = true;
+        BytesInUse -= block.BucketElements * sizeof(float);
+        if (!free.TryGetValue(block.BucketElements, out var stack)) free[block.BucketElements] = stack = new();
+        stack.Push(block.Buffer);
+    }
+
+    /// <summary>Returns every cached (unused) block to the driver.</summary>
+    public void ReleaseCached()
+    {
+        foreach (var stack in free.Values)
+            while (stack.Count > 0)
+            {
+                var buffer = stack.Pop();
+                BytesReserved -= buffer.LengthInBytes;
+                buffer.Dispose();
+            }
+    }
+
+    public void ResetPeak() => PeakBytesInUse = BytesInUse;
+
+    private MemoryBuffer1D<float, Stride1D.Dense> AllocateFromDriver(long bucket)
+    {
+        try
+        {
+            return Count(accelerator.Allocate1D<float>(bucket));
+        }
+        catch (Exception first) when (first is OutOfMemoryException or AcceleratorException)
+        {
+            ReleaseCached();
+            try
+            {
+                return Count(accelerator.Allocate1D<float>(bucket));
+            }
+            catch (Exception second) when (second is OutOfMemoryException or AcceleratorException)
+            {
+                throw new UserException(
+                    $"Out of device memory allocating {bucket * 4.0 / (1 << 20):0.#} MiB " +
+                    $"({BytesInUse / (double)(1 << 30):0.##} GiB already in use on {accelerator.Name}). " +
+                    "Use a smaller --batch or --seq, or a smaller preset.", second);
+            }
+        }
+    }
+
+    private MemoryBuffer1D<float, Stride1D.Dense> Count(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        DriverAllocations++;
+        BytesReserved += buffer.LengthInBytes;
+        return buffer;
+    }
+
+    public void Dispose()
+    {
+        ReleaseCached();
+        free.Clear();
+    }
+}

@@ -1,0 +1,161 @@
+using FlowHN.Autograd;
+using FlowHN.Kernels;
+using FlowHN.Tensors;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace FlowHN.Runtime;
+
+/// <summary>
+/// The one place that owns the ILGPU context and accelerator, its streams, the caching allocator, the kernel
+/// launchers and the autograd tape. Everything that touches the device goes through an instance of this.
+/// </summary>
+public sealed class ComputeDevice : IDisposable
+{
+    private readonly Stack<TensorScope> scopes = new();
+
+    private ComputeDevice(Context context, Accelerator accelerator, DeviceOptions options)
+    {
+        Context = context;
+        Accelerator = accelerator;
+        Options = options;
+        IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false);
+        CurrentStream = DefaultStream;
+        Allocator = new CachingAllocator(accelerator);
+        Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
+        Kernels = new KernelRegistry(this);
+        Tape = new Tape();
+    }
+
+    public Context Context { get; }
+    public Accelerator Accelerator { get; }
+    public DeviceOptions Options { get; }
+    public bool IsCuda { get; }
+    public bool IsDisposed { get; private set; }
+    public string Name => Accelerator.Name;
+    public DeviceStream DefaultStream { get; }
+
+    /// <summary>The stream kernel launches go to; switch it with <see cref="UseStream"/>.</summary>
+    public DeviceStream CurrentStream { get; private set; }
+
+    public LaunchCounters Counters { get; } = new();
+    public CachingAllocator Allocator { get; }
+    public PeakFlops Peak { get; }
+    public KernelRegistry Kernels { get; }
+    public Tape Tape { get; }
+
+    /// <summary>Whether operations record their backward on the tape (off inside a no-grad scope).</summary>
+    public bool GradEnabled { get; internal set; } = true;
+
+    /// <summary>Threads per group kernels should use for one-dimensional work on this device.</summary>
+    public int GroupSize => IsCuda ? 256 : Accelerator.MaxNumThreadsPerGroup;
+
+    public static ComputeDevice Create(DeviceOptions? options = null)
+    {
+        options ??= new DeviceOptions();
+        NativeLibraries.Register();
+        bool wantCuda = options.Device != DeviceKind.Cpu;
+        int multiprocessors = options.CpuMultiprocessors > 0 ? options.CpuMultiprocessors : Environment.ProcessorCount;
+        var cpu = new CPUDevice(options.CpuWarpSize, options.CpuWarpsPerGroup, multiprocessors);
+        Context context = Context.Create(builder =>
+        {
+            builder.Optimize(options.Optimize ? OptimizationLevel.O2 : OptimizationLevel.O1).EnableAlgorithms();
+            builder.CPU(cpu);
+            if (wantCuda) TryAddCuda(builder);
+        });
+        try
+        {
+            var cudaDevices = context.GetCudaDevices();
+            if (options.Device == DeviceKind.Cuda && cudaDevices.Count == 0)
+                throw new UserException("No CUDA device was found (is the NVIDIA driver installed and libcuda.so.1 on the " +
+                                        "library path?). Use --device cpu to run on the CPU.");
+            Accelerator accelerator = wantCuda && cudaDevices.Count > 0
+                ? context.CreateCudaAccelerator(0)
+                : context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+            return new ComputeDevice(context, accelerator, options);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    private static void TryAddCuda(Context.Builder builder)
+    {
+        try
+        {
+            builder.Cuda();
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            // No CUDA driver on this machine: the CPU accelerator remains.
+        }
+    }
+
+    /// <summary>A rough fp32 peak for devices missing from the table (clearly labelled an estimate).</summary>
+    private double EstimatePeak()
+    {
+        if (Accelerator is CudaAccelerator cuda)
+            return cuda.NumMultiprocessors * 128.0 * 2.0 * cuda.ClockRate * 1e3; // 128 fp32 lanes per SM, FMA = 2
+        return Environment.ProcessorCount * 3e9 * 32; // AVX2: two 8-wide FMA units at ~3 GHz
+    }
+
+    public DeviceStream CreateStream() => new(Accelerator.CreateStream(), owned: true);
+
+    /// <summary>Sends launches to <paramref name="stream"/> until the returned scope is disposed.</summary>
+    public IDisposable UseStream(DeviceStream stream)
+    {
+        var previous = CurrentStream;
+        CurrentStream = stream;
+        return new Restore(() => CurrentStream = previous);
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
+    public DeviceEvent CreateEvent(bool timing = false) => new(this, timing);
+
+    public void Synchronize() => Accelerator.Synchronize();
+
+    /// <summary>
+    /// Starts a scope: tensors allocated until it is disposed are returned to the allocator when it is.
+    /// A training step runs inside one, so its activations and gradients are recycled every step.
+    /// </summary>
+    public TensorScope BeginScope()
+    {
+        var scope = new TensorScope(this);
+        scopes.Push(scope);
+        return scope;
+    }
+
+    internal TensorScope? CurrentScope => scopes.Count > 0 ? scopes.Peek() : null;
+
+    internal void EndScope(TensorScope scope)
+    {
+        if (scopes.Count == 0 || scopes.Peek() != scope)
+            throw new InvalidOperationException("Tensor scopes must be disposed in reverse order of creation.");
+        scopes.Pop();
+    }
+
+    public string Describe() =>
+        $"{Name} ({(IsCuda ? "CUDA" : "CPU accelerator")}, {Accelerator.MemorySize / (double)(1L << 30):0.##} GiB, " +
+        $"{Accelerator.NumMultiprocessors} multiprocessors, warp {Accelerator.WarpSize}, " +
+        $"{Accelerator.MaxNumThreadsPerGroup} threads per group max)";
+
+    public void Dispose()
+    {
+        if (IsDisposed) return;
+        Synchronize();
+        Kernels.Dispose();
+        Allocator.Dispose();
+        IsDisposed = true;
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+}

@@ -1,0 +1,37 @@
+using System.Runtime.InteropServices;
+
+namespace FlowHN.Runtime;
+
+/// <summary>
+/// The few CUDA driver calls ILGPU does not expose: events for cross-stream ordering and device timing.
+/// "cuda" resolves to libcuda.so.1 through <see cref="NativeLibraries"/>.
+/// </summary>
+internal static class CudaDriver
+{
+    private const string Lib = "cuda";
+    public const uint EventDefault = 0x0;
+    public const uint EventDisableTiming = 0x2;
+
+    [DllImport(Lib, EntryPoint = "cuEventCreate")]
+    public static extern int EventCreate(out IntPtr handle, uint flags);
+
+    [DllImport(Lib, EntryPoint = "cuEventDestroy_v2")]
+    public static extern int EventDestroy(IntPtr handle);
+
+    [DllImport(Lib, EntryPoint = "cuEventRecord")]
+    public static extern int EventRecord(IntPtr handle, IntPtr stream);
+
+    [DllImport(Lib, EntryPoint = "cuStreamWaitEvent")]
+    public static extern int StreamWaitEvent(IntPtr stream, IntPtr handle, uint flags);
+
+    [DllImport(Lib, EntryPoint = "cuEventSynchronize")]
+    public static extern int EventSynchronize(IntPtr handle);
+
+    [DllImport(Lib, EntryPoint = "cuEventElapsedTime")]
+    public static extern int EventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);
+
+    public static void Check(int status, string call)
+    {
+        if (status != 0) throw new InvalidOperationException($"CUDA driver call {call} failed with error {status}.");
+    }
+}

@@ -1,0 +1,40 @@
+namespace FlowHN.Runtime;
+
+public enum DeviceKind { Auto, Cuda, Cpu }
+
+public enum GemmBackendKind { Auto, Ilgpu, Cublas }
+
+/// <summary>Everything that decides which device runs and how; parsed from the command line.</summary>
+public sealed record DeviceOptions
+{
+    public DeviceKind Device { get; init; } = DeviceKind.Auto;
+    public GemmBackendKind Gemm { get; init; } = GemmBackendKind.Auto;
+    /// <summary>Tensor-core TF32 matrix products on CUDA (opt-in: it changes results in the 4th digit).</summary>
+    public bool Tf32 { get; init; }
+    /// <summary>Overrides the peak FLOP/s table, in TFLOP/s.</summary>
+    public double? PeakTflops { get; init; }
+    /// <summary>CPU accelerator: threads per warp (at least 2 so warp-level code paths are exercised).</summary>
+    public int CpuWarpSize { get; init; } = 2;
+    /// <summary>CPU accelerator: warps per group.</summary>
+    public int CpuWarpsPerGroup { get; init; } = 1;
+    /// <summary>CPU accelerator: multiprocessors (OS threads running groups); 0 = one per core.</summary>
+    public int CpuMultiprocessors { get; init; }
+    /// <summary>Compile kernels with full optimisation (slower start-up, faster kernels).</summary>
+    public bool Optimize { get; init; } = true;
+
+    public static DeviceKind ParseDevice(string value) => value.ToLowerInvariant() switch
+    {
+        "auto" => DeviceKind.Auto,
+        "cuda" or "gpu" => DeviceKind.Cuda,
+        "cpu" => DeviceKind.Cpu,
+        _ => throw new UserException($"Unknown device '{value}'. Use one of: auto, cuda, cpu."),
+    };
+
+    public static GemmBackendKind ParseGemm(string value) => value.ToLowerInvariant() switch
+    {
+        "auto" => GemmBackendKind.Auto,
+        "ilgpu" => GemmBackendKind.Ilgpu,
+        "cublas" => GemmBackendKind.Cublas,
+        _ => throw new UserException($"Unknown GEMM backend '{value}'. Use one of: auto, ilgpu, cublas."),
+    };
+}

@@ -1,0 +1,34 @@
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+namespace FlowHN.Runtime;
+
+/// <summary>An accelerator stream plus cross-stream ordering through events.</summary>
+public sealed class DeviceStream : IDisposable
+{
+    private readonly bool owned;
+
+    internal DeviceStream(AcceleratorStream stream, bool owned)
+    {
+        Native = stream;
+        this.owned = owned;
+    }
+
+    public AcceleratorStream Native { get; }
+
+    internal IntPtr NativeHandle => Native is CudaStream cuda ? cuda.StreamPtr : IntPtr.Zero;
+
+    /// <summary>Makes all later work on this stream wait for <paramref name="evt"/> (no host wait).</summary>
+    public void Wait(DeviceEvent evt)
+    {
+        if (evt.Handle != IntPtr.Zero)
+            CudaDriver.Check(CudaDriver.StreamWaitEvent(NativeHandle, evt.Handle, 0), "cuStreamWaitEvent");
+    }
+
+    public void Synchronize() => Native.Synchronize();
+
+    public void Dispose()
+    {
+        if (owned) Native.Dispose();
+    }
+}

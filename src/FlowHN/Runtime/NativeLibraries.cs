@@ -1,0 +1,41 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Runtime.Loader;
+
+namespace FlowHN.Runtime;
+
+/// <summary>
+/// Finds the CUDA driver and cuBLAS under the names Linux machines actually ship.
+/// ILGPU asks for <c>libcuda.so</c>, which often exists only as <c>libcuda.so.1</c> (no developer symlink);
+/// cuBLAS carries its major version in the file name. The handler runs only after the default lookup failed.
+/// </summary>
+public static class NativeLibraries
+{
+    private static int registered;
+
+    /// <summary>cuBLAS file names tried in order, newest first.</summary>
+    public static readonly string[] CublasCandidates =
+        Enumerable.Range(10, 4).Reverse().Select(v => $"libcublas.so.{v}").Prepend("libcublas.so").ToArray();
+
+    public static void Register()
+    {
+        if (Interlocked.Exchange(ref registered, 1) == 1) return;
+        AssemblyLoadContext.Default.ResolvingUnmanagedDll += Resolve;
+    }
+
+    private static IntPtr Resolve(Assembly assembly, string name)
+    {
+        string lower = name.ToLowerInvariant();
+        if (lower.Contains("cublas")) return TryLoadFirst(CublasCandidates);
+        if (lower is "cuda" or "nvcuda" or "libcuda" or "libcuda.so") return TryLoadFirst(["libcuda.so.1", "libcuda.so"]);
+        return IntPtr.Zero;
+    }
+
+    /// <summary>Loads the first library that exists; returns zero when none does.</summary>
+    public static IntPtr TryLoadFirst(IEnumerable<string> names)
+    {
+        foreach (string candidate in names)
+            if (NativeLibrary.TryLoad(candidate, out IntPtr handle)) return handle;
+        return IntPtr.Zero;
+    }
+}

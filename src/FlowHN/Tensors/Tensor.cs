@@ -1,0 +1,239 @@
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Tensors;
+
+public enum DType { Float32, Int32 }
+
+/// <summary>
+/// A view of device memory: a block, an element offset, a shape and element strides. Several tensors may view
+/// one block (reshape, slice, transpose); only the tensor that allocated the block frees it. Kernels take
+/// contiguous tensors except the matrix product, which takes strides.
+/// </summary>
+public class Tensor : IDisposable
+{
+    internal Tensor(ComputeDevice device, DeviceBlock block, long offset, int[] shape, long[] strides, DType dtype, bool ownsBlock)
+    {
+        Device = device;
+        Block = block;
+        Offset = offset;
+        Shape = shape;
+        Strides = strides;
+        DType = dtype;
+        OwnsBlock = ownsBlock;
+    }
+
+    public ComputeDevice Device { get; }
+    internal DeviceBlock Block { get; }
+    public long Offset { get; }
+    public int[] Shape { get; }
+    public long[] Strides { get; }
+    public DType DType { get; }
+    internal bool OwnsBlock { get; }
+    public bool IsDisposed => Block.IsFreed;
+
+    // Autograd state (see Autograd/Tape.cs).
+    public bool RequiresGrad { get; set; }
+    public Tensor? Grad { get; internal set; }
+
+    public int Rank => Shape.Length;
+    public long Length => ShapeLength(Shape);
+    public int Dim(int axis) => Shape[axis < 0 ? Shape.Length + axis : axis];
+
+    public static long ShapeLength(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (int d in shape) n *= d;
+        return n;
+    }
+
+    public static long[] ContiguousStrides(int[] shape)
+    {
+        var strides = new long[shape.Length];
+        long s = 1;
+        for (int i = shape.Length - 1; i >= 0; i--)
+        {
+            strides[i] = s;
+            s *= shape[i];
+        }
+        return strides;
+    }
+
+    public bool IsContiguous
+    {
+        get
+        {
+            long s = 1;
+            for (int i = Shape.Length - 1; i >= 0; i--)
+            {
+                if (Shape[i] != 1 && Strides[i] != s) return false;
+                s *= Shape[i];
+            }
+            return true;
+        }
+    }
+
+    /// <summary>The elements of a contiguous float tensor.</summary>
+    public ArrayView<float> View
+    {
+        get
+        {
+            RequireContiguous();
+            if (DType != DType.Float32) throw new InvalidOperationException("View is for float tensors; use IntView.");
+            return Block.View.SubView(Offset, Length);
+        }
+    }
+
+    /// <summary>The elements of a contiguous int tensor.</summary>
+    public ArrayView<int> IntView
+    {
+        get
+        {
+            RequireContiguous();
+            if (DType != DType.Int32) throw new InvalidOperationException("IntView is for int tensors; use View.");
+            return Block.View.SubView(Offset, Length).Cast<int>();
+        }
+    }
+
+    /// <summary>The whole block from this tensor's offset on, for kernels that index with strides.</summary>
+    internal ArrayView<float> StridedView => Block.View.SubView(Offset);
+
+    private void RequireContiguous()
+    {
+        if (!IsContiguous)
+            throw new InvalidOperationException($"Tensor {ShapeString} is not contiguous; call Contiguous() first.");
+    }
+
+    public string ShapeString => "[" + string.Join(", ", Shape) + "]";
+
+    public override string ToString() => $"Tensor{ShapeString} {DType}";
+
+    // ---- creation -------------------------------------------------------------------------------------
+
+    /// <summary>Uninitialised storage; inside a scope it is freed when the scope ends.</summary>
+    public static Tensor Empty(ComputeDevice device, int[] shape, DType dtype = DType.Float32)
+    {
+        foreach (int d in shape)
+            if (d < 0) throw new ArgumentException($"Negative dimension in shape [{string.Join(", ", shape)}].");
+        var block = device.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
+        device.CurrentScope?.Track(block);
+        return new Tensor(device, block, 0, (int[])shape.Clone(), ContiguousStrides(shape), dtype, ownsBlock: true);
+    }
+
+    public static Tensor Zeros(ComputeDevice device, int[] shape, DType dtype = DType.Float32)
+    {
+        var t = Empty(device, shape, dtype);
+        t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.DefaultStream.Native);
+        return t;
+    }
+
+    public static Tensor FromArray(ComputeDevice device, float[] data, params int[] shape)
+    {
+        if (ShapeLength(shape) != data.Length)
+            throw new ArgumentException($"{data.Length} values do not fill shape [{string.Join(", ", shape)}].");
+        var t = Empty(device, shape);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    public static Tensor FromArray(ComputeDevice device, int[] data, params int[] shape)
+    {
+        if (ShapeLength(shape) != data.Length)
+            throw new ArgumentException($"{data.Length} values do not fill shape [{string.Join(", ", shape)}].");
+        var t = Empty(device, shape, DType.Int32);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    // ---- host copies ----------------------------------------------------------------------------------
+
+    public void CopyFrom(float[] data)
+    {
+        if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
+        View.CopyFromCPU(Device.DefaultStream.Native, data);
+    }
+
+    public void CopyFrom(int[] data)
+    {
+        if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
+        IntView.CopyFromCPU(Device.DefaultStream.Native, data);
+    }
+
+    /// <summary>Downloads a contiguous float tensor (waits for queued work).</summary>
+    public float[] ToArray()
+    {
+        var result = new float[Length];
+        View.CopyToCPU(Device.DefaultStream.Native, result);
+        Device.DefaultStream.Synchronize();
+        return result;
+    }
+
+    public int[] ToIntArray()
+    {
+        var result = new int[Length];
+        IntView.CopyToCPU(Device.DefaultStream.Native, result);
+        Device.DefaultStream.Synchronize();
+        return result;
+    }
+
+    /// <summary>Reads a one-element tensor.</summary>
+    public float Item()
+    {
+        if (Length != 1) throw new InvalidOperationException($"Item() needs one element, tensor has shape {ShapeString}.");
+        return ToArray()[0];
+    }
+
+    // ---- views (no copies) ----------------------------------------------------------------------------
+
+    internal Tensor ViewAs(int[] shape, long[] strides, long offset) =>
+        new(Device, Block, offset, shape, strides, DType, ownsBlock: false);
+
+    /// <summary>Same elements, new shape (contiguous tensors only); one dimension may be -1.</summary>
+    public Tensor ReshapeView(params int[] shape)
+    {
+        RequireContiguous();
+        shape = ResolveShape(shape, Length);
+        return ViewAs(shape, ContiguousStrides(shape), Offset);
+    }
+
+    /// <summary>Swaps two axes by swapping strides.</summary>
+    public Tensor TransposeView(int axisA, int axisB)
+    {
+        var shape = (int[])Shape.Clone();
+        var strides = (long[])Strides.Clone();
+        (shape[axisA], shape[axisB]) = (shape[axisB], shape[axisA]);
+        (strides[axisA], strides[axisB]) = (strides[axisB], strides[axisA]);
+        return ViewAs(shape, strides, Offset);
+    }
+
+    /// <summary>Rows <paramref name="start"/>..start+count of the first axis.</summary>
+    public Tensor SliceView(int start, int count)
+    {
+        if (start < 0 || count < 0 || start + count > Shape[0])
+            throw new ArgumentOutOfRangeException(nameof(start), $"Slice {start}+{count} outside axis of {Shape[0]}.");
+        var shape = (int[])Shape.Clone();
+        shape[0] = count;
+        return ViewAs(shape, (long[])Strides.Clone(), Offset + start * Strides[0]);
+    }
+
+    internal static int[] ResolveShape(int[] shape, long length)
+    {
+        shape = (int[])shape.Clone();
+        int unknown = Array.IndexOf(shape, -1);
+        if (unknown >= 0)
+        {
+            long known = 1;
+            for (int i = 0; i < shape.Length; i++) if (i != unknown) known *= shape[i];
+            shape[unknown] = known == 0 ? 0 : (int)(length / known);
+        }
+        if (ShapeLength(shape) != length)
+            throw new ArgumentException($"Cannot view {length} elements as [{string.Join(", ", shape)}].");
+        return shape;
+    }
+
+    public virtual void Dispose()
+    {
+        if (OwnsBlock) Device.Allocator.Free(Block);
+    }
+}

@@ -1,0 +1,31 @@
+using FlowHN.Runtime;
+
+namespace FlowHN.Tensors;
+
+/// <summary>Owns the device blocks allocated while it is the innermost scope; frees them all on dispose.</summary>
+public sealed class TensorScope : IDisposable
+{
+    private readonly ComputeDevice device;
+    private readonly List<DeviceBlock> blocks = new();
+    private bool disposed;
+
+    internal TensorScope(ComputeDevice device) => this.device = device;
+
+    internal void Track(DeviceBlock block) => blocks.Add(block);
+
+    /// <summary>Takes a tensor out of the scope so it outlives it (the caller then disposes it).</summary>
+    public Tensor Keep(Tensor tensor)
+    {
+        blocks.Remove(tensor.Block);
+        return tensor;
+    }
+
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        device.EndScope(this);
+        foreach (var block in blocks) device.Allocator.Free(block);
+        blocks.Clear();
+    }
+}
