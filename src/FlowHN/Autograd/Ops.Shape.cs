@@ -24,12 +24,21 @@ public static partial class Ops
     {
         var y = Tensor.Empty(x.Device, x.TransposeView(axisA, axisB).Shape);
         x.Device.Kernels.Elementwise.StridedCopy(x.TransposeView(axisA, axisB), y);
-        return Record(y, dy =>
-        {
-            // The gradient goes back through the inverse permutation (the same swap).
-            var back = Tensor.Empty(x.Device, x.Shape);
-            x.Device.Kernels.Elementwise.StridedCopy(dy.TransposeView(axisA, axisB), back);
-            Gradients.Accumulate(x, back);
-        }, x);
+        return Record(y, dy => AccumulateTransposed(x, dy, axisA, axisB), x);
+    }
+
+    /// <summary>Swaps two axes without copying (a strided view, e.g. for a matrix product operand).</summary>
+    public static Tensor TransposeView(Tensor x, int axisA, int axisB)
+    {
+        var y = x.TransposeView(axisA, axisB);
+        return Record(y, dy => AccumulateTransposed(x, dy, axisA, axisB), x);
+    }
+
+    /// <summary>x.Grad += dy with the two axes swapped back (a swap is its own inverse).</summary>
+    private static void AccumulateTransposed(Tensor x, Tensor dy, int axisA, int axisB)
+    {
+        var back = Tensor.Empty(x.Device, x.Shape);
+        x.Device.Kernels.Elementwise.StridedCopy(dy.TransposeView(axisA, axisB), back);
+        Gradients.Accumulate(x, back);
     }
 }

@@ -50,6 +50,11 @@ public sealed class Tape
         backwards.Clear();
     }
 
+    internal void TruncateTo(int count)
+    {
+        if (count < backwards.Count) backwards.RemoveRange(count, backwards.Count - count);
+    }
+
     /// <summary>Drops recorded backwards without running them (e.g. after an evaluation forward).</summary>
     public void Clear() => backwards.Clear();
 }

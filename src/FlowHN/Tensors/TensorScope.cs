@@ -7,9 +7,14 @@ public sealed class TensorScope : IDisposable
 {
     private readonly ComputeDevice device;
     private readonly List<DeviceBlock> blocks = new();
+    private readonly int tapeMark;
     private bool disposed;
 
-    internal TensorScope(ComputeDevice device) => this.device = device;
+    internal TensorScope(ComputeDevice device)
+    {
+        this.device = device;
+        tapeMark = device.Tape.Count;
+    }
 
     internal void Track(DeviceBlock block) => blocks.Add(block);
 
@@ -25,6 +30,8 @@ public sealed class TensorScope : IDisposable
         if (disposed) return;
         disposed = true;
         device.EndScope(this);
+        // Backwards recorded inside the scope refer to tensors freed below: they must never run.
+        device.Tape.TruncateTo(tapeMark);
         foreach (var block in blocks) device.Allocator.Free(block);
         blocks.Clear();
     }

@@ -1,0 +1,61 @@
+using FlowHN.Runtime;
+
+namespace FlowHN.Tests.Runtime;
+
+public class DeviceTests
+{
+    [Theory]
+    [InlineData("auto", DeviceKind.Auto)]
+    [InlineData("CPU", DeviceKind.Cpu)]
+    [InlineData("cuda", DeviceKind.Cuda)]
+    public void ParsesDeviceNames(string text, DeviceKind expected) => Assert.Equal(expected, DeviceOptions.ParseDevice(text));
+
+    [Fact]
+    public void UnknownDeviceIsAUserError()
+    {
+        var e = Assert.Throws<UserException>(() => DeviceOptions.ParseDevice("tpu"));
+        Assert.Contains("tpu", e.Message);
+        Assert.Contains("auto, cuda, cpu", e.Message);
+    }
+
+    [Fact]
+    public void PeakTableKnowsTheH100AndLabelsEstimates()
+    {
+        var h100 = PeakFlops.Lookup("NVIDIA H100 80GB HBM3", 1);
+        Assert.Equal(66.9e12, h100.Fp32, 1);
+        Assert.Equal(494.7e12, h100.Tf32, 1);
+        Assert.Equal(51.2e12, PeakFlops.Lookup("NVIDIA H100 PCIe", 1).Fp32, 1);
+        Assert.Equal("estimate", PeakFlops.Lookup("Some CPU", 5e10).Source);
+        Assert.Equal(12e12, PeakFlops.Override(12).Fp32, 1);
+    }
+
+    [Fact]
+    public void CpuDeviceUsesTheRequestedPreset()
+    {
+        var device = TestDevice.Wide;
+        Assert.False(device.IsCuda);
+        Assert.Equal(4, device.Accelerator.WarpSize);
+        Assert.Equal(8, device.Accelerator.MaxNumThreadsPerGroup);
+    }
+
+    [Fact]
+    public void CublasIsRefusedWithoutCuda()
+    {
+        using var device = ComputeDevice.Create(new DeviceOptions { Device = DeviceKind.Cpu, Gemm = GemmBackendKind.Cublas });
+        var e = Assert.Throws<UserException>(() => device.Kernels.Gemm);
+        Assert.Contains("CUDA", e.Message);
+    }
+
+    [Fact]
+    public void EventsOrderAndTimeOnTheCpu()
+    {
+        var device = TestDevice.Cpu;
+        using var stream = device.CreateStream();
+        using var start = device.CreateEvent(timing: true);
+        using var end = device.CreateEvent(timing: true);
+        start.Record(device.DefaultStream);
+        stream.Wait(start);
+        end.Record(stream);
+        Assert.True(DeviceEvent.ElapsedMilliseconds(start, end) >= 0);
+    }
+}
