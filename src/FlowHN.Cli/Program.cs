@@ -1,1 +1,3 @@
-return 0;
+using FlowHN.Cli;
+
+return FlowHnCli.Run(args, Console.Out, Console.Error);

@@ -143,8 +143,11 @@ public sealed class ComputeDevice : IDisposable
         scopes.Pop();
     }
 
+    /// <summary>Device memory; for the CPU accelerator (which reports no limit) the memory available to this process.</summary>
+    public long MemoryBytes => IsCuda ? Accelerator.MemorySize : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
     public string Describe() =>
-        $"{Name} ({(IsCuda ? "CUDA" : "CPU accelerator")}, {Accelerator.MemorySize / (double)(1L << 30):0.##} GiB, " +
+        $"{Name} ({(IsCuda ? "CUDA" : "CPU accelerator")}, {MemoryBytes / (double)(1L << 30):0.##} GiB, " +
         $"{Accelerator.NumMultiprocessors} multiprocessors, warp {Accelerator.WarpSize}, " +
         $"{Accelerator.MaxNumThreadsPerGroup} threads per group max)";
 

@@ -1,0 +1,37 @@
+using FlowHN.Runtime;
+
+namespace FlowHN.Benchmarks;
+
+/// <summary>Which device the benchmarks run on: CUDA when present, else the CPU accelerator with small shapes.</summary>
+public static class BenchmarkDevice
+{
+    private const string Variable = "FLOWHN_BENCH_DEVICE";
+
+    /// <summary>Removes <c>--device X</c> from the arguments and remembers X for the benchmark processes.</summary>
+    public static string[] TakeDeviceArgument(string[] args)
+    {
+        var rest = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--device" && i + 1 < args.Length) Environment.SetEnvironmentVariable(Variable, args[++i]);
+            else rest.Add(args[i]);
+        }
+        return rest.ToArray();
+    }
+
+    public static DeviceOptions Options(GemmBackendKind gemm = GemmBackendKind.Auto) => new()
+    {
+        Device = DeviceOptions.ParseDevice(Environment.GetEnvironmentVariable(Variable) ?? "auto"),
+        Gemm = gemm,
+    };
+
+    /// <summary>Whether CUDA will be used (decides the benchmark shapes before any device is created).</summary>
+    public static bool IsCuda
+    {
+        get
+        {
+            using var probe = ComputeDevice.Create(Options(GemmBackendKind.Ilgpu));
+            return probe.IsCuda;
+        }
+    }
+}

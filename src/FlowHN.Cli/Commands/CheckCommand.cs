@@ -1,0 +1,47 @@
+using System.CommandLine;
+using FlowHN.Diagnostics;
+using FlowHN.Runtime;
+
+namespace FlowHN.Cli.Commands;
+
+/// <summary>
+/// <c>flowhn check</c>: every kernel against its float64 reference on the chosen device, as a table.
+/// Exit code 0 only when every kernel passes.
+/// </summary>
+public static class CheckCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var deviceOptions = new DeviceOptionSet();
+        var filter = new Option<string?>("--filter") { Description = "Only run checks whose name contains this text (e.g. gemm)." };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
+        var command = new Command("check", "Run every kernel on random inputs against a float64 host reference and print a pass/fail table.");
+        deviceOptions.AddTo(command);
+        command.Options.Add(filter);
+        command.Options.Add(seed);
+        command.SetAction(result =>
+        {
+            using var device = ComputeDevice.Create(deviceOptions.Read(result));
+            var o = console.Out;
+            o.WriteLine($"device: {device.Describe()}");
+            o.WriteLine($"matmul: {device.Kernels.Gemm.BackendName}");
+            string? only = result.GetValue(filter);
+            var names = KernelChecks.Names.Where(n => only is null || n.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (names.Count == 0) throw new UserException($"No kernel check matches '{only}'. Checks: {string.Join(", ", KernelChecks.Names)}.");
+            o.WriteLine();
+            o.WriteLine($"{"kernel",-32} {"rel. error",12} {"tolerance",10}  result");
+            int failed = 0;
+            foreach (var name in names)
+            {
+                var r = KernelChecks.Run(device, name, result.GetValue(seed));
+                if (!r.Passed) failed++;
+                o.WriteLine($"{r.Name,-32} {r.RelativeError,12:0.00e+00} {r.Tolerance,10:0e+00}  {(r.Passed ? "PASS" : "FAIL")}" +
+                            (r.Failure is null ? "" : $"  {r.Failure}"));
+            }
+            o.WriteLine();
+            o.WriteLine($"{names.Count - failed} passed, {failed} failed");
+            return failed == 0 ? 0 : 1;
+        });
+        return command;
+    }
+}

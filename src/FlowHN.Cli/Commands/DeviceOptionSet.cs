@@ -1,0 +1,54 @@
+using System.CommandLine;
+using FlowHN.Runtime;
+
+namespace FlowHN.Cli.Commands;
+
+/// <summary>The options every device-using command shares.</summary>
+public sealed class DeviceOptionSet
+{
+    public Option<string> Device { get; } = new("--device")
+    {
+        Description = "Where to run: auto (CUDA when present, else CPU), cuda, or cpu.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public Option<string> Gemm { get; } = new("--gemm")
+    {
+        Description = "Matrix-product backend: auto (cuBLAS on CUDA when found, else the ILGPU kernel), ilgpu, or cublas.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public Option<bool> Tf32 { get; } = new("--tf32")
+    {
+        Description = "Use TF32 tensor cores for cuBLAS matrix products (faster, ~1e-3 relative error; MFU then uses the TF32 peak).",
+    };
+
+    public Option<double?> PeakTflops { get; } = new("--peak-tflops")
+    {
+        Description = "Override the device's peak TFLOP/s used for MFU (default: the built-in table by GPU name).",
+    };
+
+    public Option<int> CpuThreads { get; } = new("--cpu-threads")
+    {
+        Description = "CPU accelerator: worker threads (0 = one per core).",
+        DefaultValueFactory = _ => 0,
+    };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Device);
+        command.Options.Add(Gemm);
+        command.Options.Add(Tf32);
+        command.Options.Add(PeakTflops);
+        command.Options.Add(CpuThreads);
+    }
+
+    public DeviceOptions Read(ParseResult result) => new()
+    {
+        Device = DeviceOptions.ParseDevice(result.GetValue(Device)!),
+        Gemm = DeviceOptions.ParseGemm(result.GetValue(Gemm)!),
+        Tf32 = result.GetValue(Tf32),
+        PeakTflops = result.GetValue(PeakTflops),
+        CpuMultiprocessors = result.GetValue(CpuThreads),
+    };
+}

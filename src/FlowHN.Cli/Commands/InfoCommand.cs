@@ -1,0 +1,29 @@
+using System.CommandLine;
+using FlowHN.Runtime;
+
+namespace FlowHN.Cli.Commands;
+
+/// <summary><c>flowhn info</c>: what device a run would use and which peak MFU is measured against.</summary>
+public static class InfoCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var deviceOptions = new DeviceOptionSet();
+        var command = new Command("info", "Show the device, its memory, the matrix-product backend and the peak FLOP/s used for MFU.");
+        deviceOptions.AddTo(command);
+        command.SetAction(result =>
+        {
+            using var device = ComputeDevice.Create(deviceOptions.Read(result));
+            var gemm = device.Kernels.Gemm;
+            var o = console.Out;
+            o.WriteLine($"device:       {device.Describe()}");
+            o.WriteLine($"memory:       {device.MemoryBytes / (double)(1L << 30):0.##} GiB");
+            o.WriteLine($"matmul:       {gemm.BackendName}");
+            if (gemm.FallbackReason is { Length: > 0 } reason) o.WriteLine($"              (cuBLAS not used: {reason})");
+            o.WriteLine($"peak:         {device.Peak}");
+            o.WriteLine($"MFU uses:     {(gemm.UsesTf32 ? "tf32" : "fp32")} peak, {device.Peak.For(gemm.UsesTf32) / 1e12:0.###} TFLOP/s");
+            return 0;
+        });
+        return command;
+    }
+}

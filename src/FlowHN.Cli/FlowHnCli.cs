@@ -1,0 +1,32 @@
+using System.CommandLine;
+using FlowHN.Cli.Commands;
+using FlowHN.Runtime;
+
+namespace FlowHN.Cli;
+
+/// <summary>The <c>flowhn</c> command line: thin wiring from options to the library.</summary>
+public static class FlowHnCli
+{
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand(
+            "FlowHN.NET: train and measure hybrid attention + state-space language models (FlowHN and its baselines) " +
+            "on CUDA GPUs through ILGPU, or on the CPU accelerator when no GPU is present.");
+        var console = new CliConsole(output, error);
+        root.Subcommands.Add(InfoCommand.Create(console));
+        root.Subcommands.Add(CheckCommand.Create(console));
+        var parse = root.Parse(args);
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (UserException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}
+
+/// <summary>Where commands write, so tests can capture it.</summary>
+public sealed record CliConsole(TextWriter Out, TextWriter Error);

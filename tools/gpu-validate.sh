@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs inside the extracted bundle on a GPU machine: device info, then every kernel against its float64
+# reference on CUDA with both matrix-product backends. Output goes to stdout and to results/ next to this script.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-"$here/results"}
+mkdir -p "$out"
+status=0
+{
+    echo "# flowhn GPU validation, $(date -u +%Y-%m-%dT%H:%MZ)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true
+    "$here/flowhn" info --device cuda
+} 2>&1 | tee "$out/info.txt"
+"$here/flowhn" check --device cuda --gemm cublas 2>&1 | tee "$out/check-cublas.txt" || status=1
+"$here/flowhn" check --device cuda --gemm ilgpu 2>&1 | tee "$out/check-ilgpu.txt" || status=1
+exit $status
