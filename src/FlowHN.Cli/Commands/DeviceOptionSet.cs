@@ -14,7 +14,7 @@ public sealed class DeviceOptionSet
 
     public Option<string> Gemm { get; } = new("--gemm")
     {
-        Description = "Matrix-product backend: auto (cuBLAS on CUDA when found, else the ILGPU kernel), ilgpu, or cublas.",
+        Description = "Matrix-product backend: auto (cuBLAS on CUDA when found, host SIMD on the CPU accelerator), ilgpu (the ILGPU tiled kernel), cublas, or host.",
         DefaultValueFactory = _ => "auto",
     };
 

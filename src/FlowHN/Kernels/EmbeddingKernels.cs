@@ -10,7 +10,8 @@ public static class EmbeddingKernels
     /// <summary>y[t, j] = table[ids[t], j].</summary>
     public static void Gather(int n, int dim, ArrayView<int> ids, ArrayView<float> table, ArrayView<float> y)
     {
-        for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
+        for (int i = first; i < n; i += stride)
         {
             int t = i / dim;
             int j = i - t * dim;
@@ -25,11 +26,12 @@ public static class EmbeddingKernels
     public static void ScatterAdd(int dim, ArrayView<int> uniqueIds, ArrayView<int> starts, ArrayView<int> order,
         ArrayView<float> dy, ArrayView<float> dTable)
     {
+        int lane = Group.IdxX, lanes = Group.DimX;
         int u = Grid.IdxX;
         int begin = starts[u];
         int end = starts[u + 1];
         long target = (long)uniqueIds[u] * dim;
-        for (int j = Group.IdxX; j < dim; j += Group.DimX)
+        for (int j = lane; j < dim; j += lanes)
         {
             float acc = 0f;
             for (int p = begin; p < end; p++) acc += dy[(long)order[p] * dim + j];

@@ -6,13 +6,15 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>
-/// Matrix products for every layer: cuBLAS on CUDA when available (unless --gemm ilgpu), else the ILGPU
-/// tiled kernel. Operands are rank-2 tensors or rank-3 batches, possibly transposed views.
+/// Matrix products for every layer. Backends: cuBLAS on CUDA when it loads, SIMD host code on the CPU
+/// accelerator, and the ILGPU tiled kernel (the fallback everywhere, and what --gemm ilgpu forces).
+/// Operands are rank-2 tensors or rank-3 batches, possibly transposed views.
 /// </summary>
 public sealed class GemmLauncher : KernelFamily, IDisposable
 {
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> tiled;
     private readonly CublasHandle? cublas;
+    private readonly bool host;
 
     public GemmLauncher(ComputeDevice device) : base(device)
     {
@@ -28,7 +30,11 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
         }
         else if (requested == GemmBackendKind.Cublas)
             throw new UserException("--gemm cublas needs a CUDA device; this run uses the CPU accelerator.");
-        BackendName = cublas is not null ? (device.Options.Tf32 ? "cuBLAS (TF32 tensor cores)" : "cuBLAS (fp32)") : "ILGPU tiled";
+        if (requested == GemmBackendKind.Host && device.IsCuda)
+            throw new UserException("--gemm host is for the CPU accelerator; on CUDA use auto, cublas or ilgpu.");
+        host = !device.IsCuda && requested is GemmBackendKind.Auto or GemmBackendKind.Host;
+        BackendName = cublas is not null ? (device.Options.Tf32 ? "cuBLAS (TF32 tensor cores)" : "cuBLAS (fp32)")
+            : host ? "host SIMD (CPU accelerator memory)" : "ILGPU tiled";
     }
 
     public string BackendName { get; }
@@ -55,6 +61,8 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
         }
         if (cublas is not null && CublasCompatible(s))
             cublas.Gemm(Device.CurrentStream.NativeHandle, s, batch, Pointer(a), Pointer(b), c.View.LoadEffectiveAddressAsPtr());
+        else if (host)
+            RunHost(a, b, c, s, batch);
         else
             RunTiled(a.StridedView, b.StridedView, c.View, s, batch);
     }
@@ -74,6 +82,12 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
         var grid = new Index3D((s.N + tileN - 1) / tileN, (s.M + tileM - 1) / tileM, batch);
         int shared = tileK * (tileM + 1) + tileK * (tileN + 1);
         tiled(Stream, Launch.Config(grid, new Index3D(threadsX, threadsY, 1), shared), a, b, c, s, tileK);
+    }
+
+    private unsafe void RunHost(Tensor a, Tensor b, Tensor c, in GemmShape s, int batch)
+    {
+        Device.CurrentStream.Synchronize(); // the operands may still be written by queued kernels
+        HostGemm.Run((float*)Pointer(a), (float*)Pointer(b), (float*)c.View.LoadEffectiveAddressAsPtr(), s, batch);
     }
 
     private static IntPtr Pointer(Tensor t) => t.Block.View.SubView(t.Offset).LoadEffectiveAddressAsPtr();

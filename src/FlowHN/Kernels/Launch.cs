@@ -20,11 +20,20 @@ internal static class Launch
         return Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), sharedFloats);
     }
 
-    /// <summary>One group per row, the group's threads striding over the row.</summary>
-    public static KernelConfig PerRow(ComputeDevice device, int rows, int rowLength)
+    /// <summary>
+    /// Geometry for row kernels (see <c>RowLoop</c>): on CUDA a whole group per row, its threads striding over
+    /// the row and reducing through shared memory; on the CPU accelerator one thread per row, so no barrier runs.
+    /// </summary>
+    public static (KernelConfig Config, int LanesPerRow) PerRow(ComputeDevice device, int rows, int rowLength)
     {
         int group = device.IsCuda ? RowGroupSize(rowLength) : device.Accelerator.MaxNumThreadsPerGroup;
-        return Config(new Index3D(Math.Max(1, rows), 1, 1), new Index3D(group, 1, 1), group);
+        int lanes = device.IsCuda ? group : device.Options.CpuLanesPerRow;
+        int rowsPerGroup = group / lanes;
+        // Kernels stride over rows, so the CPU accelerator gets one group per multiprocessor (starting a group
+        // costs it microseconds) and a GPU gets a group per row up to a cap.
+        int cap = device.IsCuda ? device.Accelerator.NumMultiprocessors * 32 : device.Accelerator.NumMultiprocessors;
+        int groups = Math.Clamp((rows + rowsPerGroup - 1) / rowsPerGroup, 1, cap);
+        return (Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), group), lanes);
     }
 
     private static int RowGroupSize(int rowLength) => rowLength >= 4096 ? 512 : rowLength >= 1024 ? 256 : 128;

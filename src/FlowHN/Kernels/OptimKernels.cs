@@ -30,7 +30,8 @@ public static class OptimKernels
         ArrayView<float> gradScale, AdamWStep s)
     {
         float scale = gradScale[0];
-        for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
+        for (int i = first; i < n; i += stride)
         {
             float g = grad[i] * scale;
             float mi = s.Beta1 * m[i] + (1f - s.Beta1) * g;

@@ -16,8 +16,9 @@ public static class ReduceKernels
         var scratch = SharedMemory.GetDynamic<float>();
         var op = default(TReduction);
         float acc = op.Identity;
-        for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX) acc = op.Combine(acc, op.Map(x[i]));
-        float total = GroupReduce.Reduce<TReduction>(acc, scratch);
+        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
+        for (int i = first; i < n; i += stride) acc = op.Combine(acc, op.Map(x[i]));
+        float total = GroupReduce.Reduce<TReduction>(acc, scratch, Group.DimX);
         if (Group.IdxX == 0) partials[Grid.IdxX] = total;
     }
 
@@ -25,11 +26,12 @@ public static class ReduceKernels
     public static void Finish<TReduction>(int count, ArrayView<float> partials, ArrayView<float> result, int index, float scale)
         where TReduction : struct, IReduction
     {
+        int lane = Group.IdxX, lanes = Group.DimX;
         var scratch = SharedMemory.GetDynamic<float>();
         var op = default(TReduction);
         float acc = op.Identity;
-        for (int i = Group.IdxX; i < count; i += Group.DimX) acc = op.Combine(acc, partials[i]);
-        float total = GroupReduce.Reduce<TReduction>(acc, scratch);
+        for (int i = lane; i < count; i += lanes) acc = op.Combine(acc, partials[i]);
+        float total = GroupReduce.Reduce<TReduction>(acc, scratch, Group.DimX);
         if (Group.IdxX == 0) result[index] = total * scale;
     }
 
@@ -58,7 +60,8 @@ public static class ReduceKernels
     /// <summary>y[j] += sum over chunks of partial[chunk, j] (second stage of a column sum).</summary>
     public static void ColumnSumFinish(int chunks, int cols, ArrayView<float> partial, ArrayView<float> y)
     {
-        for (int j = Grid.GlobalIndex.X; j < cols; j += Grid.DimX * Group.DimX)
+        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
+        for (int j = first; j < cols; j += stride)
         {
             float acc = 0f;
             for (int c = 0; c < chunks; c++) acc += partial[(long)c * cols + j];

@@ -58,7 +58,11 @@ public sealed class ComputeDevice : IDisposable
         options ??= new DeviceOptions();
         NativeLibraries.Register();
         bool wantCuda = options.Device != DeviceKind.Cpu;
-        int multiprocessors = options.CpuMultiprocessors > 0 ? options.CpuMultiprocessors : Environment.ProcessorCount;
+        // One OS thread per core in total: more threads than cores makes group barriers wait on descheduled threads.
+        int threadsPerGroup = options.CpuWarpSize * options.CpuWarpsPerGroup;
+        int multiprocessors = options.CpuMultiprocessors > 0
+            ? options.CpuMultiprocessors
+            : Math.Max(1, Environment.ProcessorCount / threadsPerGroup);
         var cpu = new CPUDevice(options.CpuWarpSize, options.CpuWarpsPerGroup, multiprocessors);
         Context context = Context.Create(builder =>
         {

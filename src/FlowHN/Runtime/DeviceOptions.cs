@@ -2,7 +2,7 @@ namespace FlowHN.Runtime;
 
 public enum DeviceKind { Auto, Cuda, Cpu }
 
-public enum GemmBackendKind { Auto, Ilgpu, Cublas }
+public enum GemmBackendKind { Auto, Ilgpu, Cublas, Host }
 
 /// <summary>Everything that decides which device runs and how; parsed from the command line.</summary>
 public sealed record DeviceOptions
@@ -17,8 +17,13 @@ public sealed record DeviceOptions
     public int CpuWarpSize { get; init; } = 2;
     /// <summary>CPU accelerator: warps per group.</summary>
     public int CpuWarpsPerGroup { get; init; } = 1;
-    /// <summary>CPU accelerator: multiprocessors (OS threads running groups); 0 = one per core.</summary>
+    /// <summary>CPU accelerator: multiprocessors, each running one group at a time; 0 = cores / threads per group.</summary>
     public int CpuMultiprocessors { get; init; }
+    /// <summary>
+    /// CPU accelerator: threads per row in row kernels (norms, cross-entropy). 1 avoids barriers, which are
+    /// costly on CPU threads; tests use more to exercise the shared-memory reductions GPUs run.
+    /// </summary>
+    public int CpuLanesPerRow { get; init; } = 1;
     /// <summary>Compile kernels with full optimisation (slower start-up, faster kernels).</summary>
     public bool Optimize { get; init; } = true;
 
@@ -35,6 +40,7 @@ public sealed record DeviceOptions
         "auto" => GemmBackendKind.Auto,
         "ilgpu" => GemmBackendKind.Ilgpu,
         "cublas" => GemmBackendKind.Cublas,
-        _ => throw new UserException($"Unknown GEMM backend '{value}'. Use one of: auto, ilgpu, cublas."),
+        "host" => GemmBackendKind.Host,
+        _ => throw new UserException($"Unknown GEMM backend '{value}'. Use one of: auto, ilgpu, cublas, host."),
     };
 }
