@@ -21,20 +21,14 @@ public sealed record CorpusMeta(
     public const string TrainFile = "train.bin";
     public const string ValidationFile = "val.bin";
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-    };
-
+    [JsonIgnore]
     public IEnumerable<CorpusDocument> Documents => Train.Documents.Concat(Validation.Documents);
 
     /// <summary>Written through a temporary file and a rename, like the shards.</summary>
     public void Save(string directory)
     {
         var path = Path.Combine(directory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, Json));
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, CorpusMetaJson.Default.CorpusMeta));
         File.Move(path + ".tmp", path, overwrite: true);
     }
 
@@ -43,7 +37,7 @@ public sealed record CorpusMeta(
         var path = Path.Combine(directory, FileName);
         try
         {
-            var meta = JsonSerializer.Deserialize<CorpusMeta>(File.ReadAllText(path), Json);
+            var meta = JsonSerializer.Deserialize(File.ReadAllText(path), CorpusMetaJson.Default.CorpusMeta);
             if (meta?.Tokenizer is null || meta.Train?.Documents is null || meta.Validation?.Documents is null
                 || meta.ValidationNames is null)
             {
@@ -67,3 +61,8 @@ public sealed record CorpusSplit(string File, long Tokens, IReadOnlyList<CorpusD
 /// the end-of-text token that follows it, so the counts of a split add up to the split's total).
 /// </summary>
 public sealed record CorpusDocument(string Name, string File, long Bytes, DateTime ModifiedUtc, long Tokens);
+
+/// <summary>Source-generated serializer: works in trimmed and native-AOT builds, where reflection is off.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(CorpusMeta))]
+internal sealed partial class CorpusMetaJson : JsonSerializerContext;
