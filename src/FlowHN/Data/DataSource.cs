@@ -29,6 +29,7 @@ public sealed class DataSource
     /// <summary>What was tokenized during this <see cref="Open"/>; null when existing shards were used.</summary>
     public PrepareSummary? Prepared { get; }
 
+    /// <summary>True when existing shards were read (a prepared folder or a current cache) and nothing was tokenized.</summary>
     public bool FromCache => Prepared is null;
 
     /// <param name="path">A prepared folder, or a folder of .txt files.</param>
