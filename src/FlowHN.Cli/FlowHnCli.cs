@@ -13,6 +13,9 @@ public static class FlowHnCli
             "FlowHN.NET: train and measure hybrid attention + state-space language models (FlowHN and its baselines) " +
             "on CUDA GPUs through ILGPU, or on the CPU accelerator when no GPU is present.");
         var console = new CliConsole(output, error);
+        root.Subcommands.Add(TrainCommand.Create(console));
+        root.Subcommands.Add(PrepareCommand.Create(console));
+        root.Subcommands.Add(ModelsCommand.Create(console));
         root.Subcommands.Add(InfoCommand.Create(console));
         root.Subcommands.Add(CheckCommand.Create(console));
         var parse = root.Parse(args);

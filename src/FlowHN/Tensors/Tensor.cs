@@ -111,13 +111,16 @@ public class Tensor : IDisposable
 
     // ---- creation -------------------------------------------------------------------------------------
 
-    /// <summary>Uninitialised storage; inside a scope it is freed when the scope ends.</summary>
-    public static Tensor Empty(ComputeDevice device, int[] shape, DType dtype = DType.Float32)
+    /// <summary>
+    /// Uninitialised storage; inside a scope it is freed when the scope ends, unless <paramref name="persistent"/>
+    /// (then the caller disposes it).
+    /// </summary>
+    public static Tensor Empty(ComputeDevice device, int[] shape, DType dtype = DType.Float32, bool persistent = false)
     {
         foreach (int d in shape)
             if (d < 0) throw new ArgumentException($"Negative dimension in shape [{string.Join(", ", shape)}].");
         var block = device.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
-        device.CurrentScope?.Track(block);
+        if (!persistent) device.CurrentScope?.Track(block);
         return new Tensor(device, block, 0, (int[])shape.Clone(), ContiguousStrides(shape), dtype, ownsBlock: true);
     }
 
@@ -137,11 +140,14 @@ public class Tensor : IDisposable
         return t;
     }
 
-    public static Tensor FromArray(ComputeDevice device, int[] data, params int[] shape)
+    public static Tensor FromArray(ComputeDevice device, int[] data, params int[] shape) =>
+        FromArray(device, data, shape, persistent: false);
+
+    public static Tensor FromArray(ComputeDevice device, int[] data, int[] shape, bool persistent)
     {
         if (ShapeLength(shape) != data.Length)
             throw new ArgumentException($"{data.Length} values do not fill shape [{string.Join(", ", shape)}].");
-        var t = Empty(device, shape, DType.Int32);
+        var t = Empty(device, shape, DType.Int32, persistent);
         t.CopyFrom(data);
         return t;
     }

@@ -5,17 +5,7 @@ namespace FlowHN.Tests.Data;
 /// <summary>The committed data/sample corpus: clean text that prepares with the default hold-out.</summary>
 public class SampleCorpusTests
 {
-    private static string SampleFolder()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "FlowHN.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        Assert.NotNull(dir);
-        return Path.Combine(dir.FullName, "data", "sample");
-    }
+    private static string SampleFolder() => RepoPaths.Sample;
 
     [Fact]
     public void SamplePreparesWithTheDefaultValidationBooks()

@@ -1,4 +1,4 @@
-namespace FlowHN.Tests.Data;
+namespace FlowHN.Tests;
 
 /// <summary>A fresh folder under the system temp directory, deleted when the test ends.</summary>
 public sealed class TempFolder : IDisposable

@@ -1,0 +1,93 @@
+using System.CommandLine;
+using FlowHN.Data;
+using FlowHN.Models;
+using FlowHN.Runtime;
+using FlowHN.Training;
+
+namespace FlowHN.Cli.Commands;
+
+/// <summary><c>flowhn train</c>: trains a language model on prepared shards or a folder of text files.</summary>
+public static class TrainCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var d = new TrainOptions();
+        var arch = Opt("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "transformer");
+        var preset = Opt("--preset", "Model size preset (see `flowhn models`).", "tiny");
+        var data = Opt("--data", "Prepared shard folder (flowhn prepare) or a folder of .txt files (tokenized and cached).", "data/sample");
+        var tokenizer = Opt("--tokenizer", "gpt2 or bytes; auto = bytes for the tiny preset, gpt2 otherwise.", "auto");
+        var cache = Opt("--cache", "Where text folders are tokenized to.", Path.Combine("runs", "data-cache"));
+        var output = Opt("--out", "Run folder for metrics.jsonl and the checkpoint (default: runs/ARCH-PRESET-TIME).", "");
+        var steps = Opt("--steps", "Optimizer steps.", d.Steps);
+        var batch = Opt("--batch", "Sequences per micro-batch.", d.Batch);
+        var seq = Opt("--seq", "Tokens per sequence.", d.SeqLen);
+        var accum = Opt("--accum", "Micro-batches per optimizer step (gradient accumulation).", d.Accumulation);
+        var lr = Opt("--lr", "Peak learning rate.", d.LearningRate);
+        var minLr = Opt("--min-lr-fraction", "Final learning rate as a fraction of the peak (cosine decay).", d.MinLrFraction);
+        var warmup = Opt("--warmup", "Fraction of the steps spent warming up linearly.", d.WarmupFraction);
+        var decay = Opt("--weight-decay", "AdamW decoupled weight decay (not applied to norms and embeddings).", d.WeightDecay);
+        var clip = Opt("--grad-clip", "Clip the global gradient norm to this (0 = off).", d.GradClip);
+        var evalEvery = Opt("--eval-every", "Evaluate on the validation data every N steps (and at the start and end).", d.EvalEvery);
+        var evalBatches = Opt("--eval-batches", "Validation batches per evaluation.", d.EvalBatches);
+        var checkpointEvery = Opt("--checkpoint-every", "Save a checkpoint every N steps (and at the end).", d.CheckpointEvery);
+        var logEvery = Opt("--log-every", "Print a progress line every N steps.", d.LogEvery);
+        var seed = Opt("--seed", "Seed of initialisation and data order.", d.Seed);
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its checkpoint." };
+        var deviceOptions = new DeviceOptionSet();
+
+        var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
+        foreach (var option in new Option[] { arch, preset, data, tokenizer, cache, output, steps, batch, seq, accum, lr, minLr, warmup,
+                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, resume })
+            command.Options.Add(option);
+        deviceOptions.AddTo(command);
+        command.SetAction(r =>
+        {
+            var options = new TrainOptions
+            {
+                Steps = r.GetValue(steps), Batch = r.GetValue(batch), SeqLen = r.GetValue(seq), Accumulation = r.GetValue(accum),
+                LearningRate = r.GetValue(lr), MinLrFraction = r.GetValue(minLr), WarmupFraction = r.GetValue(warmup),
+                WeightDecay = r.GetValue(decay), GradClip = r.GetValue(clip), EvalEvery = r.GetValue(evalEvery),
+                EvalBatches = r.GetValue(evalBatches), CheckpointEvery = r.GetValue(checkpointEvery), LogEvery = r.GetValue(logEvery),
+                Seed = r.GetValue(seed),
+            };
+            string archName = r.GetValue(arch)!, presetName = r.GetValue(preset)!;
+            string tokenizerName = r.GetValue(tokenizer)!;
+            if (tokenizerName == "auto") tokenizerName = presetName == "tiny" ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName;
+            string runDir = r.GetValue(output)!;
+            bool resuming = r.GetValue(resume);
+            if (runDir.Length == 0)
+            {
+                if (resuming) throw new UserException("--resume needs --out pointing at the run folder to continue.");
+                runDir = Path.Combine("runs", $"{archName}-{presetName}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            }
+            if (!resuming && Directory.Exists(Checkpoint.PathIn(runDir)))
+                throw new UserException($"{runDir} already holds a checkpoint. Use --resume to continue it, or another --out.");
+            return Train(console, deviceOptions.Read(r), archName, presetName, r.GetValue(data)!, tokenizerName, r.GetValue(cache)!,
+                runDir, options, resuming);
+        });
+        return command;
+    }
+
+    private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, string dataPath,
+        string tokenizer, string cacheDir, string runDir, TrainOptions options, bool resume)
+    {
+        options.Validate();
+        var data = DataSource.Open(dataPath, tokenizer, cacheDir);
+        console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
+        var config = resume ? Checkpoint.LoadConfig(Checkpoint.PathIn(runDir)) : Presets.Get(arch, preset, data.VocabSize);
+        using var device = ComputeDevice.Create(deviceOptions);
+        console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}");
+        using var model = LanguageModel.Create(device, config, options.Seed);
+        using var trainer = new Trainer(device, model, data, options, runDir, console.Out);
+        if (resume) trainer.Resume();
+        var result = trainer.Run();
+        var (firstStep, first) = result.Evaluations[0];
+        var (lastStep, last) = result.Evaluations[^1];
+        console.Out.WriteLine($"validation loss {first:0.0000} (step {firstStep}) -> {last:0.0000} (step {lastStep}), " +
+                              $"{(1 - last / first) * 100:0.0}% lower; run folder {runDir}");
+        return 0;
+    }
+
+    private static Option<T> Opt<T>(string name, string description, T defaultValue) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
+}

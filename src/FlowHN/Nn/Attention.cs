@@ -1,0 +1,70 @@
+using FlowHN.Autograd;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Nn;
+
+/// <summary>
+/// Causal multi-head attention with grouped KV heads: q/k/v projections, optional rotary embedding, the
+/// flash-style attention kernel, output projection. Tensors stay [B, L, heads, headDim], the layout the
+/// projections produce, so no transposes are needed.
+/// </summary>
+public sealed class Attention : Module, ISequenceMixer
+{
+    private readonly Linear query, key, value, output;
+    private readonly int heads, kvHeads, headDim;
+    private readonly bool rope;
+
+    public Attention(ComputeDevice device, string name, int dim, int heads, int kvHeads, bool rope, Random random, double residualStd)
+        : base(device, name)
+    {
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        headDim = dim / heads;
+        this.rope = rope;
+        query = Add(new Linear(device, Child("q_proj"), dim, dim, random));
+        key = Add(new Linear(device, Child("k_proj"), dim, kvHeads * headDim, random));
+        value = Add(new Linear(device, Child("v_proj"), dim, kvHeads * headDim, random));
+        output = Add(new Linear(device, Child("o_proj"), dim, dim, random, residualStd));
+    }
+
+    public Tensor Forward(Tensor x, SequenceContext context)
+    {
+        int b = context.Batch, l = context.SeqLen;
+        var q = Ops.Reshape(query.Forward(x), b, l, heads, headDim);
+        var k = Ops.Reshape(key.Forward(x), b, l, kvHeads, headDim);
+        var v = Ops.Reshape(value.Forward(x), b, l, kvHeads, headDim);
+        if (rope)
+        {
+            q = Ops.Rope(q, context.Positions);
+            k = Ops.Rope(k, context.Positions);
+        }
+        var attended = Ops.Attention(q, k, v, context.Positions, context.Positions);
+        return output.Forward(Ops.Reshape(attended, b, l, heads * headDim));
+    }
+}
+
+/// <summary>A pre-norm decoder layer: h = x + mixer(norm(x)); out = h + mlp(norm(h)).</summary>
+public sealed class DecoderLayer : Module
+{
+    private readonly RmsNorm mixerNorm, mlpNorm;
+    private readonly ISequenceMixer mixer;
+    private readonly SwiGluMlp mlp;
+
+    public DecoderLayer(ComputeDevice device, string name, int dim, int mlpHidden, float eps, Random random, double residualStd,
+        Func<string, Module> createMixer, string mixerName)
+        : base(device, name)
+    {
+        mixerNorm = Add(new RmsNorm(device, Child(mixerName + "_norm"), dim, eps));
+        var module = Add(createMixer(Child(mixerName)));
+        mixer = (ISequenceMixer)module;
+        mlpNorm = Add(new RmsNorm(device, Child("mlp_norm"), dim, eps));
+        mlp = Add(new SwiGluMlp(device, Child("mlp"), dim, mlpHidden, random, residualStd));
+    }
+
+    public Tensor Forward(Tensor x, SequenceContext context)
+    {
+        var h = Ops.Add(x, mixer.Forward(mixerNorm.Forward(x), context));
+        return Ops.Add(h, mlp.Forward(mlpNorm.Forward(h)));
+    }
+}

@@ -1,0 +1,67 @@
+using FlowHN.Autograd;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Nn;
+
+/// <summary>y = x W^T, W [out, in], no bias (as in the paper's projections).</summary>
+public sealed class Linear : Module
+{
+    public Linear(ComputeDevice device, string name, int inFeatures, int outFeatures, Random random, double std = 0.02)
+        : base(device, name)
+    {
+        Weight = AddParameter("weight", [outFeatures, inFeatures], NormalInit(random, (long)inFeatures * outFeatures, std), weightDecay: true);
+    }
+
+    public Parameter Weight { get; }
+
+    public Tensor Forward(Tensor x) => Ops.Linear(x, Weight);
+}
+
+/// <summary>RMSNorm over the last axis with a learned gain (initialised to 1, never decayed).</summary>
+public sealed class RmsNorm : Module
+{
+    public const float DefaultEps = 1e-6f;
+    private readonly float eps;
+
+    public RmsNorm(ComputeDevice device, string name, int dim, float eps = DefaultEps) : base(device, name)
+    {
+        this.eps = eps;
+        Weight = AddParameter("weight", [dim], Enumerable.Repeat(1f, dim).ToArray(), weightDecay: false);
+    }
+
+    public Parameter Weight { get; }
+
+    public Tensor Forward(Tensor x) => Ops.RmsNorm(x, Weight, eps);
+}
+
+/// <summary>Token embedding table [vocab, dim] (not decayed, as usual for embeddings).</summary>
+public sealed class Embedding : Module
+{
+    public Embedding(ComputeDevice device, string name, int vocab, int dim, Random random, double std = 0.02)
+        : base(device, name)
+    {
+        Weight = AddParameter("weight", [vocab, dim], NormalInit(random, (long)vocab * dim, std), weightDecay: false);
+    }
+
+    public Parameter Weight { get; }
+
+    public Tensor Forward(TokenIndex ids) => Ops.Embedding(ids, Weight);
+}
+
+/// <summary>SwiGLU MLP: down(silu(gate(x)) * up(x)), no biases.</summary>
+public sealed class SwiGluMlp : Module
+{
+    private readonly Linear gate, up, down;
+
+    /// <param name="residualStd">init std of the down projection, which writes into the residual stream.</param>
+    public SwiGluMlp(ComputeDevice device, string name, int dim, int hidden, Random random, double residualStd)
+        : base(device, name)
+    {
+        gate = Add(new Linear(device, Child("gate_proj"), dim, hidden, random));
+        up = Add(new Linear(device, Child("up_proj"), dim, hidden, random));
+        down = Add(new Linear(device, Child("down_proj"), hidden, dim, random, residualStd));
+    }
+
+    public Tensor Forward(Tensor x) => down.Forward(Ops.SwiGlu(gate.Forward(x), up.Forward(x)));
+}

@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using FlowHN.Autograd;
+using FlowHN.Data;
+using FlowHN.Models;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Training;
+
+/// <summary>Outcome of a run: the evaluations in order and the final training loss.</summary>
+public sealed record TrainResult(IReadOnlyList<(int Step, double Loss)> Evaluations, IReadOnlyList<double> StepLosses);
+
+/// <summary>
+/// The training loop: batches from the loader, forward, loss, backward, clipped AdamW step, with evaluation,
+/// progress lines, metrics.jsonl and checkpoints. Everything of a step runs inside a tensor scope, so its
+/// memory is recycled; the only host read per step is the loss at the end of the step.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly ComputeDevice device;
+    private readonly LanguageModel model;
+    private readonly DataSource data;
+    private readonly TrainOptions options;
+    private readonly string runDir;
+    private readonly TextWriter console;
+    private readonly AdamW optimizer;
+    private readonly TokenLoader loader;
+    private readonly LearningRateSchedule schedule;
+    private int step;
+    private long tokensSeen;
+
+    public Trainer(ComputeDevice device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console)
+    {
+        options.Validate();
+        if (data.VocabSize > model.Config.VocabSize)
+            throw new UserException($"The data uses {data.VocabSize} tokens but the model has a vocabulary of {model.Config.VocabSize}.");
+        this.device = device;
+        this.model = model;
+        this.data = data;
+        this.options = options;
+        this.runDir = runDir;
+        this.console = console;
+        optimizer = new AdamW(device, model.Parameters().ToList(), options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.GradClip);
+        loader = new TokenLoader(data.Train, (ulong)options.Seed);
+        schedule = new LearningRateSchedule(options.LearningRate, options.Steps, options.WarmupFraction, options.MinLrFraction);
+        Directory.CreateDirectory(runDir);
+    }
+
+    public AdamW Optimizer => optimizer;
+
+    /// <summary>Restores weights, optimizer moments, step and data position from the run's checkpoint.</summary>
+    public void Resume()
+    {
+        string dir = Checkpoint.PathIn(runDir);
+        var state = Checkpoint.LoadState(dir);
+        if (state.Tokenizer != data.TokenizerName)
+            throw new UserException($"The checkpoint was trained with the {state.Tokenizer} tokenizer, the data uses {data.TokenizerName}.");
+        Checkpoint.LoadInto(dir, model, optimizer);
+        step = state.Step;
+        tokensSeen = state.TokensSeen;
+        loader.State = state.LoaderState;
+        optimizer.StepCount = state.OptimizerSteps;
+        console.WriteLine($"resumed from {dir} at step {step}");
+    }
+
+    /// <summary>Trains to the configured step count, or only up to <paramref name="stopAfter"/> steps.</summary>
+    public TrainResult Run(int? stopAfter = null)
+    {
+        var evaluations = new List<(int, double)>();
+        var losses = new List<double>();
+        using var metrics = new MetricsLog(Path.Combine(runDir, "metrics.jsonl"), append: step > 0);
+        double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep;
+        double peak = device.Peak.For(device.Kernels.Gemm.UsesTf32);
+        console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
+                          $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Peak.Source})");
+        if (step == 0) evaluations.Add((0, Evaluate(metrics)));
+        var clock = Stopwatch.StartNew();
+        int firstStep = step;
+        int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
+        while (step < lastStep)
+        {
+            var stepClock = Stopwatch.StartNew();
+            step++;
+            double lr = schedule.At(step);
+            double loss = TrainStep(lr);
+            if (!double.IsFinite(loss))
+                throw new UserException($"The loss became {loss} at step {step}; training stopped. " +
+                                        $"The last good checkpoint is in {Checkpoint.PathIn(runDir)}. Try a lower --lr.");
+            losses.Add(loss);
+            tokensSeen += options.TokensPerStep;
+            double seconds = stepClock.Elapsed.TotalSeconds;
+            double tokensPerSecond = options.TokensPerStep / seconds;
+            double mfu = flopsPerStep / seconds / peak;
+            metrics.Write(new { type = "train", step, loss, lr, grad_norm = optimizer.LastGradNorm(), tokens_per_s = tokensPerSecond,
+                mfu, step_s = seconds, tokens = tokensSeen });
+            if (step % options.LogEvery == 0 || step == options.Steps)
+            {
+                double eta = clock.Elapsed.TotalSeconds / (step - firstStep) * (options.Steps - step);
+                console.WriteLine($"step {step,5}/{options.Steps} | loss {loss:0.0000} | lr {lr:0.00e+00} | " +
+                                  $"{tokensPerSecond,8:N0} tok/s | MFU {mfu * 100:0.00}% | ETA {TimeSpan.FromSeconds(eta):m\\:ss}");
+            }
+            if (step % options.EvalEvery == 0 || step == options.Steps) evaluations.Add((step, Evaluate(metrics)));
+            if (step % options.CheckpointEvery == 0 || step == options.Steps) SaveCheckpoint();
+        }
+        return new TrainResult(evaluations, losses);
+    }
+
+    /// <summary>One optimizer step over <c>Accumulation</c> micro-batches; returns the mean loss.</summary>
+    private double TrainStep(double lr)
+    {
+        double total = 0;
+        using (var scope = device.BeginScope())
+        {
+            var losses = new List<Tensor>();
+            for (int micro = 0; micro < options.Accumulation; micro++)
+            {
+                var batch = loader.NextBatch(options.Batch, options.SeqLen);
+                var loss = Loss(batch);
+                losses.Add(loss);
+                // Each micro-batch contributes 1/accumulation of the gradient.
+                device.Tape.Backward(options.Accumulation == 1 ? loss : Ops.Scale(loss, 1f / options.Accumulation));
+            }
+            optimizer.Step(lr);
+            foreach (var loss in losses) total += loss.Item();
+        }
+        model.ZeroGrad();
+        return total / options.Accumulation;
+    }
+
+    private Tensor Loss(TokenBatch batch)
+    {
+        var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
+        var targets = Tensor.FromArray(device, batch.Targets, batch.BatchSize * batch.SeqLen);
+        var logits = model.Forward(ids, batch.BatchSize, batch.SeqLen);
+        return Ops.CrossEntropy(logits, targets);
+    }
+
+    /// <summary>Mean validation loss over the fixed evaluation batches (no gradients).</summary>
+    public double Evaluate(MetricsLog? metrics = null)
+    {
+        double sum = 0;
+        int count = 0;
+        using (new NoGradScope(device))
+            foreach (var batch in TokenLoader.EvalBatches(data.Validation, options.Batch, options.SeqLen, options.EvalBatches))
+            {
+                using var scope = device.BeginScope();
+                sum += Loss(batch).Item();
+                count++;
+            }
+        double loss = sum / count;
+        console.WriteLine($"eval  step {step,5} | val loss {loss:0.0000} | val ppl {Math.Exp(loss):0.00}");
+        metrics?.Write(new { type = "eval", step, val_loss = loss, val_ppl = Math.Exp(loss) });
+        return loss;
+    }
+
+    public void Dispose() => optimizer.Dispose();
+
+    private void SaveCheckpoint() =>
+        Checkpoint.Save(runDir, model, optimizer,
+            new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options));
+}

@@ -1,0 +1,59 @@
+using FlowHN.Autograd;
+using FlowHN.Models;
+using FlowHN.Tensors;
+
+namespace FlowHN.Tests.Models;
+
+public class TransformerTests
+{
+    private static readonly ModelConfig Tiny = new()
+    {
+        Arch = "transformer", VocabSize = 11, Dim = 8, Layers = 2, Heads = 2, KvHeads = 1, MlpHidden = 12,
+    };
+
+    [Fact]
+    public void ParameterCountMatchesTheFormulaAndNamesAreStable()
+    {
+        using var model = new TransformerLM(TestDevice.Cpu, Tiny, seed: 1);
+        Assert.Equal(TransformerLM.CountParameters(Tiny), model.ParameterCount);
+        var names = model.Parameters().Select(p => p.Name).ToList();
+        Assert.Equal(names.Count, names.Distinct().Count());
+        Assert.Contains("embed.weight", names);
+        Assert.Contains("layers.1.attn.k_proj.weight", names);
+        Assert.Contains("layers.0.mlp.down_proj.weight", names);
+        Assert.Contains("final_norm.weight", names);
+        Assert.Equal("lm_head.weight", names[^1]);
+    }
+
+    [Fact]
+    public void GradientsOfEveryKindOfParameterPassAFiniteDifferenceCheck()
+    {
+        var device = TestDevice.Cpu;
+        using var model = new TransformerLM(device, Tiny, seed: 2);
+        using var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10, 7, 4], 2, 5);
+        var byName = model.Parameters().ToDictionary(p => p.Name);
+        var checkedParameters = new[]
+        {
+            byName["embed.weight"], byName["layers.0.attn.q_proj.weight"], byName["layers.1.attn.v_proj.weight"],
+            byName["layers.0.attn_norm.weight"], byName["layers.1.mlp.gate_proj.weight"], byName["lm_head.weight"],
+        };
+        var results = GradCheck.Run(device, () => model.Forward(ids, 2, 5), checkedParameters, maxCoordinates: 24);
+        foreach (var r in results) Assert.True(r.RelativeError < 1e-2, r.ToString());
+        model.ZeroGrad();
+    }
+
+    [Fact]
+    public void LogitsAreCausal()
+    {
+        var device = TestDevice.Cpu;
+        using var model = new TransformerLM(device, Tiny, seed: 3);
+        int[] a = [1, 2, 3, 4, 5, 6], b = [1, 2, 3, 9, 0, 8];
+        using var scope = device.BeginScope();
+        using var noGrad = new NoGradScope(device);
+        var la = model.Forward(TokenIndex.FromHost(device, a, 1, 6), 1, 6).ToArray();
+        var lb = model.Forward(TokenIndex.FromHost(device, b, 1, 6), 1, 6).ToArray();
+        int prefix = 3 * Tiny.VocabSize; // positions 0..2 are identical in a and b
+        Assert.Equal(la[..prefix], lb[..prefix]);
+        Assert.NotEqual(la[prefix..], lb[prefix..]);
+    }
+}

@@ -1,0 +1,119 @@
+using FlowHN.Data;
+using FlowHN.Models;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+using FlowHN.Training;
+
+namespace FlowHN.Tests.Training;
+
+public class TrainingTests
+{
+    private static readonly ModelConfig Small = new()
+    {
+        Arch = "transformer", VocabSize = 256, Dim = 16, Layers = 1, Heads = 2, KvHeads = 1, MlpHidden = 32,
+    };
+
+    private static DataSource SampleBytes(TempFolder cache) => DataSource.Open(RepoPaths.Sample, "bytes", cache.Path);
+
+    private static TrainOptions QuickOptions(int steps) => new()
+    {
+        Steps = steps, Batch = 2, SeqLen = 16, LearningRate = 3e-3, EvalEvery = 1000, EvalBatches = 1, CheckpointEvery = 2, LogEvery = 1000,
+    };
+
+    [Fact]
+    public void ATinyModelOverfitsAFixedBatch()
+    {
+        var device = TestDevice.Cpu;
+        using var model = new TransformerLM(device, Small, seed: 4);
+        using var optimizer = new AdamW(device, model.Parameters().ToList(), weightDecay: 0);
+        var tokens = Reference.RandomInts(2 * 17, 256, 5);
+        var inputs = Enumerable.Range(0, 2).SelectMany(r => tokens[(r * 17)..(r * 17 + 16)]).ToArray();
+        var targets = Enumerable.Range(0, 2).SelectMany(r => tokens[(r * 17 + 1)..(r * 17 + 17)]).ToArray();
+        float first = 0, last = 0;
+        for (int step = 0; step < 150; step++)
+        {
+            using (var scope = device.BeginScope())
+            {
+                var logits = model.Forward(TokenIndex.FromHost(device, inputs, 2, 16), 2, 16);
+                var loss = FlowHN.Autograd.Ops.CrossEntropy(logits, Tensor.FromArray(device, targets, 32));
+                device.Tape.Backward(loss);
+                optimizer.Step(1e-2);
+                last = loss.Item();
+                if (step == 0) first = last;
+            }
+            model.ZeroGrad();
+        }
+        Assert.True(last < 0.1 * first, $"loss went from {first} to {last}");
+    }
+
+    [Fact]
+    public void ResumingContinuesExactlyLikeAnUninterruptedRun()
+    {
+        using var cache = new TempFolder();
+        using var runA = new TempFolder();
+        using var runB = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+
+        IReadOnlyList<double> Train(string dir, bool resume, int? stopAfter)
+        {
+            using var model = new TransformerLM(device, Small, seed: 6);
+            using var trainer = new Trainer(device, model, data, QuickOptions(6), dir, TextWriter.Null);
+            if (resume) trainer.Resume();
+            return trainer.Run(stopAfter).StepLosses;
+        }
+
+        var uninterrupted = Train(runA.Path, resume: false, stopAfter: null);
+        var firstHalf = Train(runB.Path, resume: false, stopAfter: 4); // as if the process died after step 4's checkpoint
+        var secondHalf = Train(runB.Path, resume: true, stopAfter: null);
+        Assert.Equal(uninterrupted.Take(4), firstHalf);
+        Assert.Equal(uninterrupted.Skip(4), secondHalf);
+        Assert.Equal(6, File.ReadLines(Path.Combine(runB.Path, "metrics.jsonl")).Count(l => l.Contains("\"train\"")));
+    }
+
+    [Fact]
+    public void ANonFiniteLossStopsWithTheStepAndKeepsTheLastGoodCheckpoint()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        using (var model = new TransformerLM(device, Small, seed: 7))
+        using (var trainer = new Trainer(device, model, data, QuickOptions(2), run.Path, TextWriter.Null))
+            trainer.Run();
+
+        using var poisoned = new TransformerLM(device, Small, seed: 7);
+        using var resumed = new Trainer(device, poisoned, data, QuickOptions(4), run.Path, TextWriter.Null);
+        resumed.Resume();
+        var weight = poisoned.Parameters().First();
+        weight.CopyFrom(Enumerable.Repeat(float.NaN, (int)weight.Length).ToArray());
+        var e = Assert.Throws<UserException>(() => resumed.Run());
+        Assert.Contains("step 3", e.Message);
+        Assert.Equal(2, Checkpoint.LoadState(Checkpoint.PathIn(run.Path)).Step);
+    }
+
+    [Fact]
+    public void ScheduleWarmsUpThenDecaysToTheFloor()
+    {
+        var s = new LearningRateSchedule(1.0, 100, 0.1, 0.1);
+        Assert.Equal(0.1, s.At(1), 9);
+        Assert.Equal(1.0, s.At(10), 9);
+        Assert.True(s.At(50) < 1.0 && s.At(50) > 0.1);
+        Assert.Equal(0.1, s.At(100), 9);
+    }
+
+    [Fact]
+    public void SafetensorsRoundTripAndRejectGarbage()
+    {
+        using var dir = new TempFolder();
+        string path = dir.File("t.safetensors");
+        Safetensors.Write(path, [new Safetensors.Entry("a.weight", [2, 3], [1, 2, 3, 4, 5, 6]), new Safetensors.Entry("b", [1], [7])]);
+        var read = Safetensors.Read(path);
+        Assert.Equal([2, 3], read["a.weight"].Shape);
+        Assert.Equal([1f, 2, 3, 4, 5, 6], read["a.weight"].Data);
+        Assert.Equal(0, (new FileInfo(path).Length - 8 - 6 * 4 - 4) % 8); // header padded to 8 bytes
+        File.WriteAllBytes(path, [1, 2, 3]);
+        var e = Assert.Throws<UserException>(() => Safetensors.Read(path));
+        Assert.Contains(path, e.Message);
+    }
+}
