@@ -11,7 +11,7 @@ namespace FlowHN.Diagnostics;
 /// what <c>flowhn check</c> runs (so a GPU machine without the SDK can validate the CUDA path) and what the
 /// tests assert on the CPU accelerator.
 /// </summary>
-public static class KernelChecks
+public static partial class KernelChecks
 {
     public const double ElementwiseTolerance = 1e-5;
     public const double ReductionTolerance = 1e-4;
@@ -48,6 +48,10 @@ public static class KernelChecks
         new("embedding.backward", ReductionTolerance, (d, r) => EmbeddingCheck(d, r, backward: true)),
         new("cross-entropy", ReductionTolerance, (d, r) => CrossEntropyCheck(d, r, backward: false)),
         new("cross-entropy.backward", ReductionTolerance, (d, r) => CrossEntropyCheck(d, r, backward: true)),
+        new("attention", ReductionTolerance, (d, r) => AttentionCheck(d, r, backward: false)),
+        new("attention.backward", ReductionTolerance, (d, r) => AttentionCheck(d, r, backward: true)),
+        new("rope", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: false)),
+        new("rope.backward", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: true)),
         new("adamw", ElementwiseTolerance, AdamWCheck),
         new("clip-factor", ElementwiseTolerance, ClipFactorCheck),
     ];

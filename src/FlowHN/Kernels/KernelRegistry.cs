@@ -13,6 +13,8 @@ public sealed class KernelRegistry : IDisposable
     private readonly Lazy<CrossEntropyLauncher> crossEntropy;
     private readonly Lazy<OptimLauncher> optim;
     private readonly Lazy<GemmLauncher> gemm;
+    private readonly Lazy<AttentionLauncher> attention;
+    private readonly Lazy<RopeLauncher> rope;
 
     public KernelRegistry(ComputeDevice device)
     {
@@ -23,6 +25,8 @@ public sealed class KernelRegistry : IDisposable
         crossEntropy = new(() => new CrossEntropyLauncher(device));
         optim = new(() => new OptimLauncher(device));
         gemm = new(() => new GemmLauncher(device));
+        attention = new(() => new AttentionLauncher(device));
+        rope = new(() => new RopeLauncher(device));
     }
 
     public ElementwiseLauncher Elementwise => elementwise.Value;
@@ -32,10 +36,12 @@ public sealed class KernelRegistry : IDisposable
     public CrossEntropyLauncher CrossEntropy => crossEntropy.Value;
     public OptimLauncher Optim => optim.Value;
     public GemmLauncher Gemm => gemm.Value;
+    public AttentionLauncher Attention => attention.Value;
+    public RopeLauncher Rope => rope.Value;
 
     /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
     public IReadOnlyList<KernelFamily> All =>
-        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm];
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope];
 
     public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
 

@@ -1,0 +1,83 @@
+using FlowHN.Kernels;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Autograd;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Multi-head attention with grouped KV heads, masked by position: q [B, Lq, Hq, D], k and v [B, Lk, Hkv, D]
+    /// (Hkv divides Hq), int positions [Lq] and [Lk] shared by the batch rows; key j is visible to query i iff
+    /// kPos[j] &lt;= qPos[i].
+    /// Returns [B, Lq, Hq, D], softmax(q k^T / sqrt(D)) v per head; a query that sees no key gets 0.
+    /// </summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor qPositions, Tensor kPositions)
+    {
+        var s = AttentionShapeOf(q, k, v, qPositions, kPositions);
+        var device = q.Device;
+        var kernels = device.Kernels.Attention;
+        var o = Like(q);
+        var lse = Tensor.Empty(device, [s.Batch, s.QueryHeads, s.QueryLength]);
+        kernels.Forward(s, q.View, k.View, v.View, qPositions.IntView, kPositions.IntView, o.View, lse.View);
+        return Record(o, dO =>
+        {
+            var delta = Tensor.Empty(device, lse.Shape);
+            bool keyValue = k.RequiresGrad || v.RequiresGrad;
+            kernels.Backward(s, q.View, k.View, v.View, o.View, dO.View, lse.View, qPositions.IntView, kPositions.IntView,
+                delta.View, GradientOrScratch(q), keyValue ? GradientOrScratch(k) : default,
+                keyValue ? GradientOrScratch(v) : default, keyValue);
+        }, q, k, v);
+    }
+
+    /// <summary>Ordinary causal attention over one sequence: positions 0..L-1 for queries and keys.</summary>
+    public static Tensor CausalAttention(Tensor q, Tensor k, Tensor v)
+    {
+        if (q.Rank != 4 || k.Rank != 4 || q.Dim(1) != k.Dim(1))
+            throw new ArgumentException($"CausalAttention: q {q.ShapeString} and k {k.ShapeString} need the same length.");
+        var positions = Positions(q.Device, q.Dim(1));
+        return Attention(q, k, v, positions, positions);
+    }
+
+    /// <summary>Rotary position embedding of x [B, L, H, D] at int positions [L] (half-split pairs, base theta).</summary>
+    public static Tensor Rope(Tensor x, Tensor positions, float theta = 10000f)
+    {
+        if (x.Rank != 4) throw new ArgumentException($"Rope: x {x.ShapeString} must be [batch, length, heads, headDim].");
+        RequirePositions(positions, x.Dim(1), "Rope");
+        var s = RopeLauncher.Shape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), theta);
+        var kernels = x.Device.Kernels.Rope;
+        var y = Like(x);
+        kernels.Forward(s, x.View, y.View, positions.IntView);
+        return Record(y, dy => kernels.Backward(s, dy.View, Gradients.For(x).View, positions.IntView), x);
+    }
+
+    /// <summary>An int tensor [length] holding first, first + 1, ... (built on the device, no host copy).</summary>
+    public static Tensor Positions(ComputeDevice device, int length, int first = 0)
+    {
+        var positions = Tensor.Empty(device, [length], DType.Int32);
+        device.Kernels.Attention.Positions(positions.IntView, first);
+        return positions;
+    }
+
+    private static AttentionShape AttentionShapeOf(Tensor q, Tensor k, Tensor v, Tensor qPositions, Tensor kPositions)
+    {
+        if (q.Rank != 4 || k.Rank != 4 || !k.Shape.SequenceEqual(v.Shape))
+            throw new ArgumentException(
+                $"Attention: q {q.ShapeString} must be [B, Lq, Hq, D] and k {k.ShapeString}, v {v.ShapeString} both [B, Lk, Hkv, D].");
+        if (k.Dim(0) != q.Dim(0) || k.Dim(3) != q.Dim(3))
+            throw new ArgumentException($"Attention: batch or head dim of q {q.ShapeString} and k {k.ShapeString} differ.");
+        RequirePositions(qPositions, q.Dim(1), "Attention (query positions)");
+        RequirePositions(kPositions, k.Dim(1), "Attention (key positions)");
+        return AttentionLauncher.Shape(q.Dim(0), q.Dim(1), k.Dim(1), q.Dim(2), k.Dim(2), q.Dim(3));
+    }
+
+    private static void RequirePositions(Tensor positions, int length, string op)
+    {
+        if (positions.DType != DType.Int32 || positions.Length != length)
+            throw new ArgumentException($"{op}: positions must be {length} ints, got {positions}.");
+    }
+
+    /// <summary>The gradient buffer of an input that needs one, else a scratch buffer the kernels may write.</summary>
+    private static ILGPU.ArrayView<float> GradientOrScratch(Tensor t) =>
+        t.RequiresGrad ? Gradients.For(t).View : Tensor.Zeros(t.Device, t.Shape).View;
+}

@@ -1,0 +1,84 @@
+using FlowHN.Kernels;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+using static FlowHN.Diagnostics.HostReference;
+
+namespace FlowHN.Diagnostics;
+
+public static partial class KernelChecks
+{
+    /// <summary>Grouped heads, a length that is no multiple of any tile, an odd head dim on the CPU.</summary>
+    private static AttentionShape AttentionSize(ComputeDevice d, int queryLength) => d.IsCuda
+        ? AttentionLauncher.Shape(2, queryLength, 300, 8, 2, 64)
+        : AttentionLauncher.Shape(2, queryLength, 37, 4, 2, 24);
+
+    /// <summary>
+    /// Two cases, the worse error counts: ordinary causal attention, and queries for only the last third of the
+    /// positions attending to keys of all positions (the mask by position).
+    /// </summary>
+    private static double AttentionCheck(ComputeDevice d, Random random, bool backward)
+    {
+        int length = AttentionSize(d, 1).KeyLength;
+        int subset = length / 3;
+        return Math.Max(AttentionCase(d, random, AttentionSize(d, length), 0, backward),
+            AttentionCase(d, random, AttentionSize(d, subset), length - subset, backward));
+    }
+
+    private static double AttentionCase(ComputeDevice d, Random random, AttentionShape s, int firstQuery, bool backward)
+    {
+        int qn = s.Batch * s.QueryLength * s.QueryHeads * s.HeadDim, kn = s.Batch * s.KeyLength * s.KvHeads * s.HeadDim;
+        var q = Randoms(random, qn);
+        var k = Randoms(random, kn);
+        var v = Randoms(random, kn);
+        var qPos = Enumerable.Range(firstQuery, s.QueryLength).ToArray();
+        var kPos = Enumerable.Range(0, s.KeyLength).ToArray();
+        var qt = Up(d, q, qn);
+        var kt = Up(d, k, kn);
+        var vt = Up(d, v, kn);
+        var qPosT = Tensor.FromArray(d, qPos, qPos.Length);
+        var kPosT = Tensor.FromArray(d, kPos, kPos.Length);
+        var o = Tensor.Empty(d, [qn]);
+        var lse = Tensor.Empty(d, [s.QueryRows]);
+        var kernels = d.Kernels.Attention;
+        kernels.Forward(s, qt.View, kt.View, vt.View, qPosT.IntView, kPosT.IntView, o.View, lse.View);
+        if (!backward)
+        {
+            var (outRef, lseRef) = Attention(q, k, v, qPos, kPos, s);
+            return Math.Max(RelativeError(o.ToArray(), outRef), RelativeError(lse.ToArray(), lseRef));
+        }
+        // Random starting gradients: the kernels must add to them, not overwrite them.
+        var dO = Randoms(random, qn);
+        var (dq0, dk0, dv0) = (Randoms(random, qn), Randoms(random, kn), Randoms(random, kn));
+        var (dq, dk, dv) = (Up(d, dq0, qn), Up(d, dk0, kn), Up(d, dv0, kn));
+        var delta = Tensor.Empty(d, [s.QueryRows]);
+        kernels.Backward(s, qt.View, kt.View, vt.View, o.View, Up(d, dO, qn).View, lse.View, qPosT.IntView, kPosT.IntView,
+            delta.View, dq.View, dk.View, dv.View);
+        var (dqRef, dkRef, dvRef) = AttentionBackward(q, k, v, qPos, kPos, dO, s);
+        return Math.Max(GradientError(dq, dq0, dqRef), Math.Max(GradientError(dk, dk0, dkRef), GradientError(dv, dv0, dvRef)));
+    }
+
+    /// <summary>Error of the accumulated part (gradient - starting value), so it is not hidden by the start.</summary>
+    private static double GradientError(Tensor grad, float[] start, double[] expected) =>
+        RelativeError(grad.ToArray().Select((g, i) => g - start[i]).ToArray(), expected);
+
+    private static double RopeCheck(ComputeDevice d, Random random, bool backward)
+    {
+        int batch = 2, length = d.IsCuda ? 300 : 37, heads = 3, headDim = d.IsCuda ? 64 : 24;
+        int n = batch * length * heads * headDim;
+        var x = Randoms(random, n);
+        var positions = Enumerable.Range(0, length).Select(i => i + random.Next(4)).ToArray();
+        var s = RopeLauncher.Shape(batch, length, heads, headDim);
+        var positionsT = Tensor.FromArray(d, positions, length);
+        var kernels = d.Kernels.Rope;
+        if (!backward)
+        {
+            var y = Tensor.Empty(d, [n]);
+            kernels.Forward(s, Up(d, x, n).View, y.View, positionsT.IntView);
+            return RelativeError(y.ToArray(), Rope(x, positions, batch, length, heads, headDim, 10000));
+        }
+        var dx0 = Randoms(random, n);
+        var dx = Up(d, dx0, n);
+        kernels.Backward(s, Up(d, x, n).View, dx.View, positionsT.IntView);
+        return GradientError(dx, dx0, Rope(x, positions, batch, length, heads, headDim, 10000, direction: -1));
+    }
+}

@@ -1,0 +1,123 @@
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>Typed entry points for <see cref="AttentionKernels"/>; chooses tile and lanes per device.</summary>
+public sealed class AttentionLauncher : KernelFamily
+{
+    private const int GpuGroupSize = 128;
+    private const int GpuTile = 32;
+    private const int CpuTile = 16;
+    private const int MaxSharedFloats = 48 * 1024 / sizeof(float); // CUDA's default dynamic shared memory limit
+
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> forward;
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> backwardQuery;
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> backwardKeyValue;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<int>, int> positions;
+
+    public AttentionLauncher(ComputeDevice device) : base(device)
+    {
+        forward = Load<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>,
+            ArrayView<float>, ArrayView<float>>(AttentionKernels.Forward);
+        backwardQuery = Device.Accelerator.LoadKernel<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
+            AttentionKernels.BackwardQuery);
+        RegisterExtra(AttentionKernels.BackwardQuery);
+        backwardKeyValue = Device.Accelerator.LoadKernel<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
+            AttentionKernels.BackwardKeyValue);
+        RegisterExtra(AttentionKernels.BackwardKeyValue);
+        positions = Load<int, ArrayView<int>, int>(AttentionKernels.Positions);
+    }
+
+    /// <summary>The sizes of a call with the usual scale 1/sqrt(headDim); geometry is filled in at launch.</summary>
+    public static AttentionShape Shape(int batch, int queryLength, int keyLength, int queryHeads, int kvHeads, int headDim)
+    {
+        if (batch < 1 || queryLength < 1 || keyLength < 1 || queryHeads < 1 || kvHeads < 1 || headDim < 1)
+            throw new ArgumentException("Attention sizes must be positive.");
+        if (queryHeads % kvHeads != 0)
+            throw new ArgumentException($"Attention: {kvHeads} kv heads do not divide {queryHeads} query heads.");
+        return new AttentionShape
+        {
+            Batch = batch, QueryLength = queryLength, KeyLength = keyLength, QueryHeads = queryHeads, KvHeads = kvHeads,
+            HeadDim = headDim, Scale = 1f / MathF.Sqrt(headDim),
+        };
+    }
+
+    /// <summary>o [B, Lq, Hq, D] and lse [B, Hq, Lq] from q [B, Lq, Hq, D], k and v [B, Lk, Hkv, D].</summary>
+    public void Forward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> qPos,
+        ArrayView<int> kPos, ArrayView<float> o, ArrayView<float> lse)
+    {
+        Counters.Kernel();
+        var config = Geometry(ref s, s.QueryRows, AttentionKernels.ForwardRowFloats);
+        forward(Stream, config, s, q, k, v, qPos, kPos, o, lse);
+    }
+
+    /// <summary>
+    /// dq, dk, dv += the gradients for output gradient dO; <paramref name="delta"/> [B, Hq, Lq] is scratch.
+    /// Passing <paramref name="keyValueGrads"/> false skips dk and dv (they may then be invalid views).
+    /// </summary>
+    public void Backward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
+        ArrayView<float> dO, ArrayView<float> lse, ArrayView<int> qPos, ArrayView<int> kPos, ArrayView<float> delta,
+        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, bool keyValueGrads = true)
+    {
+        Counters.Kernel();
+        var rowConfig = Geometry(ref s, s.QueryRows, AttentionKernels.QueryGradRowFloats);
+        backwardQuery(Stream, rowConfig, s, q, k, v, o, dO, lse, qPos, kPos, delta, dq);
+        if (!keyValueGrads) return;
+        Counters.Kernel();
+        var keyConfig = Geometry(ref s, s.KeyRows, AttentionKernels.KeyValueGradRowFloats);
+        backwardKeyValue(Stream, keyConfig, s, q, k, v, dO, lse, delta, qPos, kPos, dk, dv);
+    }
+
+    /// <summary>positions[i] = first + i.</summary>
+    public void Positions(ArrayView<int> target, int first = 0)
+    {
+        Counters.Kernel();
+        int n = Launch.CheckedInt(target.Length, "positions");
+        positions(Stream, Launch.Grid1D(Device, n), n, target, first);
+    }
+
+    /// <summary>
+    /// On a GPU: 128-thread groups, a row gets a power-of-two number of lanes of about four head dims each (at
+    /// most a warp), 32-key tiles. On the CPU accelerator: the device's preset lanes (1 unless a test asks for
+    /// more), 16-key tiles and one group per multiprocessor, since starting a group costs microseconds there.
+    /// </summary>
+    private KernelConfig Geometry(ref AttentionShape s, int rows, Func<int, int, int> rowFloats)
+    {
+        int group, lanes, cap;
+        if (Device.IsCuda)
+        {
+            group = GpuGroupSize;
+            s.Tile = GpuTile;
+            lanes = Math.Min(Math.Min(Device.Accelerator.WarpSize, GpuTile), NextPowerOfTwo((s.HeadDim + 3) / 4));
+            cap = Device.Accelerator.NumMultiprocessors * 32;
+        }
+        else
+        {
+            group = Device.Accelerator.MaxNumThreadsPerGroup;
+            s.Tile = CpuTile;
+            lanes = Math.Min(Device.Options.CpuLanesPerRow, group);
+            cap = Device.Accelerator.NumMultiprocessors;
+        }
+        s.LanesPerRow = lanes;
+        int rowsPerGroup = group / lanes;
+        int shared = group + rowsPerGroup * rowFloats(s.HeadDim, s.Tile);
+        if (shared > MaxSharedFloats)
+            throw new ArgumentException($"Attention head dim {s.HeadDim} needs more shared memory than a group may use.");
+        int groups = Math.Clamp((rows + rowsPerGroup - 1) / rowsPerGroup, 1, cap);
+        return Launch.Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), shared);
+    }
+
+    private static int NextPowerOfTwo(int n)
+    {
+        int p = 1;
+        while (p < n) p <<= 1;
+        return p;
+    }
+}
