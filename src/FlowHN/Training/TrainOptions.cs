@@ -21,7 +21,7 @@ public sealed record TrainOptions
     public int LogEvery { get; init; } = 10;
     public int Seed { get; init; } = 1;
 
-    public int TokensPerStep => Batch * SeqLen * Accumulation;
+    [System.Text.Json.Serialization.JsonIgnore] public int TokensPerStep => Batch * SeqLen * Accumulation;
 
     public void Validate()
     {
