@@ -57,4 +57,53 @@ public class CliTests
         Assert.Contains("2.5 TFLOP/s", output);
         Assert.Contains("user override", output);
     }
+
+    [Fact]
+    public void TrainRunsWritesMetricsAndACheckpointAndRefusesToOverwrite()
+    {
+        using var run = new TempFolder();
+        using var cache = new TempFolder();
+        string[] args = ["train", "--device", "cpu", "--preset", "tiny", "--data", RepoPaths.Sample, "--cache", cache.Path,
+            "--out", run.Path, "--steps", "2", "--batch", "2", "--seq", "16", "--eval-batches", "1", "--log-every", "1"];
+        var (code, output, error) = Run(args);
+        Assert.True(code == 0, error);
+        Assert.Contains("step     2/2", output);
+        Assert.Contains("MFU", output);
+        Assert.Contains("val loss", output);
+        Assert.True(File.Exists(Path.Combine(run.Path, "checkpoint", "model.safetensors")));
+        Assert.Equal(2, File.ReadLines(Path.Combine(run.Path, "metrics.jsonl")).Count(l => l.Contains("\"train\"")));
+
+        var again = Run(args);
+        Assert.Equal(2, again.Code);
+        Assert.Contains("--resume", again.Error);
+    }
+
+    [Fact]
+    public void TrainOnAMissingFolderIsAUserError()
+    {
+        var (code, _, error) = Run("train", "--device", "cpu", "--data", "/no/such/folder", "--steps", "1");
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: ", error);
+        Assert.Contains("/no/such/folder", error);
+    }
+
+    [Fact]
+    public void ModelsListsPresetsWithParameterCounts()
+    {
+        var (code, output, _) = Run("models", "--vocab", "256");
+        Assert.Equal(0, code);
+        Assert.Contains("transformer", output);
+        Assert.Contains("tiny", output);
+        Assert.Contains("853,120", output); // the tiny Transformer with a byte vocabulary
+    }
+
+    [Fact]
+    public void TrainHelpListsEveryOptionWithItsDefault()
+    {
+        var (code, output, _) = Run("train", "--help");
+        Assert.Equal(0, code);
+        foreach (var option in new[] { "--arch", "--preset", "--data", "--steps", "--batch", "--seq", "--lr", "--accum", "--resume", "--device" })
+            Assert.Contains(option, output);
+        Assert.Contains("Default", output, StringComparison.OrdinalIgnoreCase);
+    }
 }
