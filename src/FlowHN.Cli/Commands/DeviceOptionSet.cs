@@ -28,6 +28,12 @@ public sealed class DeviceOptionSet
         Description = "Override the device's peak TFLOP/s used for MFU (default: the built-in table by GPU name).",
     };
 
+    public Option<double> MemoryLimit { get; } = new("--memory-limit")
+    {
+        Description = "Most device memory to use, in GiB (0 = all there is).",
+        DefaultValueFactory = _ => 0,
+    };
+
     public Option<int> CpuThreads { get; } = new("--cpu-threads")
     {
         Description = "CPU accelerator: worker threads (0 = one per core).",
@@ -40,6 +46,7 @@ public sealed class DeviceOptionSet
         command.Options.Add(Gemm);
         command.Options.Add(Tf32);
         command.Options.Add(PeakTflops);
+        command.Options.Add(MemoryLimit);
         command.Options.Add(CpuThreads);
     }
 
@@ -49,6 +56,7 @@ public sealed class DeviceOptionSet
         Gemm = DeviceOptions.ParseGemm(result.GetValue(Gemm)!),
         Tf32 = result.GetValue(Tf32),
         PeakTflops = result.GetValue(PeakTflops),
+        MemoryLimitGiB = result.GetValue(MemoryLimit),
         CpuMultiprocessors = result.GetValue(CpuThreads),
     };
 }

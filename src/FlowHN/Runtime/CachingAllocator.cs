@@ -42,7 +42,14 @@ public sealed class CachingAllocator : IDisposable
     private readonly Accelerator accelerator;
     private readonly Dictionary<long, Stack<MemoryBuffer1D<float, Stride1D.Dense>>> free = new();
 
-    public CachingAllocator(Accelerator accelerator) => this.accelerator = accelerator;
+    public CachingAllocator(Accelerator accelerator, long limitBytes = 0)
+    {
+        this.accelerator = accelerator;
+        LimitBytes = limitBytes;
+    }
+
+    /// <summary>Most device memory this allocator may reserve (0 = whatever the device has).</summary>
+    public long LimitBytes { get; }
 
     public long BytesInUse { get; private set; }
     public long PeakBytesInUse { get; private set; }
@@ -100,14 +107,14 @@ public sealed class CachingAllocator : IDisposable
     {
         try
         {
-            return Count(accelerator.Allocate1D<float>(bucket));
+            return Count(TryDriver(bucket));
         }
         catch (Exception first) when (first is OutOfMemoryException or AcceleratorException)
         {
-            ReleaseCached();
+            ReleaseCached(); // cached blocks of other sizes may be what stands in the way
             try
             {
-                return Count(accelerator.Allocate1D<float>(bucket));
+                return Count(TryDriver(bucket));
             }
             catch (Exception second) when (second is OutOfMemoryException or AcceleratorException)
             {
@@ -117,6 +124,13 @@ public sealed class CachingAllocator : IDisposable
                     "Use a smaller --batch or --seq, or a smaller preset.", second);
             }
         }
+    }
+
+    private MemoryBuffer1D<float, Stride1D.Dense> TryDriver(long bucket)
+    {
+        if (LimitBytes > 0 && BytesReserved + bucket * sizeof(float) > LimitBytes)
+            throw new OutOfMemoryException($"the memory limit of {LimitBytes} bytes would be exceeded");
+        return accelerator.Allocate1D<float>(bucket);
     }
 
     private MemoryBuffer1D<float, Stride1D.Dense> Count(MemoryBuffer1D<float, Stride1D.Dense> buffer)

@@ -24,7 +24,7 @@ public sealed class ComputeDevice : IDisposable
         IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false);
         CurrentStream = DefaultStream;
-        Allocator = new CachingAllocator(accelerator);
+        Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)));
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
         Kernels = new KernelRegistry(this);
         Tape = new Tape();

@@ -11,6 +11,8 @@ public sealed record DeviceOptions
     public GemmBackendKind Gemm { get; init; } = GemmBackendKind.Auto;
     /// <summary>Tensor-core TF32 matrix products on CUDA (opt-in: it changes results in the 4th digit).</summary>
     public bool Tf32 { get; init; }
+    /// <summary>Caps the device memory the allocator may use, in GiB (0 = no cap), e.g. on a shared GPU.</summary>
+    public double MemoryLimitGiB { get; init; }
     /// <summary>Overrides the peak FLOP/s table, in TFLOP/s.</summary>
     public double? PeakTflops { get; init; }
     /// <summary>CPU accelerator: threads per warp (at least 2 so warp-level code paths are exercised).</summary>

@@ -106,4 +106,17 @@ public class CliTests
             Assert.Contains(option, output);
         Assert.Contains("Default", output, StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public void RunningOutOfDeviceMemorySuggestsASmallerBatch()
+    {
+        using var run = new TempFolder();
+        using var cache = new TempFolder();
+        var (code, _, error) = Run("train", "--device", "cpu", "--memory-limit", "0.001", "--data", RepoPaths.Sample,
+            "--cache", cache.Path, "--out", run.Path, "--steps", "1", "--batch", "64", "--seq", "256");
+        Assert.Equal(2, code);
+        Assert.Contains("Out of device memory", error);
+        Assert.Contains("--batch", error);
+        Assert.DoesNotContain("   at ", error);
+    }
 }
