@@ -23,9 +23,9 @@ public static class ModelsCommand
                 foreach (string preset in Presets.Names(arch))
                 {
                     var c = Presets.Get(arch, preset, v);
-                    double flops = FlopModel.TrainingMultiplier * FlopModel.TransformerForwardPerToken(c, l);
+                    double flops = LanguageModel.TrainingFlopsPerToken(c, l);
                     o.WriteLine($"{arch,-12} {preset,-8} {c.Dim,5} {c.Layers,6} {$"{c.Heads}/{c.KvHeads}",7} {c.MlpHidden,6} " +
-                                $"{TransformerLM.CountParameters(c),14:N0} {flops / 1e9,18:0.0000}");
+                                $"{LanguageModel.CountParameters(c),14:N0} {flops / 1e9,18:0.0000}");
                 }
             return 0;
         });

@@ -32,12 +32,16 @@ public static class TrainCommand
         var checkpointEvery = Opt("--checkpoint-every", "Save a checkpoint every N steps (and at the end).", d.CheckpointEvery);
         var logEvery = Opt("--log-every", "Print a progress line every N steps.", d.LogEvery);
         var seed = Opt("--seed", "Seed of initialisation and data order.", d.Seed);
+        var split = Opt("--split", "FlowHN token split: none, ae (alternating halves), fa (FLOP-aware), fac (FLOP-aware circulating).", "fac");
+        var splitContext = Opt("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
+                                                  "(attention keys cover all earlier tokens).", "prefix");
+        var splitRatio = Opt("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model) or a number in (0, 1).", "flops");
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its checkpoint." };
         var deviceOptions = new DeviceOptionSet();
 
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
         foreach (var option in new Option[] { arch, preset, data, tokenizer, cache, output, steps, batch, seq, accum, lr, minLr, warmup,
-                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, resume })
+                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio, resume })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -62,19 +66,36 @@ public static class TrainCommand
             }
             if (!resuming && Directory.Exists(Checkpoint.PathIn(runDir)))
                 throw new UserException($"{runDir} already holds a checkpoint. Use --resume to continue it, or another --out.");
-            return Train(console, deviceOptions.Read(r), archName, presetName, r.GetValue(data)!, tokenizerName, r.GetValue(cache)!,
+            var routing = new SplitChoice(SplitWords.ParseStrategy(r.GetValue(split)!), SplitWords.ParseContext(r.GetValue(splitContext)!),
+                ParseRatio(r.GetValue(splitRatio)!));
+            return Train(console, deviceOptions.Read(r), archName, presetName, routing, r.GetValue(data)!, tokenizerName, r.GetValue(cache)!,
                 runDir, options, resuming);
         });
         return command;
     }
 
-    private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, string dataPath,
+    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, string Ratio);
+
+    private static string ParseRatio(string text)
+    {
+        if (text == "flops") return text;
+        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double r)
+            && r > 0 && r < 1) return text;
+        throw new UserException($"--split-ratio must be 'flops' or a number between 0 and 1, not '{text}'.");
+    }
+
+    private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, SplitChoice split, string dataPath,
         string tokenizer, string cacheDir, string runDir, TrainOptions options, bool resume)
     {
         options.Validate();
         var data = DataSource.Open(dataPath, tokenizer, cacheDir);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
-        var config = resume ? Checkpoint.LoadConfig(Checkpoint.PathIn(runDir)) : Presets.Get(arch, preset, data.VocabSize);
+        var config = resume
+            ? Checkpoint.LoadConfig(Checkpoint.PathIn(runDir))
+            : Presets.Get(arch, preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };
+        if (config.Arch == "flowhn")
+            console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
+                                  $"ratio {config.SplitRatio}");
         using var device = ComputeDevice.Create(deviceOptions);
         console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}");
         using var model = LanguageModel.Create(device, config, options.Seed);

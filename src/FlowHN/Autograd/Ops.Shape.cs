@@ -41,4 +41,17 @@ public static partial class Ops
         x.Device.Kernels.Elementwise.StridedCopy(dy.TransposeView(axisA, axisB), back);
         Gradients.Accumulate(x, back);
     }
+
+    /// <summary>Elements start .. start+length of the last axis, as a new contiguous tensor.</summary>
+    public static Tensor SliceLast(Tensor x, int start, int length)
+    {
+        var view = x.SliceLastView(start, length);
+        var y = Tensor.Empty(x.Device, view.Shape);
+        x.Device.Kernels.Elementwise.StridedCopy(view, y);
+        return Record(y, dy =>
+        {
+            var dx = Gradients.For(x);
+            x.Device.Kernels.Elementwise.StridedAccumulate(dy, dx.SliceLastView(start, length));
+        }, x);
+    }
 }

@@ -124,6 +124,13 @@ public static class ElementwiseKernels
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
         for (int i = first; i < n; i += stride) y[i] = x[layout.SourceIndex(i)];
     }
+
+    /// <summary>The reverse of <see cref="StridedCopy"/>: scatters contiguous x into a strided view, adding.</summary>
+    public static void StridedAccumulate(int n, ArrayView<float> x, ArrayView<float> y, StridedLayout layout)
+    {
+        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
+        for (int i = first; i < n; i += stride) y[layout.SourceIndex(i)] += x[i];
+    }
 }
 
 /// <summary>Shape and strides of a view of rank up to four, in a struct a kernel can take.</summary>

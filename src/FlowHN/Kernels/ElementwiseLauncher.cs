@@ -20,6 +20,7 @@ public sealed class ElementwiseLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> swiGlu;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> swiGluBackward;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, StridedLayout> stridedCopy;
+    private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, StridedLayout> stridedAccumulate;
 
     public ElementwiseLauncher(ComputeDevice device) : base(device)
     {
@@ -44,6 +45,7 @@ public sealed class ElementwiseLauncher : KernelFamily
         swiGluBackward = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             ElementwiseKernels.SwiGluBackward);
         stridedCopy = Load<int, ArrayView<float>, ArrayView<float>, StridedLayout>(ElementwiseKernels.StridedCopy);
+        stridedAccumulate = Load<int, ArrayView<float>, ArrayView<float>, StridedLayout>(ElementwiseKernels.StridedAccumulate);
     }
 
     private KernelConfig Grid(ArrayView<float> y)
@@ -89,4 +91,8 @@ public sealed class ElementwiseLauncher : KernelFamily
     /// <summary>Copies any view of rank up to 4 into a contiguous tensor of the same shape.</summary>
     public void StridedCopy(Tensor x, Tensor y) =>
         stridedCopy(Stream, Grid(y.View), N(y.View), x.StridedView, y.View, StridedLayout.From(x.Shape, x.Strides));
+
+    /// <summary>y (any view of rank up to 4) += x (contiguous, same shape).</summary>
+    public void StridedAccumulate(Tensor x, Tensor y) =>
+        stridedAccumulate(Stream, Grid(x.View), N(x.View), x.View, y.StridedView, StridedLayout.From(y.Shape, y.Strides));
 }

@@ -26,6 +26,15 @@ public static class FlopModel
         return Linear(c.Dim, c.Dim) * 2 + Linear(c.Dim, kvDim) * 2 + CausalAttentionCore(seqLen, c.Heads, c.HeadDim);
     }
 
-    public static double TransformerForwardPerToken(ModelConfig c, int seqLen) =>
-        c.Layers * (AttentionLayer(c, seqLen) + SwiGluMlp(c.Dim, c.MlpHidden)) + Linear(c.Dim, c.VocabSize);
+    /// <summary>
+    /// Forward FLOPs per token of a Mamba-1 mixer: its projections, the depthwise conv (2 W per channel) and the
+    /// selective scan, counted as 9 FLOPs per channel and state as in the Mamba paper, plus the skip and gate.
+    /// </summary>
+    public static double MambaLayer(Nn.MambaShape s) =>
+        Linear(s.Dim, 2 * s.Inner) + 2.0 * s.ConvWidth * s.Inner + Linear(s.Inner, s.DtRank + 2 * s.State)
+        + Linear(s.DtRank, s.Inner) + 9.0 * s.Inner * s.State + 4.0 * s.Inner + Linear(s.Inner, s.Dim);
+
+    public static double SequentialForwardPerToken(ModelConfig c, IReadOnlyList<MixerKind> kinds, int seqLen) =>
+        kinds.Sum(kind => (kind == MixerKind.Attention ? AttentionLayer(c, seqLen) : MambaLayer(c.Mamba)) + SwiGluMlp(c.Dim, c.MlpHidden))
+        + Linear(c.Dim, c.VocabSize);
 }

@@ -18,11 +18,29 @@ public abstract class LanguageModel : Module
     public abstract Tensor Forward(TokenIndex ids, int batch, int seqLen);
 
     /// <summary>Model FLOPs of forward + backward per trained token at this sequence length (see FlopModel).</summary>
-    public abstract double TrainingFlopsPerToken(int seqLen);
+    public double TrainingFlopsPerToken(int seqLen) => TrainingFlopsPerToken(Config, seqLen);
+
+    /// <summary>Parameters of an architecture and shape, without building the model.</summary>
+    public static long CountParameters(ModelConfig config) => config.Arch switch
+    {
+        "transformer" or "mamba" => ParameterCounts.Sequential(config),
+        "flowhn" => FlowHNLM.CountFlowHNParameters(config),
+        _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
+    };
+
+    /// <summary>Training FLOPs per token of an architecture and shape, without building the model.</summary>
+    public static double TrainingFlopsPerToken(ModelConfig config, int seqLen) => config.Arch switch
+    {
+        "transformer" or "mamba" => FlopModel.TrainingMultiplier *
+                                    FlopModel.SequentialForwardPerToken(config, SequentialLM.LayerKinds(config), seqLen),
+        "flowhn" => FlopModel.TrainingMultiplier * FlowHNLM.ForwardFlopsPerToken(config, seqLen),
+        _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
+    };
 
     public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed) => config.Arch switch
     {
-        "transformer" => new TransformerLM(device, config, seed),
+        "transformer" or "mamba" => new SequentialLM(device, config, seed),
+        "flowhn" => new FlowHNLM(device, config, seed),
         _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
     };
 }

@@ -16,6 +16,21 @@ public sealed record ModelConfig
     /// <summary>Rotary position embedding in attention (on for the Transformer, off in the hybrids).</summary>
     public bool Rope { get; init; } = true;
     public float NormEps { get; init; } = 1e-6f;
+    /// <summary>Mamba: d_inner = expand * dim.</summary>
+    public int MambaExpand { get; init; } = 2;
+    public int MambaState { get; init; } = 16;
+    public int MambaConvWidth { get; init; } = 4;
+
+    /// <summary>FlowHN: how tokens are split between the branches of every block.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<SplitStrategy>))]
+    public SplitStrategy Split { get; init; } = SplitStrategy.FlopAwareCirculating;
+    /// <summary>FlowHN: what a split branch may see (local: its own tokens; prefix: all earlier tokens).</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<SplitContext>))]
+    public SplitContext SplitContext { get; init; } = SplitContext.Prefix;
+    /// <summary>FlowHN fa/fac: "flops" (balance the FLOP model) or a fixed attention share such as "0.59".</summary>
+    public string SplitRatio { get; init; } = "flops";
+
+    [JsonIgnore] public Nn.MambaShape Mamba => Nn.MambaShape.For(Dim, MambaExpand, MambaState, MambaConvWidth);
 
     [JsonIgnore] public int HeadDim => Dim / Heads;
 

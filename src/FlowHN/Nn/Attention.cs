@@ -28,19 +28,28 @@ public sealed class Attention : Module, ISequenceMixer
         output = Add(new Linear(device, Child("o_proj"), dim, dim, random, residualStd));
     }
 
-    public Tensor Forward(Tensor x, SequenceContext context)
+    public Tensor Forward(Tensor x, SequenceContext context) =>
+        Forward(x, x, context.Batch, context.Positions, context.Positions);
+
+    /// <summary>
+    /// Queries from <paramref name="queries"/> [B, Lq, d] at positions <paramref name="queryPositions"/>, keys and
+    /// values from <paramref name="keys"/> [B, Lk, d] at <paramref name="keyPositions"/>; a key is visible to a
+    /// query when its position is not later. With queries for some tokens and keys for all, the routed
+    /// tokens of a split block still see their whole causal context.
+    /// </summary>
+    public Tensor Forward(Tensor queries, Tensor keys, int batch, Tensor queryPositions, Tensor keyPositions)
     {
-        int b = context.Batch, l = context.SeqLen;
-        var q = Ops.Reshape(query.Forward(x), b, l, heads, headDim);
-        var k = Ops.Reshape(key.Forward(x), b, l, kvHeads, headDim);
-        var v = Ops.Reshape(value.Forward(x), b, l, kvHeads, headDim);
+        int lq = queries.Dim(1), lk = keys.Dim(1);
+        var q = Ops.Reshape(query.Forward(queries), batch, lq, heads, headDim);
+        var k = Ops.Reshape(key.Forward(keys), batch, lk, kvHeads, headDim);
+        var v = Ops.Reshape(value.Forward(keys), batch, lk, kvHeads, headDim);
         if (rope)
         {
-            q = Ops.Rope(q, context.Positions);
-            k = Ops.Rope(k, context.Positions);
+            q = Ops.Rope(q, queryPositions);
+            k = Ops.Rope(k, keyPositions);
         }
-        var attended = Ops.Attention(q, k, v, context.Positions, context.Positions);
-        return output.Forward(Ops.Reshape(attended, b, l, heads * headDim));
+        var attended = Ops.Attention(q, k, v, queryPositions, keyPositions);
+        return output.Forward(Ops.Reshape(attended, batch, lq, heads * headDim));
     }
 }
 

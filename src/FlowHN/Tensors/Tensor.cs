@@ -223,6 +223,16 @@ public class Tensor : IDisposable
         return ViewAs(shape, (long[])Strides.Clone(), Offset + start * Strides[0]);
     }
 
+    /// <summary>Elements start .. start+length of the last axis (a strided view).</summary>
+    public Tensor SliceLastView(int start, int length)
+    {
+        if (start < 0 || length < 0 || start + length > Shape[^1])
+            throw new ArgumentOutOfRangeException(nameof(start), $"Slice {start}+{length} outside last axis of {Shape[^1]}.");
+        var shape = (int[])Shape.Clone();
+        shape[^1] = length;
+        return ViewAs(shape, (long[])Strides.Clone(), Offset + start * Strides[^1]);
+    }
+
     internal static int[] ResolveShape(int[] shape, long length)
     {
         shape = (int[])shape.Clone();

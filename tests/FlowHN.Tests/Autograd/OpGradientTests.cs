@@ -100,6 +100,13 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void SliceLastOfAStridedBatch()
+    {
+        var x = Input(26, 1, 2, 3, 7);
+        AssertGradients(() => Ops.Add(Ops.SliceLast(x, 1, 3), Ops.Scale(Ops.SliceLast(x, 4, 3), 2f)), x);
+    }
+
+    [Fact]
     public void Embedding()
     {
         var table = Input(21, 1, 11, 6);

@@ -14,8 +14,8 @@ public class TransformerTests
     [Fact]
     public void ParameterCountMatchesTheFormulaAndNamesAreStable()
     {
-        using var model = new TransformerLM(TestDevice.Cpu, Tiny, seed: 1);
-        Assert.Equal(TransformerLM.CountParameters(Tiny), model.ParameterCount);
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny, seed: 1);
+        Assert.Equal(LanguageModel.CountParameters(Tiny), model.ParameterCount);
         var names = model.Parameters().Select(p => p.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         Assert.Contains("embed.weight", names);
@@ -29,7 +29,7 @@ public class TransformerTests
     public void GradientsOfEveryKindOfParameterPassAFiniteDifferenceCheck()
     {
         var device = TestDevice.Cpu;
-        using var model = new TransformerLM(device, Tiny, seed: 2);
+        using var model = new SequentialLM(device, Tiny, seed: 2);
         using var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10, 7, 4], 2, 5);
         // Weights of order 1 instead of the 0.02 init: with tiny weights attention is nearly uniform and many
         // gradients are too small for float32 finite differences to resolve.
@@ -51,7 +51,7 @@ public class TransformerTests
     public void LogitsAreCausal()
     {
         var device = TestDevice.Cpu;
-        using var model = new TransformerLM(device, Tiny, seed: 3);
+        using var model = new SequentialLM(device, Tiny, seed: 3);
         int[] a = [1, 2, 3, 4, 5, 6], b = [1, 2, 3, 9, 0, 8];
         using var scope = device.BeginScope();
         using var noGrad = new NoGradScope(device);

@@ -20,11 +20,13 @@ public class TrainingTests
         Steps = steps, Batch = 2, SeqLen = 16, LearningRate = 3e-3, EvalEvery = 1000, EvalBatches = 1, CheckpointEvery = 2, LogEvery = 1000,
     };
 
-    [Fact]
-    public void ATinyModelOverfitsAFixedBatch()
+    [Theory]
+    [InlineData("transformer")]
+    [InlineData("mamba")]
+    public void ATinyModelOverfitsAFixedBatch(string arch)
     {
         var device = TestDevice.Cpu;
-        using var model = new TransformerLM(device, Small, seed: 4);
+        using var model = LanguageModel.Create(device, Small with { Arch = arch, Rope = arch == "transformer" }, seed: 4);
         using var optimizer = new AdamW(device, model.Parameters().ToList(), weightDecay: 0);
         var tokens = Reference.RandomInts(2 * 17, 256, 5);
         var inputs = Enumerable.Range(0, 2).SelectMany(r => tokens[(r * 17)..(r * 17 + 16)]).ToArray();
@@ -57,7 +59,7 @@ public class TrainingTests
 
         IReadOnlyList<double> Train(string dir, bool resume, int? stopAfter)
         {
-            using var model = new TransformerLM(device, Small, seed: 6);
+            using var model = new SequentialLM(device, Small, seed: 6);
             using var trainer = new Trainer(device, model, data, QuickOptions(6), dir, TextWriter.Null);
             if (resume) trainer.Resume();
             return trainer.Run(stopAfter).StepLosses;
@@ -78,11 +80,11 @@ public class TrainingTests
         using var run = new TempFolder();
         var data = SampleBytes(cache);
         var device = TestDevice.Cpu;
-        using (var model = new TransformerLM(device, Small, seed: 7))
+        using (var model = new SequentialLM(device, Small, seed: 7))
         using (var trainer = new Trainer(device, model, data, QuickOptions(2), run.Path, TextWriter.Null))
             trainer.Run();
 
-        using var poisoned = new TransformerLM(device, Small, seed: 7);
+        using var poisoned = new SequentialLM(device, Small, seed: 7);
         using var resumed = new Trainer(device, poisoned, data, QuickOptions(4), run.Path, TextWriter.Null);
         resumed.Resume();
         var weight = poisoned.Parameters().First();

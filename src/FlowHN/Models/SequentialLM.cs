@@ -4,12 +4,16 @@ using FlowHN.Tensors;
 
 namespace FlowHN.Models;
 
+/// <summary>The token mixer of one decoder layer.</summary>
+public enum MixerKind { Attention, Mamba }
+
 /// <summary>
-/// The Transformer baseline (Llama-style): token embedding, N pre-norm decoder layers of grouped-query
-/// attention with RoPE and a SwiGLU MLP, a final RMSNorm and an untied LM head. Init N(0, 0.02); the two
-/// projections that write into the residual stream use 0.02 / sqrt(2 N), as in GPT-2.
+/// A stack of pre-norm decoder layers, each `x + mixer(norm(x))` then `+ mlp(norm(.))`, between a token
+/// embedding and a final RMSNorm + untied LM head. The architecture decides each layer's mixer:
+/// transformer (all attention, with RoPE), mamba (all Mamba), shm (alternating), jamba (one attention layer in 8).
+/// Init N(0, 0.02); the projections that write into the residual stream use 0.02 / sqrt(2 N), as in GPT-2.
 /// </summary>
-public sealed class TransformerLM : LanguageModel
+public sealed class SequentialLM : LanguageModel
 {
     private readonly Embedding embed;
     private readonly List<DecoderLayer> layers = new();
@@ -17,17 +21,32 @@ public sealed class TransformerLM : LanguageModel
     private readonly Linear head;
     private readonly Dictionary<int, Tensor> positions = new();
 
-    public TransformerLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
+    public SequentialLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
     {
         var random = new Random(seed);
         double residualStd = 0.02 / Math.Sqrt(2.0 * config.Layers);
         embed = Add(new Embedding(device, "embed", config.VocabSize, config.Dim, random));
+        var kinds = LayerKinds(config);
         for (int i = 0; i < config.Layers; i++)
+        {
+            bool attention = kinds[i] == MixerKind.Attention;
             layers.Add(Add(new DecoderLayer(device, $"layers.{i}", config.Dim, config.MlpHidden, config.NormEps, random, residualStd,
-                name => new Attention(device, name, config.Dim, config.Heads, config.KvHeads, config.Rope, random, residualStd), "attn")));
+                name => attention
+                    ? new Attention(device, name, config.Dim, config.Heads, config.KvHeads, config.Rope, random, residualStd)
+                    : new MambaMixer(device, name, config.Mamba, config.NormEps, random, residualStd),
+                attention ? "attn" : "mamba")));
+        }
         finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
         head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
     }
+
+    /// <summary>Which mixer each layer of the architecture uses.</summary>
+    public static MixerKind[] LayerKinds(ModelConfig c) => Enumerable.Range(0, c.Layers).Select(i => c.Arch switch
+    {
+        "transformer" => MixerKind.Attention,
+        "mamba" => MixerKind.Mamba,
+        _ => throw new UserException($"Architecture '{c.Arch}' is not a sequential stack."),
+    }).ToArray();
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
@@ -35,17 +54,6 @@ public sealed class TransformerLM : LanguageModel
         var x = embed.Forward(ids);
         foreach (var layer in layers) x = layer.Forward(x, context);
         return head.Forward(finalNorm.Forward(x));
-    }
-
-    public override double TrainingFlopsPerToken(int seqLen) =>
-        FlopModel.TrainingMultiplier * FlopModel.TransformerForwardPerToken(Config, seqLen);
-
-    /// <summary>Parameters of a Transformer of this shape, without building it.</summary>
-    public static long CountParameters(ModelConfig c)
-    {
-        long kv = (long)c.KvHeads * c.HeadDim;
-        long perLayer = 2L * c.Dim * c.Dim + 2 * c.Dim * kv + 3L * c.Dim * c.MlpHidden + 2L * c.Dim;
-        return 2L * c.VocabSize * c.Dim + c.Layers * perLayer + c.Dim;
     }
 
     public override void Dispose()

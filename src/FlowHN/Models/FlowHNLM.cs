@@ -1,0 +1,94 @@
+using FlowHN.Nn;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Models;
+
+/// <summary>
+/// FlowHN: token embedding, N parallel blocks (attention and Mamba branches side by side, tokens split between
+/// them by the configured strategy, outputs fused), final RMSNorm, untied LM head. Attention has no positional
+/// encoding here; position comes from the SSM branch, as in Jamba and the paper.
+/// </summary>
+public sealed class FlowHNLM : LanguageModel
+{
+    private readonly Embedding embed;
+    private readonly List<ParallelBlock> blocks = new();
+    private readonly RmsNorm finalNorm;
+    private readonly Linear head;
+    private readonly RoutingTables routing;
+
+    public FlowHNLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
+    {
+        var random = new Random(seed);
+        double residualStd = 0.02 / Math.Sqrt(2.0 * config.Layers);
+        embed = Add(new Embedding(device, "embed", config.VocabSize, config.Dim, random));
+        bool concat = config.Split == SplitStrategy.None;
+        for (int i = 0; i < config.Layers; i++)
+            blocks.Add(Add(new ParallelBlock(device, $"blocks.{i}", i, config, concat, random, residualStd)));
+        finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
+        head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
+        routing = new RoutingTables(device, config.Split, config.SplitContext, config.Layers, AttentionTokens);
+    }
+
+    /// <summary>The attention branch's token count for a sequence length (fa, fac).</summary>
+    public int AttentionTokens(int seqLen) => Balance(Config, seqLen).AttentionTokens;
+
+    /// <summary>How the configured ratio splits a sequence and what each branch then costs.</summary>
+    public static SplitBalance Balance(ModelConfig c, int seqLen)
+    {
+        var costs = BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+        return c.SplitRatio == "flops"
+            ? SplitRatio.Solve(costs, c.SplitContext, seqLen)
+            : SplitRatio.Balance(costs, c.SplitContext, seqLen, SplitRatio.Fixed(double.Parse(c.SplitRatio,
+                System.Globalization.CultureInfo.InvariantCulture), seqLen));
+    }
+
+    public RoutingTables Routing => routing;
+
+    /// <summary>
+    /// Forward FLOPs per token: each block's two branches on the tokens routed to them (from the actual plan
+    /// of that block, so fac's moving window and the prefix context's longer attention span are counted),
+    /// the fusion products, and the LM head.
+    /// </summary>
+    public static double ForwardFlopsPerToken(ModelConfig c, int seqLen)
+    {
+        var costs = BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+        double total = 0;
+        for (int block = 0; block < c.Layers; block++)
+        {
+            if (c.Split == SplitStrategy.None)
+            {
+                double attention = (costs.AttentionPerToken + costs.KvPerToken) * seqLen + costs.PairCost * seqLen * (seqLen + 1) / 2.0;
+                total += attention + costs.SsmPerToken * seqLen + FlopModel.Linear(2 * c.Dim, c.Dim) * seqLen;
+            }
+            else
+            {
+                int a = c.Split is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating ? Balance(c, seqLen).AttentionTokens : 0;
+                var balance = SplitRatio.Balance(costs, c.SplitContext, SplitPlanner.Plan(c.Split, c.SplitContext, block, c.Layers, seqLen, a));
+                total += balance.AttentionFlops + balance.SsmFlops + FlopModel.Linear(c.Dim, c.Dim) * seqLen;
+            }
+            total += FlopModel.Linear(c.Dim, c.Dim) * seqLen; // W_f
+        }
+        return total / seqLen + FlopModel.Linear(c.Dim, c.VocabSize);
+    }
+
+    public static long CountFlowHNParameters(ModelConfig c)
+    {
+        long fusion = (long)c.Dim * (c.Split == SplitStrategy.None ? 2 * c.Dim : c.Dim) + c.Dim + (long)c.Dim * c.Dim;
+        long block = ParameterCounts.Layer(c, MixerKind.Attention) + ParameterCounts.Layer(c, MixerKind.Mamba) + fusion;
+        return 2L * c.VocabSize * c.Dim + c.Dim + c.Layers * block;
+    }
+
+    public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
+    {
+        var x = embed.Forward(ids);
+        foreach (var block in blocks) x = block.Forward(x, batch, routing);
+        return head.Forward(finalNorm.Forward(x));
+    }
+
+    public override void Dispose()
+    {
+        routing.Dispose();
+        base.Dispose();
+    }
+}

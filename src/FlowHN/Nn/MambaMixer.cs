@@ -1,0 +1,79 @@
+using FlowHN.Autograd;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Nn;
+
+/// <summary>Sizes of a Mamba-1 mixer: d_inner = expand * d, dt_rank = ceil(d / 16), d_state 16, conv width 4.</summary>
+public sealed record MambaShape(int Dim, int Inner, int DtRank, int State, int ConvWidth)
+{
+    public static MambaShape For(int dim, int expand = 2, int state = 16, int convWidth = 4) =>
+        new(dim, expand * dim, (dim + 15) / 16, state, convWidth);
+}
+
+/// <summary>
+/// The Mamba-1 mixer as PAPER.md describes it (Jamba's variant, with RMSNorm on dt, B and C):
+/// in_proj d -> 2 d_inner (x, z); causal depthwise conv (+bias) then SiLU on x; x_proj -> (dt, B, C), each
+/// RMS-normalised; dt_proj dt_rank -> d_inner (its bias is added inside the scan, before the softplus);
+/// the selective scan with A = -exp(A_log) and the skip D, gated by silu(z); out_proj d_inner -> d.
+/// </summary>
+public sealed class MambaMixer : Module, ISequenceMixer
+{
+    private readonly MambaShape shape;
+    private readonly Linear inProj, xProj, dtProj, outProj;
+    private readonly RmsNorm dtNorm, bNorm, cNorm;
+
+    public MambaMixer(ComputeDevice device, string name, MambaShape shape, float eps, Random random, double residualStd)
+        : base(device, name)
+    {
+        this.shape = shape;
+        int inner = shape.Inner, n = shape.State, r = shape.DtRank;
+        inProj = Add(new Linear(device, Child("in_proj"), shape.Dim, 2 * inner, random));
+        ConvWeight = AddParameter("conv1d.weight", [inner, shape.ConvWidth],
+            Uniform(random, inner * shape.ConvWidth, 1 / Math.Sqrt(shape.ConvWidth)), weightDecay: true);
+        ConvBias = AddParameter("conv1d.bias", [inner], Uniform(random, inner, 1 / Math.Sqrt(shape.ConvWidth)), weightDecay: false);
+        xProj = Add(new Linear(device, Child("x_proj"), inner, r + 2 * n, random));
+        dtNorm = Add(new RmsNorm(device, Child("dt_layernorm"), r, eps));
+        bNorm = Add(new RmsNorm(device, Child("b_layernorm"), n, eps));
+        cNorm = Add(new RmsNorm(device, Child("c_layernorm"), n, eps));
+        dtProj = Add(new Linear(device, Child("dt_proj"), r, inner, random));
+        dtProj.Weight.CopyFrom(Uniform(random, r * inner, 1 / Math.Sqrt(r))); // Mamba's "random" dt init, dt_scale 1
+        DtBias = AddParameter("dt_proj.bias", [inner], DtBiasInit(random, inner), weightDecay: false);
+        ALog = AddParameter("A_log", [inner, n],
+            Enumerable.Range(0, inner).SelectMany(_ => Enumerable.Range(1, n).Select(k => (float)Math.Log(k))).ToArray(), weightDecay: false);
+        DSkip = AddParameter("D", [inner], Enumerable.Repeat(1f, inner).ToArray(), weightDecay: false);
+        outProj = Add(new Linear(device, Child("out_proj"), inner, shape.Dim, random, residualStd));
+    }
+
+    public Parameter ConvWeight { get; }
+    public Parameter ConvBias { get; }
+    public Parameter DtBias { get; }
+    public Parameter ALog { get; }
+    public Parameter DSkip { get; }
+
+    public Tensor Forward(Tensor x, SequenceContext context)
+    {
+        int inner = shape.Inner, n = shape.State, r = shape.DtRank;
+        var projected = inProj.Forward(x);                       // [B, L, 2 inner]
+        var u = Ops.CausalConv1d(Ops.SliceLast(projected, 0, inner), ConvWeight, ConvBias, silu: true);
+        var z = Ops.SliceLast(projected, inner, inner);
+        var dbc = xProj.Forward(u);                              // [B, L, r + 2n]
+        var dt = dtNorm.Forward(Ops.SliceLast(dbc, 0, r));
+        var b = bNorm.Forward(Ops.SliceLast(dbc, r, n));
+        var c = cNorm.Forward(Ops.SliceLast(dbc, r + n, n));
+        var delta = dtProj.Forward(dt);                          // softplus(delta + bias) happens in the scan
+        var y = Ops.SelectiveScan(u, delta, DtBias, ALog, b, c, DSkip, z);
+        return outProj.Forward(y);
+    }
+
+    private static float[] Uniform(Random random, int count, double bound) =>
+        Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() * 2 - 1) * bound)).ToArray();
+
+    /// <summary>Bias whose softplus is log-uniform in [1e-3, 1e-1]: the inverse softplus of such a dt.</summary>
+    private static float[] DtBiasInit(Random random, int count) =>
+        Enumerable.Range(0, count).Select(_ =>
+        {
+            double dt = Math.Exp(Math.Log(1e-3) + random.NextDouble() * (Math.Log(1e-1) - Math.Log(1e-3)));
+            return (float)(dt + Math.Log(1 - Math.Exp(-dt))); // softplus^-1(dt) = dt + log(1 - e^-dt)
+        }).ToArray();
+}
