@@ -52,6 +52,9 @@ public static partial class KernelChecks
         new("attention.backward", ReductionTolerance, (d, r) => AttentionCheck(d, r, backward: true)),
         new("rope", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: false)),
         new("rope.backward", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: true)),
+        new("routing.gather", ElementwiseTolerance, RoutingGatherCheck),
+        new("routing.scatter-add", ElementwiseTolerance, RoutingScatterAddCheck),
+        new("routing.merge", ElementwiseTolerance, RoutingMergeCheck),
         new("adamw", ElementwiseTolerance, AdamWCheck),
         new("clip-factor", ElementwiseTolerance, ClipFactorCheck),
     ];

@@ -15,6 +15,7 @@ public sealed class KernelRegistry : IDisposable
     private readonly Lazy<GemmLauncher> gemm;
     private readonly Lazy<AttentionLauncher> attention;
     private readonly Lazy<RopeLauncher> rope;
+    private readonly Lazy<RoutingLauncher> routing;
 
     public KernelRegistry(ComputeDevice device)
     {
@@ -27,6 +28,7 @@ public sealed class KernelRegistry : IDisposable
         gemm = new(() => new GemmLauncher(device));
         attention = new(() => new AttentionLauncher(device));
         rope = new(() => new RopeLauncher(device));
+        routing = new(() => new RoutingLauncher(device));
     }
 
     public ElementwiseLauncher Elementwise => elementwise.Value;
@@ -38,10 +40,11 @@ public sealed class KernelRegistry : IDisposable
     public GemmLauncher Gemm => gemm.Value;
     public AttentionLauncher Attention => attention.Value;
     public RopeLauncher Rope => rope.Value;
+    public RoutingLauncher Routing => routing.Value;
 
     /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
     public IReadOnlyList<KernelFamily> All =>
-        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope];
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, Routing];
 
     public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
 

@@ -1,0 +1,81 @@
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Models;
+
+/// <summary>One block's routing with its position lists on the device (int [n] each).</summary>
+public sealed record BlockTables(BlockRouting Routing, Tensor AttentionPositions, Tensor SsmPositions);
+
+/// <summary>
+/// The split plans of a model's blocks, built on the host and uploaded once per (block, sequence length).
+/// The tensors are persistent: they outlive every step scope, so steady-state steps upload nothing, and they
+/// are freed when the tables are disposed.
+/// </summary>
+public sealed class RoutingTables : IDisposable
+{
+    private readonly ComputeDevice device;
+    private readonly Func<int, int> attentionTokens;
+    private readonly Dictionary<(int Block, int SeqLen), BlockTables> blocks = new();
+    private readonly Dictionary<int, Tensor> allPositions = new();
+    private readonly Dictionary<int, int> attentionTokensBySeqLen = new();
+
+    /// <param name="attentionTokens">The attention token count for a sequence length (fa, fac), e.g. from
+    /// <see cref="SplitRatio.Solve"/> or <see cref="SplitRatio.Fixed"/>; called once per length, never for none
+    /// and ae.</param>
+    public RoutingTables(ComputeDevice device, SplitStrategy strategy, SplitContext context, int blockCount,
+        Func<int, int> attentionTokens)
+    {
+        if (blockCount < 1) throw new ArgumentOutOfRangeException(nameof(blockCount), $"Need at least one block, got {blockCount}.");
+        this.device = device;
+        this.attentionTokens = attentionTokens;
+        Strategy = strategy;
+        Context = context;
+        BlockCount = blockCount;
+    }
+
+    public SplitStrategy Strategy { get; }
+    public SplitContext Context { get; }
+    public int BlockCount { get; }
+
+    /// <summary>The routing of block <paramref name="blockIndex"/> for sequences of <paramref name="seqLen"/> tokens.</summary>
+    public BlockTables For(int blockIndex, int seqLen)
+    {
+        if (blocks.TryGetValue((blockIndex, seqLen), out var tables)) return tables;
+        int a = 0;
+        if (Strategy is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating
+            && !attentionTokensBySeqLen.TryGetValue(seqLen, out a))
+        {
+            a = attentionTokens(seqLen);
+            attentionTokensBySeqLen.Add(seqLen, a);
+        }
+        var routing = SplitPlanner.Plan(Strategy, Context, blockIndex, BlockCount, seqLen, a);
+        tables = new BlockTables(routing, Upload(routing.AttentionPositions), Upload(routing.SsmPositions));
+        blocks.Add((blockIndex, seqLen), tables);
+        return tables;
+    }
+
+    /// <summary>0..seqLen-1, e.g. the key positions of attention with the prefix context.</summary>
+    public Tensor AllPositions(int seqLen)
+    {
+        if (!allPositions.TryGetValue(seqLen, out var positions))
+        {
+            positions = Upload(Enumerable.Range(0, seqLen).ToArray());
+            allPositions.Add(seqLen, positions);
+        }
+        return positions;
+    }
+
+    private Tensor Upload(int[] positions) => Tensor.FromArray(device, positions, [positions.Length], persistent: true);
+
+    public void Dispose()
+    {
+        foreach (var t in blocks.Values)
+        {
+            t.AttentionPositions.Dispose();
+            t.SsmPositions.Dispose();
+        }
+        foreach (var t in allPositions.Values) t.Dispose();
+        blocks.Clear();
+        allPositions.Clear();
+    }
+}
