@@ -3,7 +3,10 @@ using FlowHN.Models;
 
 namespace FlowHN.Cli.Commands;
 
-/// <summary><c>flowhn models</c>: every architecture and preset with its size and FLOPs per token.</summary>
+/// <summary>
+/// <c>flowhn models</c>: every architecture and preset (and, for FlowHN, every split strategy and context)
+/// with its parameter count and training FLOPs per token from the FLOP model.
+/// </summary>
 public static class ModelsCommand
 {
     public static Command Create(CliConsole console)
@@ -17,18 +20,29 @@ public static class ModelsCommand
         {
             int v = result.GetValue(vocab), l = result.GetValue(seq);
             var o = console.Out;
-            o.WriteLine($"vocabulary {v}, sequence length {l}");
-            o.WriteLine($"{"arch",-12} {"preset",-8} {"dim",5} {"layers",6} {"heads",7} {"mlp",6} {"parameters",14} {"train GFLOP/token",18}");
+            o.WriteLine($"vocabulary {v}, sequence length {l}; FLOPs are forward + backward per trained token");
+            o.WriteLine($"{"arch",-12} {"preset",-7} {"split",-12} {"dim",5} {"layers",6} {"heads",6} {"mlp",5} {"parameters",15} {"GFLOP/token",12}");
             foreach (string arch in Presets.Architectures)
                 foreach (string preset in Presets.Names(arch))
-                {
-                    var c = Presets.Get(arch, preset, v);
-                    double flops = LanguageModel.TrainingFlopsPerToken(c, l);
-                    o.WriteLine($"{arch,-12} {preset,-8} {c.Dim,5} {c.Layers,6} {$"{c.Heads}/{c.KvHeads}",7} {c.MlpHidden,6} " +
-                                $"{LanguageModel.CountParameters(c),14:N0} {flops / 1e9,18:0.0000}");
-                }
+                    foreach (var (config, split) in Variants(Presets.Get(arch, preset, v)))
+                        o.WriteLine($"{arch,-12} {preset,-7} {split,-12} {config.Dim,5} {config.Layers,6} {$"{config.Heads}/{config.KvHeads}",6} " +
+                                    $"{config.MlpHidden,5} {LanguageModel.CountParameters(config),15:N0} " +
+                                    $"{LanguageModel.TrainingFlopsPerToken(config, l) / 1e9,12:0.0000}");
             return 0;
         });
         return command;
+    }
+
+    private static IEnumerable<(ModelConfig Config, string Split)> Variants(ModelConfig config)
+    {
+        if (config.Arch != "flowhn")
+        {
+            yield return (config, "-");
+            yield break;
+        }
+        foreach (var strategy in Enum.GetValues<SplitStrategy>())
+            foreach (var context in strategy == SplitStrategy.None ? [SplitContext.Local] : Enum.GetValues<SplitContext>())
+                yield return (config with { Split = strategy, SplitContext = context },
+                    strategy == SplitStrategy.None ? "none" : $"{SplitWords.Word(strategy)}/{SplitWords.Word(context)}");
     }
 }

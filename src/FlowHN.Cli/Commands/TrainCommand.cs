@@ -36,12 +36,16 @@ public static class TrainCommand
         var splitContext = Opt("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
                                                   "(attention keys cover all earlier tokens).", "prefix");
         var splitRatio = Opt("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model) or a number in (0, 1).", "flops");
+        var noConcurrency = new Option<bool>("--no-branch-concurrency")
+        {
+            Description = "FlowHN: run the two branches of a block one after the other instead of on two CUDA streams (ablation).",
+        };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its checkpoint." };
         var deviceOptions = new DeviceOptionSet();
 
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
         foreach (var option in new Option[] { arch, preset, data, tokenizer, cache, output, steps, batch, seq, accum, lr, minLr, warmup,
-                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio, resume })
+                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio, noConcurrency, resume })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -67,14 +71,14 @@ public static class TrainCommand
             if (!resuming && Directory.Exists(Checkpoint.PathIn(runDir)))
                 throw new UserException($"{runDir} already holds a checkpoint. Use --resume to continue it, or another --out.");
             var routing = new SplitChoice(SplitWords.ParseStrategy(r.GetValue(split)!), SplitWords.ParseContext(r.GetValue(splitContext)!),
-                ParseRatio(r.GetValue(splitRatio)!));
+                ParseRatio(r.GetValue(splitRatio)!), !r.GetValue(noConcurrency));
             return Train(console, deviceOptions.Read(r), archName, presetName, routing, r.GetValue(data)!, tokenizerName, r.GetValue(cache)!,
                 runDir, options, resuming);
         });
         return command;
     }
 
-    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, string Ratio);
+    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, string Ratio, bool Concurrent);
 
     private static string ParseRatio(string text)
     {
@@ -99,6 +103,13 @@ public static class TrainCommand
         using var device = ComputeDevice.Create(deviceOptions);
         console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}");
         using var model = LanguageModel.Create(device, config, options.Seed);
+        if (model is FlowHNLM flowhn)
+        {
+            flowhn.BranchConcurrency = device.IsCuda && split.Concurrent;
+            if (config.Split is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating)
+                console.Out.WriteLine($"FLOP-aware split at L={options.SeqLen}: {FlowHNLM.Balance(config, options.SeqLen)}");
+            console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on (two CUDA streams)" : "off")}");
+        }
         using var trainer = new Trainer(device, model, data, options, runDir, console.Out);
         if (resume) trainer.Resume();
         var result = trainer.Run();

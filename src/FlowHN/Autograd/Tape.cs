@@ -5,11 +5,15 @@ namespace FlowHN.Autograd;
 
 /// <summary>
 /// Reverse-mode tape. Each differentiable op runs its forward kernel and records a closure that, given the
-/// gradient of its output, accumulates the gradients of its inputs. Backward replays the closures in reverse.
+/// gradient of its output, accumulates the gradients of its inputs. Backward replays the closures in reverse,
+/// each on the stream its forward ran on, so branches that ran concurrently forward run concurrently backward.
 /// </summary>
 public sealed class Tape
 {
-    private readonly List<Action> backwards = new();
+    private readonly ComputeDevice device;
+    private readonly List<(Action Backward, DeviceStream Stream)> backwards = new();
+
+    public Tape(ComputeDevice device) => this.device = device;
 
     public int Count => backwards.Count;
 
@@ -22,7 +26,7 @@ public sealed class Tape
         return false;
     }
 
-    public void Record(Action backward) => backwards.Add(backward);
+    public void Record(Action backward) => backwards.Add((backward, device.CurrentStream));
 
     /// <summary>
     /// Seeds d(loss)/d(loss) = 1 and runs every recorded backward in reverse, then clears the tape.
@@ -46,8 +50,20 @@ public sealed class Tape
 
     private void Replay()
     {
-        for (int i = backwards.Count - 1; i >= 0; i--) backwards[i]();
-        backwards.Clear();
+        var main = device.CurrentStream;
+        try
+        {
+            for (int i = backwards.Count - 1; i >= 0; i--)
+            {
+                device.CurrentStream = backwards[i].Stream;
+                backwards[i].Backward();
+            }
+        }
+        finally
+        {
+            device.CurrentStream = main;
+            backwards.Clear();
+        }
     }
 
     internal void TruncateTo(int count)

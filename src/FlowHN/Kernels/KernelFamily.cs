@@ -24,6 +24,33 @@ public abstract class KernelFamily
 
     public IReadOnlyList<MethodInfo> KernelMethods => methods;
 
+    /// <summary>
+    /// Scratch memory for one launch sequence. Inside a tensor scope it is returned when the scope ends: with
+    /// several streams a block freed at once could be handed to another stream while this one still reads it.
+    /// Outside a scope (one stream) it returns at dispose, which stream order makes safe.
+    /// </summary>
+    protected ScratchBlock Scratch(long elements) => new(Device, elements);
+
+    protected readonly struct ScratchBlock : IDisposable
+    {
+        private readonly ComputeDevice device;
+        private readonly DeviceBlock block;
+
+        public ScratchBlock(ComputeDevice device, long elements)
+        {
+            this.device = device;
+            block = device.Allocator.Allocate(elements);
+            device.CurrentScope?.Track(block);
+        }
+
+        public ArrayView<float> View => block.View;
+
+        public void Dispose()
+        {
+            if (device.CurrentScope is null) device.Allocator.Free(block);
+        }
+    }
+
     private T Track<T>(T kernel) where T : Delegate
     {
         methods.Add(kernel.Method);

@@ -39,14 +39,13 @@ public sealed class ReduceLauncher : KernelFamily
     {
         int n = Launch.CheckedInt(x.Length, "reduction input");
         var config = Launch.Grid1D(Device, n, Device.GroupSize);
-        var scratch = Device.Allocator.Allocate(config.GridDim.X);
+        using var scratch = Scratch(config.GridDim.X);
         partials[kind](Stream, config, n, x, scratch.View);
         int group = Device.GroupSize;
         finish[kind](Stream, Launch.Config(new Index3D(1, 1, 1), new Index3D(group, 1, 1), group),
             config.GridDim.X, scratch.View, result, index, scale);
         Counters.Kernel();
         Counters.Kernel();
-        Device.Allocator.Free(scratch); // reuse is stream-ordered, so freeing right after queueing is safe
     }
 
     /// <summary>
@@ -58,7 +57,7 @@ public sealed class ReduceLauncher : KernelFamily
         bool weighted = b.IsValid;
         int rowsPerChunk = Device.IsCuda ? 64 : Math.Max(64, rows / Device.Accelerator.NumMultiprocessors + 1);
         int chunks = Math.Max(1, (rows + rowsPerChunk - 1) / rowsPerChunk);
-        var partial = Device.Allocator.Allocate((long)chunks * cols);
+        using var partial = Scratch((long)chunks * cols);
         int group = Device.GroupSize;
         var grid = new Index3D((cols + group - 1) / group, chunks, 1);
         columnPartials(Stream, new KernelConfig(grid, new Index3D(group, 1, 1)), rows, cols, rowsPerChunk, a,
@@ -66,6 +65,5 @@ public sealed class ReduceLauncher : KernelFamily
         columnFinish(Stream, Launch.Grid1D(Device, cols), chunks, cols, partial.View, y);
         Counters.Kernel();
         Counters.Kernel();
-        Device.Allocator.Free(partial);
     }
 }

@@ -16,6 +16,7 @@ public sealed class FlowHNLM : LanguageModel
     private readonly RmsNorm finalNorm;
     private readonly Linear head;
     private readonly RoutingTables routing;
+    private BranchStreams? streams;
 
     public FlowHNLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
     {
@@ -28,6 +29,7 @@ public sealed class FlowHNLM : LanguageModel
         finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
         head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
         routing = new RoutingTables(device, config.Split, config.SplitContext, config.Layers, AttentionTokens);
+        BranchConcurrency = device.IsCuda;
     }
 
     /// <summary>The attention branch's token count for a sequence length (fa, fac).</summary>
@@ -44,6 +46,26 @@ public sealed class FlowHNLM : LanguageModel
     }
 
     public RoutingTables Routing => routing;
+
+    /// <summary>
+    /// Run each block's two branches concurrently on two streams (default on CUDA). Results are identical either
+    /// way; turning it off is the ablation. On the CPU accelerator streams are serial, so it only exercises the
+    /// ordering code.
+    /// </summary>
+    public bool BranchConcurrency
+    {
+        get => streams is not null;
+        set
+        {
+            if (value && streams is null) streams = new BranchStreams(Device);
+            if (!value && streams is not null)
+            {
+                Device.Synchronize();
+                streams.Dispose();
+                streams = null;
+            }
+        }
+    }
 
     /// <summary>
     /// Forward FLOPs per token: each block's two branches on the tokens routed to them (from the actual plan
@@ -82,12 +104,13 @@ public sealed class FlowHNLM : LanguageModel
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
         var x = embed.Forward(ids);
-        foreach (var block in blocks) x = block.Forward(x, batch, routing);
+        foreach (var block in blocks) x = block.Forward(x, batch, routing, streams);
         return head.Forward(finalNorm.Forward(x));
     }
 
     public override void Dispose()
     {
+        BranchConcurrency = false;
         routing.Dispose();
         base.Dispose();
     }

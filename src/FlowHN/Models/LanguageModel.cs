@@ -23,7 +23,7 @@ public abstract class LanguageModel : Module
     /// <summary>Parameters of an architecture and shape, without building the model.</summary>
     public static long CountParameters(ModelConfig config) => config.Arch switch
     {
-        "transformer" or "mamba" => ParameterCounts.Sequential(config),
+        _ when SequentialLM.IsSequential(config.Arch) => ParameterCounts.Sequential(config),
         "flowhn" => FlowHNLM.CountFlowHNParameters(config),
         _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
     };
@@ -31,7 +31,7 @@ public abstract class LanguageModel : Module
     /// <summary>Training FLOPs per token of an architecture and shape, without building the model.</summary>
     public static double TrainingFlopsPerToken(ModelConfig config, int seqLen) => config.Arch switch
     {
-        "transformer" or "mamba" => FlopModel.TrainingMultiplier *
+        _ when SequentialLM.IsSequential(config.Arch) => FlopModel.TrainingMultiplier *
                                     FlopModel.SequentialForwardPerToken(config, SequentialLM.LayerKinds(config), seqLen),
         "flowhn" => FlopModel.TrainingMultiplier * FlowHNLM.ForwardFlopsPerToken(config, seqLen),
         _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
@@ -39,7 +39,7 @@ public abstract class LanguageModel : Module
 
     public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed) => config.Arch switch
     {
-        "transformer" or "mamba" => new SequentialLM(device, config, seed),
+        _ when SequentialLM.IsSequential(config.Arch) => new SequentialLM(device, config, seed),
         "flowhn" => new FlowHNLM(device, config, seed),
         _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
     };

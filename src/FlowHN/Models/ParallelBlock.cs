@@ -37,32 +37,49 @@ public sealed class ParallelBlock : Module
         fuseOut = AddParameter("fusion.w_f.weight", [c.Dim, c.Dim], NormalInit(random, (long)c.Dim * c.Dim, residualStd), weightDecay: true);
     }
 
-    public Tensor Forward(Tensor x, int batch, RoutingTables routing)
+    /// <summary>
+    /// Runs both branches and fuses them. With <paramref name="streams"/> the branches run concurrently on the
+    /// two branch streams (forward and backward); each branch reads its own alias of x, so the two backward
+    /// passes accumulate into separate gradient buffers, summed on the main stream after the join.
+    /// </summary>
+    public Tensor Forward(Tensor x, int batch, RoutingTables routing, BranchStreams? streams)
     {
         int seqLen = x.Dim(1);
         var all = routing.AllPositions(seqLen);
-        Tensor y;
-        if (routing.Strategy == SplitStrategy.None)
-        {
-            var attended = attentionBranch.Forward(x, batch, all, null, all);
-            var scanned = ssmBranch.Forward(x, new SequenceContext(batch, seqLen, all));
+        bool split = routing.Strategy != SplitStrategy.None;
+        var tables = split ? routing.For(index, seqLen) : null;
+        var attentionInput = streams is null ? x : Ops.Reshape(x, x.Shape);
+        var ssmInput = streams is null ? x : Ops.Reshape(x, x.Shape);
+        streams?.Fork();
+        Tensor attended, scanned;
+        using (streams is null ? null : Device.UseStream(streams.First))
+            attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
+        using (streams is null ? null : Device.UseStream(streams.Second))
+            scanned = SsmBranch(ssmInput, batch, tables, all);
+        streams?.Join();
+
+        Tensor fused = split
+            ? Ops.Linear(Ops.MergeTokens(attended, tables!.AttentionPositions, scanned, tables.SsmPositions, seqLen), fuseBranches)
             // W_b [ssm ; attn] as two products with the halves of W_b: no concatenated tensor is needed.
-            var fused = Ops.Add(Ops.Linear(scanned, Ops.SliceLast(fuseBranches, 0, dim)),
-                                Ops.Linear(attended, Ops.SliceLast(fuseBranches, dim, dim)));
-            y = Ops.Add(x, fused);
-        }
-        else
-        {
-            var tables = routing.For(index, seqLen);
-            var attentionTokens = Ops.GatherTokens(x, tables.AttentionPositions);
-            var attended = routing.Context == SplitContext.Prefix
-                ? attentionBranch.Forward(attentionTokens, batch, tables.AttentionPositions, x, all)
-                : attentionBranch.Forward(attentionTokens, batch, tables.AttentionPositions, null, tables.AttentionPositions);
-            var ssmTokens = Ops.GatherTokens(x, tables.SsmPositions);
-            var scanned = ssmBranch.Forward(ssmTokens, new SequenceContext(batch, ssmTokens.Dim(1), tables.SsmPositions));
-            var merged = Ops.MergeTokens(attended, tables.AttentionPositions, scanned, tables.SsmPositions, seqLen);
-            y = Ops.Add(x, Ops.Linear(merged, fuseBranches));
-        }
+            : Ops.Add(Ops.Linear(scanned, Ops.SliceLast(fuseBranches, 0, dim)), Ops.Linear(attended, Ops.SliceLast(fuseBranches, dim, dim)));
+        var y = Ops.Add(x, fused);
         return Ops.Add(y, Ops.Linear(fusionNorm.Forward(y), fuseOut));
+    }
+
+    private Tensor AttentionBranch(Tensor x, int batch, SplitContext context, BlockTables? tables, Tensor all)
+    {
+        if (tables is null) return attentionBranch.Forward(x, batch, all, null, all);
+        var tokens = Ops.GatherTokens(x, tables.AttentionPositions);
+        return context == SplitContext.Prefix
+            ? attentionBranch.Forward(tokens, batch, tables.AttentionPositions, x, all)
+            : attentionBranch.Forward(tokens, batch, tables.AttentionPositions, null, tables.AttentionPositions);
+    }
+
+    private Tensor SsmBranch(Tensor x, int batch, BlockTables? tables, Tensor all)
+    {
+        // The SSM scans its tokens in order; with a split they may be non-contiguous (state carried across gaps).
+        if (tables is null) return ssmBranch.Forward(x, new SequenceContext(batch, x.Dim(1), all));
+        var tokens = Ops.GatherTokens(x, tables.SsmPositions);
+        return ssmBranch.Forward(tokens, new SequenceContext(batch, tokens.Dim(1), tables.SsmPositions));
     }
 }

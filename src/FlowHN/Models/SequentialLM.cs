@@ -45,8 +45,14 @@ public sealed class SequentialLM : LanguageModel
     {
         "transformer" => MixerKind.Attention,
         "mamba" => MixerKind.Mamba,
+        // Sequential hybrid: attention every second layer, starting with Mamba (as in SHM).
+        "shm" => i % 2 == 1 ? MixerKind.Attention : MixerKind.Mamba,
+        // Jamba's 1:7 attention-to-Mamba ratio (attention at index 4 of every 8 layers), without mixture-of-experts.
+        "jamba" => i % 8 == 4 ? MixerKind.Attention : MixerKind.Mamba,
         _ => throw new UserException($"Architecture '{c.Arch}' is not a sequential stack."),
     }).ToArray();
+
+    public static bool IsSequential(string arch) => arch is "transformer" or "mamba" or "shm" or "jamba";
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {

@@ -27,7 +27,7 @@ public sealed class ComputeDevice : IDisposable
         Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)));
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
         Kernels = new KernelRegistry(this);
-        Tape = new Tape();
+        Tape = new Tape(this);
     }
 
     public Context Context { get; }
@@ -39,7 +39,7 @@ public sealed class ComputeDevice : IDisposable
     public DeviceStream DefaultStream { get; }
 
     /// <summary>The stream kernel launches go to; switch it with <see cref="UseStream"/>.</summary>
-    public DeviceStream CurrentStream { get; private set; }
+    public DeviceStream CurrentStream { get; internal set; }
 
     public LaunchCounters Counters { get; } = new();
     public CachingAllocator Allocator { get; }

@@ -127,7 +127,7 @@ public class Tensor : IDisposable
     public static Tensor Zeros(ComputeDevice device, int[] shape, DType dtype = DType.Float32)
     {
         var t = Empty(device, shape, dtype);
-        t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.DefaultStream.Native);
+        t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.CurrentStream.Native);
         return t;
     }
 
@@ -157,29 +157,29 @@ public class Tensor : IDisposable
     public void CopyFrom(float[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
-        View.CopyFromCPU(Device.DefaultStream.Native, data);
+        View.CopyFromCPU(Device.CurrentStream.Native, data);
     }
 
     public void CopyFrom(int[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
-        IntView.CopyFromCPU(Device.DefaultStream.Native, data);
+        IntView.CopyFromCPU(Device.CurrentStream.Native, data);
     }
 
     /// <summary>Downloads a contiguous float tensor (waits for queued work).</summary>
     public float[] ToArray()
     {
         var result = new float[Length];
-        View.CopyToCPU(Device.DefaultStream.Native, result);
-        Device.DefaultStream.Synchronize();
+        View.CopyToCPU(Device.CurrentStream.Native, result);
+        Device.CurrentStream.Synchronize();
         return result;
     }
 
     public int[] ToIntArray()
     {
         var result = new int[Length];
-        IntView.CopyToCPU(Device.DefaultStream.Native, result);
-        Device.DefaultStream.Synchronize();
+        IntView.CopyToCPU(Device.CurrentStream.Native, result);
+        Device.CurrentStream.Synchronize();
         return result;
     }
 

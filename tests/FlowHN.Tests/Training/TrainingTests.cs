@@ -23,10 +23,14 @@ public class TrainingTests
     [Theory]
     [InlineData("transformer")]
     [InlineData("mamba")]
+    [InlineData("flowhn")]
+    [InlineData("shm")]
+    [InlineData("jamba")]
     public void ATinyModelOverfitsAFixedBatch(string arch)
     {
         var device = TestDevice.Cpu;
-        using var model = LanguageModel.Create(device, Small with { Arch = arch, Rope = arch == "transformer" }, seed: 4);
+        int layers = arch switch { "shm" => 2, "jamba" => 5, _ => 1 }; // enough layers to hold an attention layer
+        using var model = LanguageModel.Create(device, Small with { Arch = arch, Rope = arch == "transformer", Layers = layers }, seed: 4);
         using var optimizer = new AdamW(device, model.Parameters().ToList(), weightDecay: 0);
         var tokens = Reference.RandomInts(2 * 17, 256, 5);
         var inputs = Enumerable.Range(0, 2).SelectMany(r => tokens[(r * 17)..(r * 17 + 16)]).ToArray();

@@ -1,0 +1,113 @@
+using FlowHN.Autograd;
+using FlowHN.Models;
+using FlowHN.Tensors;
+
+namespace FlowHN.Tests.Models;
+
+public class FlowHNTests
+{
+    private static ModelConfig Tiny(SplitStrategy split, SplitContext context, string ratio = "flops") => new()
+    {
+        Arch = "flowhn", VocabSize = 11, Dim = 8, Layers = 3, Heads = 2, KvHeads = 1, MlpHidden = 12, Rope = false, MambaState = 4,
+        Split = split, SplitContext = context, SplitRatio = ratio,
+    };
+
+    public static IEnumerable<object[]> AllSplits() =>
+        from split in Enum.GetValues<SplitStrategy>()
+        from context in Enum.GetValues<SplitContext>()
+        select new object[] { split, context };
+
+    [Theory]
+    [MemberData(nameof(AllSplits))]
+    public void ParameterCountMatchesTheFormula(SplitStrategy split, SplitContext context)
+    {
+        var config = Tiny(split, context);
+        using var model = new FlowHNLM(TestDevice.Cpu, config, seed: 1);
+        Assert.Equal(LanguageModel.CountParameters(config), model.ParameterCount);
+        var names = model.Parameters().Select(p => p.Name).ToList();
+        Assert.Equal(names.Count, names.Distinct().Count());
+        Assert.Contains("blocks.2.attn_branch.attn.q_proj.weight", names);
+        Assert.Contains("blocks.0.ssm_branch.mamba.A_log", names);
+        int fused = split == SplitStrategy.None ? 16 : 8;
+        Assert.Equal([8, fused], model.Parameters().Single(p => p.Name == "blocks.1.fusion.w_b.weight").Shape);
+    }
+
+    [Theory]
+    [MemberData(nameof(AllSplits))]
+    public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(SplitStrategy split, SplitContext context)
+    {
+        var device = TestDevice.Cpu;
+        using var model = new FlowHNLM(device, Tiny(split, context), seed: 2);
+        const int length = 9;
+        var random = new Random(3);
+        int[] a = Enumerable.Range(0, length).Select(_ => random.Next(11)).ToArray();
+        using var scope = device.BeginScope();
+        using var noGrad = new NoGradScope(device);
+        var reference = model.Forward(TokenIndex.FromHost(device, a, 1, length), 1, length).ToArray();
+        for (int t = 0; t < length - 1; t++)
+        {
+            var b = (int[])a.Clone();
+            for (int i = t + 1; i < length; i++) b[i] = (a[i] + 1 + i) % 11;
+            var changed = model.Forward(TokenIndex.FromHost(device, b, 1, length), 1, length).ToArray();
+            int prefix = (t + 1) * 11;
+            Assert.Equal(reference[..prefix], changed[..prefix]);
+        }
+    }
+
+    [Theory]
+    [InlineData(SplitStrategy.None, SplitContext.Local)]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
+    [InlineData(SplitStrategy.AlternatingEqual, SplitContext.Local)]
+    public void BlockGradientsPassAFiniteDifferenceCheck(SplitStrategy split, SplitContext context)
+    {
+        var device = TestDevice.Cpu;
+        using var model = new FlowHNLM(device, Tiny(split, context, "0.5") with { Layers = 2 }, seed: 4);
+        int seed = 40;
+        foreach (var p in model.Parameters().Where(p => p.Name.EndsWith("proj.weight") || p.Name.Contains("fusion.w_")))
+            p.CopyFrom(Reference.Random((int)p.Length, seed++, 0.4));
+        using var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10], 1, 8);
+        var byName = model.Parameters().ToDictionary(p => p.Name);
+        var checkedParameters = new[]
+        {
+            byName["embed.weight"], byName["blocks.0.attn_branch.attn.k_proj.weight"], byName["blocks.0.ssm_branch.mamba.in_proj.weight"],
+            byName["blocks.1.fusion.w_b.weight"], byName["blocks.1.fusion.w_f.weight"], byName["blocks.1.ssm_branch.mamba.x_proj.weight"],
+        };
+        var results = GradCheck.Run(device, () => model.Forward(ids, 1, 8), checkedParameters, maxCoordinates: 16);
+        foreach (var r in results) Assert.True(r.RelativeError < 1e-2, r.ToString());
+        model.ZeroGrad();
+    }
+
+    [Fact]
+    public void FlopAwareSplitGivesAttentionFewerTokensThanHalfAtLongSequences()
+    {
+        var config = Tiny(SplitStrategy.FlopAware, SplitContext.Local) with { Dim = 768, Heads = 32, KvHeads = 8, MlpHidden = 2048, MambaState = 16 };
+        var balance = FlowHNLM.Balance(config, 1024);
+        Assert.InRange(balance.AttentionTokens, 1, 511);
+        Assert.True(balance.Imbalance < 0.01, balance.ToString());
+    }
+
+    [Theory]
+    [InlineData(SplitStrategy.None, SplitContext.Local)]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
+    [InlineData(SplitStrategy.AlternatingEqual, SplitContext.Prefix)]
+    public void BranchConcurrencyOnOrOffGivesIdenticalLossAndGradients(SplitStrategy split, SplitContext context)
+    {
+        var device = TestDevice.Cpu;
+        (float Loss, float[][] Grads) Step(bool concurrent)
+        {
+            using var model = new FlowHNLM(device, Tiny(split, context), seed: 5) { BranchConcurrency = concurrent };
+            using var scope = device.BeginScope();
+            var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10, 4, 4], 2, 5);
+            var targets = Tensor.FromArray(device, [5, 2, 9, 0, 3, 3, 10, 4, 4, 1], 10);
+            var loss = Ops.CrossEntropy(model.Forward(ids, 2, 5), targets);
+            device.Tape.Backward(loss);
+            var grads = model.Parameters().Select(p => p.Grad!.ToArray()).ToArray();
+            return (loss.Item(), grads);
+        }
+        var serial = Step(concurrent: false);
+        var concurrent = Step(concurrent: true);
+        Assert.Equal(serial.Loss, concurrent.Loss);
+        for (int i = 0; i < serial.Grads.Length; i++) Assert.Equal(serial.Grads[i], concurrent.Grads[i]);
+        Assert.Contains(serial.Grads, g => g.Any(v => v != 0));
+    }
+}

@@ -1,0 +1,50 @@
+using FlowHN.Autograd;
+using FlowHN.Models;
+using FlowHN.Tensors;
+
+namespace FlowHN.Tests.Models;
+
+/// <summary>Properties every sequential stack (transformer, mamba, shm, jamba) must have.</summary>
+public class SequentialArchitectureTests
+{
+    private static ModelConfig Tiny(string arch) => new()
+    {
+        Arch = arch, VocabSize = 11, Dim = 8, Layers = 5, Heads = 2, KvHeads = 1, MlpHidden = 12, MambaState = 4,
+        Rope = arch == "transformer",
+    };
+
+    [Theory]
+    [InlineData("transformer")]
+    [InlineData("mamba")]
+    [InlineData("shm")]
+    [InlineData("jamba")]
+    public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(string arch)
+    {
+        var device = TestDevice.Cpu;
+        using var model = new SequentialLM(device, Tiny(arch), seed: 2);
+        const int length = 7;
+        int[] a = [3, 1, 4, 1, 5, 9, 2];
+        using var scope = device.BeginScope();
+        using var noGrad = new NoGradScope(device);
+        var reference = model.Forward(TokenIndex.FromHost(device, a, 1, length), 1, length).ToArray();
+        for (int t = 0; t < length - 1; t++)
+        {
+            var b = (int[])a.Clone();
+            for (int i = t + 1; i < length; i++) b[i] = (a[i] + 3) % 11;
+            var changed = model.Forward(TokenIndex.FromHost(device, b, 1, length), 1, length).ToArray();
+            Assert.Equal(reference[..((t + 1) * 11)], changed[..((t + 1) * 11)]);
+            Assert.NotEqual(reference[((t + 1) * 11)..], changed[((t + 1) * 11)..]);
+        }
+    }
+
+    [Theory]
+    [InlineData("shm", 2)]
+    [InlineData("jamba", 1)]
+    public void HybridsHoldTheirAttentionLayers(string arch, int attentionLayers)
+    {
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny(arch), seed: 1);
+        Assert.Equal(LanguageModel.CountParameters(Tiny(arch)), model.ParameterCount);
+        int found = model.Parameters().Count(p => p.Name.EndsWith("attn.q_proj.weight"));
+        Assert.Equal(attentionLayers, found);
+    }
+}
