@@ -52,6 +52,10 @@ public static partial class KernelChecks
         new("attention.backward", ReductionTolerance, (d, r) => AttentionCheck(d, r, backward: true)),
         new("rope", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: false)),
         new("rope.backward", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: true)),
+        new("causal-conv", ElementwiseTolerance, (d, r) => ConvCheck(d, r, backward: false)),
+        new("causal-conv.backward", ReductionTolerance, (d, r) => ConvCheck(d, r, backward: true)),
+        new("selective-scan", ElementwiseTolerance, (d, r) => ScanCheck(d, r, backward: false)),
+        new("selective-scan.backward", ReductionTolerance, (d, r) => ScanCheck(d, r, backward: true)),
         new("adamw", ElementwiseTolerance, AdamWCheck),
         new("clip-factor", ElementwiseTolerance, ClipFactorCheck),
     ];

@@ -15,6 +15,8 @@ public sealed class KernelRegistry : IDisposable
     private readonly Lazy<GemmLauncher> gemm;
     private readonly Lazy<AttentionLauncher> attention;
     private readonly Lazy<RopeLauncher> rope;
+    private readonly Lazy<CausalConvLauncher> causalConv;
+    private readonly Lazy<SelectiveScanLauncher> selectiveScan;
 
     public KernelRegistry(ComputeDevice device)
     {
@@ -27,6 +29,8 @@ public sealed class KernelRegistry : IDisposable
         gemm = new(() => new GemmLauncher(device));
         attention = new(() => new AttentionLauncher(device));
         rope = new(() => new RopeLauncher(device));
+        causalConv = new(() => new CausalConvLauncher(device));
+        selectiveScan = new(() => new SelectiveScanLauncher(device));
     }
 
     public ElementwiseLauncher Elementwise => elementwise.Value;
@@ -38,10 +42,12 @@ public sealed class KernelRegistry : IDisposable
     public GemmLauncher Gemm => gemm.Value;
     public AttentionLauncher Attention => attention.Value;
     public RopeLauncher Rope => rope.Value;
+    public CausalConvLauncher CausalConv => causalConv.Value;
+    public SelectiveScanLauncher SelectiveScan => selectiveScan.Value;
 
     /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
     public IReadOnlyList<KernelFamily> All =>
-        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope];
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, CausalConv, SelectiveScan];
 
     public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
 
