@@ -39,8 +39,11 @@ public sealed class ThroughputColumn : IColumn
         foreach (var parameter in benchmarkCase.Parameters.Items)
             benchmarkCase.Descriptor.Type.GetProperty(parameter.Name)?.SetValue(workload, parameter.Value);
         double seconds = report.ResultStatistics.Mean * 1e-9;
-        string flops = workload.Flops > 0 ? $"{workload.Flops / seconds / 1e9:0.0} GFLOP/s" : "";
-        string bytes = workload.Bytes > 0 ? $"{workload.Bytes / seconds / 1e9:0.0} GB/s" : "";
+        string flops = workload.Flops > 0 ? $"{Rate(workload.Flops / seconds / 1e9)} GFLOP/s" : "";
+        string bytes = workload.Bytes > 0 ? $"{Rate(workload.Bytes / seconds / 1e9)} GB/s" : "";
         return string.Join(", ", new[] { flops, bytes }.Where(s => s.Length > 0));
     }
+
+    /// <summary>One decimal, or three significant digits for the small rates of the CPU accelerator.</summary>
+    private static string Rate(double value) => value >= 10 ? $"{value:0.0}" : $"{value:G3}";
 }

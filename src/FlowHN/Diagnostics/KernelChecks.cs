@@ -55,6 +55,10 @@ public static partial class KernelChecks
         new("routing.gather", ElementwiseTolerance, RoutingGatherCheck),
         new("routing.scatter-add", ElementwiseTolerance, RoutingScatterAddCheck),
         new("routing.merge", ElementwiseTolerance, RoutingMergeCheck),
+        new("causal-conv", ElementwiseTolerance, (d, r) => ConvCheck(d, r, backward: false)),
+        new("causal-conv.backward", ReductionTolerance, (d, r) => ConvCheck(d, r, backward: true)),
+        new("selective-scan", ElementwiseTolerance, (d, r) => ScanCheck(d, r, backward: false)),
+        new("selective-scan.backward", ReductionTolerance, (d, r) => ScanCheck(d, r, backward: true)),
         new("adamw", ElementwiseTolerance, AdamWCheck),
         new("clip-factor", ElementwiseTolerance, ClipFactorCheck),
     ];

@@ -16,6 +16,8 @@ public sealed class KernelRegistry : IDisposable
     private readonly Lazy<AttentionLauncher> attention;
     private readonly Lazy<RopeLauncher> rope;
     private readonly Lazy<RoutingLauncher> routing;
+    private readonly Lazy<CausalConvLauncher> causalConv;
+    private readonly Lazy<SelectiveScanLauncher> selectiveScan;
 
     public KernelRegistry(ComputeDevice device)
     {
@@ -29,6 +31,8 @@ public sealed class KernelRegistry : IDisposable
         attention = new(() => new AttentionLauncher(device));
         rope = new(() => new RopeLauncher(device));
         routing = new(() => new RoutingLauncher(device));
+        causalConv = new(() => new CausalConvLauncher(device));
+        selectiveScan = new(() => new SelectiveScanLauncher(device));
     }
 
     public ElementwiseLauncher Elementwise => elementwise.Value;
@@ -41,10 +45,12 @@ public sealed class KernelRegistry : IDisposable
     public AttentionLauncher Attention => attention.Value;
     public RopeLauncher Rope => rope.Value;
     public RoutingLauncher Routing => routing.Value;
+    public CausalConvLauncher CausalConv => causalConv.Value;
+    public SelectiveScanLauncher SelectiveScan => selectiveScan.Value;
 
     /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
     public IReadOnlyList<KernelFamily> All =>
-        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, Routing];
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, Routing, CausalConv, SelectiveScan];
 
     public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
 

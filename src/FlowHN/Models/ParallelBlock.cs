@@ -39,8 +39,9 @@ public sealed class ParallelBlock : Module
 
     /// <summary>
     /// Runs both branches and fuses them. With <paramref name="streams"/> the branches run concurrently on the
-    /// two branch streams (forward and backward); each branch reads its own alias of x, so the two backward
-    /// passes accumulate into separate gradient buffers, summed on the main stream after the join.
+    /// two branch streams (forward and backward). Each branch reads its own alias of x, so the two backward
+    /// passes accumulate into separate gradient buffers, summed on the main stream after the join; the aliases
+    /// are used without streams too, so the sums happen in the same order and results are bitwise identical.
     /// </summary>
     public Tensor Forward(Tensor x, int batch, RoutingTables routing, BranchStreams? streams)
     {
@@ -48,8 +49,8 @@ public sealed class ParallelBlock : Module
         var all = routing.AllPositions(seqLen);
         bool split = routing.Strategy != SplitStrategy.None;
         var tables = split ? routing.For(index, seqLen) : null;
-        var attentionInput = streams is null ? x : Ops.Reshape(x, x.Shape);
-        var ssmInput = streams is null ? x : Ops.Reshape(x, x.Shape);
+        var attentionInput = Ops.Reshape(x, x.Shape);
+        var ssmInput = Ops.Reshape(x, x.Shape);
         streams?.Fork();
         Tensor attended, scanned;
         using (streams is null ? null : Device.UseStream(streams.First))

@@ -62,9 +62,10 @@ public class FlowHNTests
     {
         var device = TestDevice.Cpu;
         using var model = new FlowHNLM(device, Tiny(split, context, "0.5") with { Layers = 2 }, seed: 4);
+        // Weights of order 1 instead of the 0.02 init, so float32 finite differences resolve every gradient.
         int seed = 40;
-        foreach (var p in model.Parameters().Where(p => p.Name.EndsWith("proj.weight") || p.Name.Contains("fusion.w_")))
-            p.CopyFrom(Reference.Random((int)p.Length, seed++, 0.4));
+        foreach (var p in model.Parameters().Where(p => !p.Name.Contains("A_log") && !p.Name.EndsWith("dt_proj.bias")))
+            p.CopyFrom(Reference.Random((int)p.Length, seed++, 0.4).Select(v => p.Name.EndsWith("norm.weight") || p.Name.EndsWith(".D") ? 1 + v : v).ToArray());
         using var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10], 1, 8);
         var byName = model.Parameters().ToDictionary(p => p.Name);
         var checkedParameters = new[]
@@ -78,12 +79,17 @@ public class FlowHNTests
     }
 
     [Fact]
-    public void FlopAwareSplitGivesAttentionFewerTokensThanHalfAtLongSequences()
+    public void FlopAwareSplitOfThe135mShapeLandsNearThePapersRatio()
     {
-        var config = Tiny(SplitStrategy.FlopAware, SplitContext.Local) with { Dim = 768, Heads = 32, KvHeads = 8, MlpHidden = 2048, MambaState = 16 };
+        // Per token the Mamba branch (mixer + MLP) costs more than attention's projections + MLP, so attention
+        // takes more than half of the tokens until its quadratic core balances the two; the paper's code
+        // hard-codes 0.59 for this size.
+        var config = Presets.Get("flowhn", "135m", 50257) with { Split = SplitStrategy.FlopAware, SplitContext = SplitContext.Local };
         var balance = FlowHNLM.Balance(config, 1024);
-        Assert.InRange(balance.AttentionTokens, 1, 511);
+        Assert.InRange(balance.AttentionTokens / 1024.0, 0.52, 0.62);
         Assert.True(balance.Imbalance < 0.01, balance.ToString());
+        var longer = FlowHNLM.Balance(config, 4096);
+        Assert.True(longer.AttentionTokens / 4096.0 < balance.AttentionTokens / 1024.0, "the quadratic core must shrink attention's share");
     }
 
     [Theory]

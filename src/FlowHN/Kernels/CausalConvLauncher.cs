@@ -1,0 +1,91 @@
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>Typed entry points for <see cref="CausalConvKernels"/>; picks the chunk of timesteps per thread.</summary>
+public sealed class CausalConvLauncher : KernelFamily
+{
+    private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>> forward;
+    private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> backward;
+    private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> finish;
+    private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> tail;
+
+    public CausalConvLauncher(ComputeDevice device) : base(device)
+    {
+        forward = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            CausalConvKernels.Forward);
+        backward = Device.Accelerator.LoadKernel<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.Backward);
+        RegisterExtra(CausalConvKernels.Backward);
+        finish = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.WeightGradFinish);
+        tail = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.Tail);
+    }
+
+    /// <summary>The sizes of a call; chunk 0 picks the timesteps per thread for the device.</summary>
+    public CausalConvShape Shape(int batch, int length, int channels, int width, bool silu, bool hasState, int chunk = 0)
+    {
+        if (batch < 1 || length < 1 || channels < 1)
+            throw new ArgumentException("Causal conv sizes must be positive.");
+        if (width < 1 || width > CausalConvKernels.MaxWidth)
+            throw new ArgumentException($"Causal conv width {width} is not supported (1..{CausalConvKernels.MaxWidth}).");
+        if (hasState && width < 2) throw new ArgumentException("A causal conv of width 1 has no state.");
+        if (chunk <= 0) chunk = DefaultChunk(batch, length, channels);
+        return new CausalConvShape
+        {
+            Batch = batch, Length = length, Channels = channels, Width = width, Silu = silu ? 1 : 0,
+            HasState = hasState ? 1 : 0, Chunk = Math.Min(chunk, length),
+        };
+    }
+
+    /// <summary>
+    /// 64 steps on a GPU (B 8, L 1024, D 1536 then gives 196k threads). On the CPU accelerator whole sequences,
+    /// split only when there are too few (batch, channel) pairs to keep every thread busy.
+    /// </summary>
+    private int DefaultChunk(int batch, int length, int channels)
+    {
+        if (Device.IsCuda) return 64;
+        int threads = Device.Accelerator.NumMultiprocessors * Device.GroupSize;
+        int splits = Math.Max(1, 8 * threads / (batch * channels));
+        return (length + splits - 1) / splits;
+    }
+
+    /// <summary>y [B, L, D] from x [B, L, D], weight [D, W], bias [D], state [B, W-1, D] (ignored without one).</summary>
+    public void Forward(CausalConvShape s, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias,
+        ArrayView<float> state, ArrayView<float> y)
+    {
+        Counters.Kernel();
+        forward(Stream, Launch.Grid1D(Device, s.Units), s, x, weight, bias, OrDummy(state, x), y);
+    }
+
+    /// <summary>dx, dWeight, dBias and dState (when valid) += the gradients for output gradient dy.</summary>
+    public void Backward(CausalConvShape s, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias,
+        ArrayView<float> state, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dWeight, ArrayView<float> dBias,
+        ArrayView<float> dState)
+    {
+        var partial = Device.Allocator.Allocate((long)s.PartialRows * CausalConvKernels.PartialSlots * s.Channels);
+        // With a state the kernel always writes its gradient: to scratch when nobody wants it.
+        var stateGrad = s.HasState != 0 && !dState.IsValid ? Device.Allocator.Allocate((long)s.Batch * (s.Width - 1) * s.Channels) : null;
+        Counters.Kernel();
+        backward(Stream, Launch.Grid1D(Device, s.Units), s, x, weight, bias, OrDummy(state, x), dy, dx,
+            stateGrad?.View ?? OrDummy(dState, dx), partial.View);
+        Counters.Kernel();
+        finish(Stream, Launch.Grid1D(Device, (s.Width + 1) * s.Channels), s, partial.View, dWeight, dBias);
+        // Reuse is stream-ordered, so freeing right after queueing is safe.
+        Device.Allocator.Free(partial);
+        if (stateGrad is not null) Device.Allocator.Free(stateGrad);
+    }
+
+    /// <summary>The last W-1 inputs of state ++ x, [B, W-1, D]: the state that continues the convolution.</summary>
+    public void Tail(CausalConvShape s, ArrayView<float> x, ArrayView<float> state, ArrayView<float> tailState)
+    {
+        Counters.Kernel();
+        tail(Stream, Launch.Grid1D(Device, tailState.Length), s, x, OrDummy(state, x), tailState);
+    }
+
+    /// <summary>Kernels never read an absent state (the shape says so), but every parameter must be a real view.</summary>
+    private static ArrayView<float> OrDummy(ArrayView<float> view, ArrayView<float> fallback) => view.IsValid ? view : fallback;
+}

@@ -1,0 +1,146 @@
+using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Kernels;
+
+/// <summary>Typed entry points for <see cref="SelectiveScanKernels"/>; picks chunk, lanes and channels per thread.</summary>
+public sealed class SelectiveScanLauncher : KernelFamily
+{
+    private const int GpuGroupSize = 128;
+    private const int DefaultChunk = 64;
+
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, int> forward;
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
+        ScanBackwardTargets> backward;
+    private readonly Action<AcceleratorStream, KernelConfig, long, int, ArrayView<float>, ArrayView<float>> sumBlocks;
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>> paramFinish;
+
+    public SelectiveScanLauncher(ComputeDevice device) : base(device)
+    {
+        forward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
+            SelectiveScanKernels.Forward);
+        backward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
+            SelectiveScanKernels.Backward);
+        sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SumBlocks);
+        paramFinish = Load<SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            SelectiveScanKernels.ParamGradFinish);
+    }
+
+    /// <summary>
+    /// The sizes of a call. Chunk 0 takes 64 timesteps between saved states (fewer when d_state is large, so a
+    /// chunk's recomputed states fit the backward's local array). A GPU reduces dB/dC over a warp of lanes, one
+    /// channel each; the CPU accelerator over the device's lanes per row (1 unless a test asks for more), each
+    /// thread walking enough channels that the partial rows stay few while every thread still gets work.
+    /// </summary>
+    public SelectiveScanShape Shape(int batch, int length, int channels, int states, bool hasInitial, int chunk = 0)
+    {
+        if (batch < 1 || length < 1 || channels < 1 || states < 1)
+            throw new ArgumentException("Selective scan sizes must be positive.");
+        if (states > SelectiveScanKernels.MaxStates)
+            throw new ArgumentException($"Selective scan: d_state {states} exceeds the supported {SelectiveScanKernels.MaxStates}.");
+        int maxChunk = DefaultChunk;
+        while (SelectiveScanKernels.ChunkFloats(maxChunk, states) > SelectiveScanKernels.ChunkStateFloats) maxChunk--;
+        if (chunk <= 0) chunk = maxChunk;
+        if (chunk > maxChunk)
+            throw new ArgumentException($"Selective scan: chunk {chunk} exceeds {maxChunk} steps for d_state {states}.");
+        int lanes, perThread;
+        if (Device.IsCuda)
+        {
+            lanes = Device.Accelerator.WarpSize;
+            perThread = 1;
+        }
+        else
+        {
+            lanes = Math.Min(Device.Options.CpuLanesPerRow, Device.Accelerator.WarpSize);
+            int threads = Device.Accelerator.NumMultiprocessors * Device.Accelerator.MaxNumThreadsPerGroup;
+            perThread = Math.Clamp(batch * channels / (lanes * 4 * threads), 1, 16);
+        }
+        return new SelectiveScanShape
+        {
+            Batch = batch, Length = length, Channels = channels, States = states, Chunk = Math.Min(chunk, length),
+            HasInitial = hasInitial ? 1 : 0, Lanes = lanes, ChannelsPerThread = perThread,
+        };
+    }
+
+    /// <summary>
+    /// y [B, L, D]; boundaries [B, Chunks, N, D] (saved for the backward) and final [B, D, N] only where valid.
+    /// p.Initial is read only when the shape has an initial state.
+    /// </summary>
+    public void Forward(SelectiveScanShape s, SelectiveScanInputs p, ArrayView<float> y, ArrayView<float> boundaries,
+        ArrayView<float> final)
+    {
+        int outputs = (boundaries.IsValid ? SelectiveScanKernels.SaveBoundaries : 0) |
+                      (final.IsValid ? SelectiveScanKernels.WriteFinal : 0);
+        Counters.Kernel();
+        forward(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
+            final.IsValid ? final : y, outputs);
+    }
+
+    /// <summary>Floats of the boundary states a training forward saves.</summary>
+    public static long BoundaryLength(SelectiveScanShape s) => (long)s.Batch * s.Chunks * s.States * s.Channels;
+
+    /// <summary>
+    /// du, ddelta, dz (all [B, L, D]), dDeltaBias [D], dALog [D, N], dB, dC [B, L, N], dSkip [D] and dInitial
+    /// [B, D, N] (with an initial state) += the gradients for output gradient dy.
+    /// </summary>
+    public void Backward(SelectiveScanShape s, SelectiveScanInputs p, ArrayView<float> dy, ArrayView<float> boundaries,
+        SelectiveScanGradients grads)
+    {
+        long rows = s.StateRowsLength;
+        var partialB = Device.Allocator.Allocate(s.Blocks * rows);
+        var partialC = Device.Allocator.Allocate(s.Blocks * rows);
+        var paramPartial = Device.Allocator.Allocate((long)s.Batch * s.ParamSlots * s.Channels);
+        // With an initial state the kernel always writes its gradient: to scratch when nobody wants it.
+        bool initialScratch = s.HasInitial != 0 && !grads.DInitial.IsValid;
+        var initialGrad = initialScratch ? Device.Allocator.Allocate((long)s.Pairs * s.States) : null;
+        var g = new ScanBackwardTargets
+        {
+            DU = grads.DU, DDelta = grads.DDelta, DZ = grads.DZ,
+            DInitial = initialGrad?.View ?? (grads.DInitial.IsValid ? grads.DInitial : grads.DU),
+            PartialB = partialB.View, PartialC = partialC.View, ParamPartial = paramPartial.View,
+        };
+        Counters.Kernel();
+        backward(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
+        Counters.Kernel();
+        sumBlocks(Stream, Launch.Grid1D(Device, rows), rows, s.Blocks, partialB.View, grads.DB);
+        Counters.Kernel();
+        sumBlocks(Stream, Launch.Grid1D(Device, rows), rows, s.Blocks, partialC.View, grads.DC);
+        Counters.Kernel();
+        paramFinish(Stream, Launch.Grid1D(Device, s.ParamSlots * s.Channels), s, paramPartial.View, grads.DALog, grads.DSkip,
+            grads.DDeltaBias);
+        // Reuse is stream-ordered, so freeing right after queueing is safe.
+        Device.Allocator.Free(partialB);
+        Device.Allocator.Free(partialC);
+        Device.Allocator.Free(paramPartial);
+        if (initialGrad is not null) Device.Allocator.Free(initialGrad);
+    }
+
+    /// <summary>
+    /// Lanes x units threads: on a GPU 128-thread groups up to a cap, on the CPU accelerator one group per
+    /// multiprocessor (starting a group costs microseconds there), all striding over the units.
+    /// </summary>
+    private KernelConfig BackwardConfig(SelectiveScanShape s)
+    {
+        int group = Device.IsCuda ? GpuGroupSize : Device.Accelerator.MaxNumThreadsPerGroup;
+        int unitsPerGroup = group / s.Lanes;
+        int cap = Device.IsCuda ? Device.Accelerator.NumMultiprocessors * 32 : Device.Accelerator.NumMultiprocessors;
+        int groups = Math.Clamp((s.BackwardUnits + unitsPerGroup - 1) / unitsPerGroup, 1, cap);
+        return new KernelConfig(new Index3D(groups, 1, 1), new Index3D(group, 1, 1));
+    }
+
+    /// <summary>Absent optional inputs still need a real view; the shape says they are never read.</summary>
+    private static SelectiveScanInputs WithDummies(SelectiveScanInputs p, ArrayView<float> fallback)
+    {
+        if (!p.Initial.IsValid) p.Initial = fallback;
+        return p;
+    }
+}
+
+/// <summary>The gradient buffers of a backward, each accumulated (+=); DInitial may be invalid without an initial state.</summary>
+public struct SelectiveScanGradients
+{
+    public ArrayView<float> DU, DDelta, DDeltaBias, DALog, DB, DC, DSkip, DZ, DInitial;
+}
