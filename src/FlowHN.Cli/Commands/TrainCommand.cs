@@ -12,7 +12,7 @@ public static class TrainCommand
     public static Command Create(CliConsole console)
     {
         var d = new TrainOptions();
-        var arch = Opt("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "transformer");
+        var arch = Opt("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "flowhn");
         var preset = Opt("--preset", "Model size preset (see `flowhn models`).", "tiny");
         var data = Opt("--data", "Prepared shard folder (flowhn prepare) or a folder of .txt files (tokenized and cached).", "data/sample");
         var tokenizer = Opt("--tokenizer", "gpt2 or bytes; auto = bytes for the tiny preset, gpt2 otherwise.", "auto");

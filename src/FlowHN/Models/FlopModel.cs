@@ -34,7 +34,16 @@ public static class FlopModel
         Linear(s.Dim, 2 * s.Inner) + 2.0 * s.ConvWidth * s.Inner + Linear(s.Inner, s.DtRank + 2 * s.State)
         + Linear(s.DtRank, s.Inner) + 9.0 * s.Inner * s.State + 4.0 * s.Inner + Linear(s.Inner, s.Dim);
 
+    /// <summary>Hymba's mixer: both branches on every token; the SSM and attention each skip their own output
+    /// projection, one shared d x d projection follows (counted once, in place of attention's o_proj).</summary>
+    public static double HymbaLayer(ModelConfig c, int seqLen) =>
+        AttentionLayer(c, seqLen) + MambaLayer(SequentialLM.HymbaShape(c)) - Linear(c.Dim, c.Dim);
+
     public static double SequentialForwardPerToken(ModelConfig c, IReadOnlyList<MixerKind> kinds, int seqLen) =>
-        kinds.Sum(kind => (kind == MixerKind.Attention ? AttentionLayer(c, seqLen) : MambaLayer(c.Mamba)) + SwiGluMlp(c.Dim, c.MlpHidden))
-        + Linear(c.Dim, c.VocabSize);
+        kinds.Sum(kind => kind switch
+        {
+            MixerKind.Attention => AttentionLayer(c, seqLen),
+            MixerKind.Mamba => MambaLayer(c.Mamba),
+            _ => HymbaLayer(c, seqLen),
+        } + SwiGluMlp(c.Dim, c.MlpHidden)) + Linear(c.Dim, c.VocabSize);
 }

@@ -11,7 +11,8 @@ public static class ParameterCounts
         return 2L * c.Dim * c.Dim + 2 * c.Dim * kv;
     }
 
-    public static long Mamba(MambaShape s)
+    /// <summary>A Mamba mixer; <paramref name="outputProjection"/> false leaves out out_proj (Hymba).</summary>
+    public static long Mamba(MambaShape s, bool outputProjection = true)
     {
         long inner = s.Inner;
         return s.Dim * 2 * inner                   // in_proj
@@ -20,14 +21,23 @@ public static class ParameterCounts
                + s.DtRank + 2 * s.State             // dt, B, C norms
                + s.DtRank * inner + inner           // dt_proj weight and bias
                + inner * s.State + inner            // A_log, D
-               + inner * s.Dim;                     // out_proj
+               + (outputProjection ? inner * s.Dim : 0); // out_proj
     }
+
+    /// <summary>Hymba's mixer: q, k, v (no o_proj), the SSM without out_proj, two output norms, one out_proj.</summary>
+    public static long Hymba(ModelConfig c) =>
+        Attention(c) - (long)c.Dim * c.Dim + Mamba(SequentialLM.HymbaShape(c), outputProjection: false) + 2L * c.Dim + (long)c.Dim * c.Dim;
 
     public static long SwiGlu(ModelConfig c) => 3L * c.Dim * c.MlpHidden;
 
     /// <summary>One decoder layer: its mixer, the MLP and the two norms.</summary>
     public static long Layer(ModelConfig c, MixerKind kind) =>
-        (kind == MixerKind.Attention ? Attention(c) : Mamba(c.Mamba)) + SwiGlu(c) + 2L * c.Dim;
+        kind switch
+        {
+            MixerKind.Attention => Attention(c),
+            MixerKind.Mamba => Mamba(c.Mamba),
+            _ => Hymba(c),
+        } + SwiGlu(c) + 2L * c.Dim;
 
     /// <summary>A sequential stack: embedding, layers, final norm, untied head.</summary>
     public static long Sequential(ModelConfig c) =>

@@ -29,6 +29,7 @@ public static class Presets
         ["shm"] = new() { ["tiny"] = 4, ["small"] = 5, ["135m"] = 4, ["350m"] = 13, ["1b"] = 13 },
         // Five layers is the fewest that holds Jamba's attention layer (index 4 of 8).
         ["jamba"] = new() { ["tiny"] = 5, ["small"] = 5, ["135m"] = 5, ["350m"] = 12, ["1b"] = 12 },
+        ["hymba"] = new() { ["tiny"] = 4, ["small"] = 5, ["135m"] = 4, ["350m"] = 12, ["1b"] = 12 },
     };
 
     public static IReadOnlyList<string> Architectures => Layers.Keys.ToList();

@@ -5,12 +5,13 @@ using FlowHN.Tensors;
 namespace FlowHN.Models;
 
 /// <summary>The token mixer of one decoder layer.</summary>
-public enum MixerKind { Attention, Mamba }
+public enum MixerKind { Attention, Mamba, Hymba }
 
 /// <summary>
 /// A stack of pre-norm decoder layers, each `x + mixer(norm(x))` then `+ mlp(norm(.))`, between a token
 /// embedding and a final RMSNorm + untied LM head. The architecture decides each layer's mixer:
-/// transformer (all attention, with RoPE), mamba (all Mamba), shm (alternating), jamba (one attention layer in 8).
+/// transformer (all attention, with RoPE), mamba (all Mamba), shm (alternating), jamba (one attention layer in 8),
+/// hymba (attention and SSM heads in every layer).
 /// Init N(0, 0.02); the projections that write into the residual stream use 0.02 / sqrt(2 N), as in GPT-2.
 /// </summary>
 public sealed class SequentialLM : LanguageModel
@@ -29,16 +30,31 @@ public sealed class SequentialLM : LanguageModel
         var kinds = LayerKinds(config);
         for (int i = 0; i < config.Layers; i++)
         {
-            bool attention = kinds[i] == MixerKind.Attention;
+            var kind = kinds[i];
             layers.Add(Add(new DecoderLayer(device, $"layers.{i}", config.Dim, config.MlpHidden, config.NormEps, random, residualStd,
-                name => attention
-                    ? new Attention(device, name, config.Dim, config.Heads, config.KvHeads, config.Rope, random, residualStd)
-                    : new MambaMixer(device, name, config.Mamba, config.NormEps, random, residualStd),
-                attention ? "attn" : "mamba")));
+                name => CreateMixer(device, kind, name, config, random, residualStd), MixerName(kind))));
         }
         finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
         head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
     }
+
+    private static Module CreateMixer(ComputeDevice device, MixerKind kind, string name, ModelConfig c, Random random, double residualStd) =>
+        kind switch
+        {
+            MixerKind.Attention => new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd),
+            MixerKind.Mamba => new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd),
+            _ => new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd),
+        };
+
+    private static string MixerName(MixerKind kind) => kind switch
+    {
+        MixerKind.Attention => "attn",
+        MixerKind.Mamba => "mamba",
+        _ => "hymba",
+    };
+
+    /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
+    public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
 
     /// <summary>Which mixer each layer of the architecture uses.</summary>
     public static MixerKind[] LayerKinds(ModelConfig c) => Enumerable.Range(0, c.Layers).Select(i => c.Arch switch
@@ -49,10 +65,11 @@ public sealed class SequentialLM : LanguageModel
         "shm" => i % 2 == 1 ? MixerKind.Attention : MixerKind.Mamba,
         // Jamba's 1:7 attention-to-Mamba ratio (attention at index 4 of every 8 layers), without mixture-of-experts.
         "jamba" => i % 8 == 4 ? MixerKind.Attention : MixerKind.Mamba,
+        "hymba" => MixerKind.Hymba,
         _ => throw new UserException($"Architecture '{c.Arch}' is not a sequential stack."),
     }).ToArray();
 
-    public static bool IsSequential(string arch) => arch is "transformer" or "mamba" or "shm" or "jamba";
+    public static bool IsSequential(string arch) => arch is "transformer" or "mamba" or "shm" or "jamba" or "hymba";
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {

@@ -11,11 +11,15 @@ namespace FlowHN.Nn;
 /// </summary>
 public sealed class Attention : Module, ISequenceMixer
 {
-    private readonly Linear query, key, value, output;
+    private readonly Linear query, key, value;
+    private readonly Linear? output;
     private readonly int heads, kvHeads, headDim;
     private readonly bool rope;
 
-    public Attention(ComputeDevice device, string name, int dim, int heads, int kvHeads, bool rope, Random random, double residualStd)
+    /// <param name="outputProjection">false leaves out o_proj: the heads' concatenated outputs are returned
+    /// (Hymba-style layers project the fused attention and SSM heads once).</param>
+    public Attention(ComputeDevice device, string name, int dim, int heads, int kvHeads, bool rope, Random random, double residualStd,
+        bool outputProjection = true)
         : base(device, name)
     {
         this.heads = heads;
@@ -25,7 +29,7 @@ public sealed class Attention : Module, ISequenceMixer
         query = Add(new Linear(device, Child("q_proj"), dim, dim, random));
         key = Add(new Linear(device, Child("k_proj"), dim, kvHeads * headDim, random));
         value = Add(new Linear(device, Child("v_proj"), dim, kvHeads * headDim, random));
-        output = Add(new Linear(device, Child("o_proj"), dim, dim, random, residualStd));
+        if (outputProjection) output = Add(new Linear(device, Child("o_proj"), dim, dim, random, residualStd));
     }
 
     public Tensor Forward(Tensor x, SequenceContext context) =>
@@ -49,7 +53,8 @@ public sealed class Attention : Module, ISequenceMixer
             k = Ops.Rope(k, keyPositions);
         }
         var attended = Ops.Attention(q, k, v, queryPositions, keyPositions);
-        return output.Forward(Ops.Reshape(attended, batch, lq, heads * headDim));
+        var concatenated = Ops.Reshape(attended, batch, lq, heads * headDim);
+        return output is null ? concatenated : output.Forward(concatenated);
     }
 }
 

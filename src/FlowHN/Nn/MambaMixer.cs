@@ -20,10 +20,13 @@ public sealed record MambaShape(int Dim, int Inner, int DtRank, int State, int C
 public sealed class MambaMixer : Module, ISequenceMixer
 {
     private readonly MambaShape shape;
-    private readonly Linear inProj, xProj, dtProj, outProj;
+    private readonly Linear inProj, xProj, dtProj;
+    private readonly Linear? outProj;
     private readonly RmsNorm dtNorm, bNorm, cNorm;
 
-    public MambaMixer(ComputeDevice device, string name, MambaShape shape, float eps, Random random, double residualStd)
+    /// <param name="outputProjection">false leaves out out_proj and returns the gated scan output [B, L, d_inner].</param>
+    public MambaMixer(ComputeDevice device, string name, MambaShape shape, float eps, Random random, double residualStd,
+        bool outputProjection = true)
         : base(device, name)
     {
         this.shape = shape;
@@ -42,7 +45,7 @@ public sealed class MambaMixer : Module, ISequenceMixer
         ALog = AddParameter("A_log", [inner, n],
             Enumerable.Range(0, inner).SelectMany(_ => Enumerable.Range(1, n).Select(k => (float)Math.Log(k))).ToArray(), weightDecay: false);
         DSkip = AddParameter("D", [inner], Enumerable.Repeat(1f, inner).ToArray(), weightDecay: false);
-        outProj = Add(new Linear(device, Child("out_proj"), inner, shape.Dim, random, residualStd));
+        if (outputProjection) outProj = Add(new Linear(device, Child("out_proj"), inner, shape.Dim, random, residualStd));
     }
 
     public Parameter ConvWeight { get; }
@@ -63,7 +66,7 @@ public sealed class MambaMixer : Module, ISequenceMixer
         var c = cNorm.Forward(Ops.SliceLast(dbc, r + n, n));
         var delta = dtProj.Forward(dt);                          // softplus(delta + bias) happens in the scan
         var y = Ops.SelectiveScan(u, delta, DtBias, ALog, b, c, DSkip, z);
-        return outProj.Forward(y);
+        return outProj is null ? y : outProj.Forward(y);
     }
 
     private static float[] Uniform(Random random, int count, double bound) =>

@@ -18,6 +18,7 @@ public class SequentialArchitectureTests
     [InlineData("mamba")]
     [InlineData("shm")]
     [InlineData("jamba")]
+    [InlineData("hymba")]
     public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(string arch)
     {
         var device = TestDevice.Cpu;
@@ -46,5 +47,19 @@ public class SequentialArchitectureTests
         Assert.Equal(LanguageModel.CountParameters(Tiny(arch)), model.ParameterCount);
         int found = model.Parameters().Count(p => p.Name.EndsWith("attn.q_proj.weight"));
         Assert.Equal(attentionLayers, found);
+    }
+
+    [Fact]
+    public void HymbaLayersHoldBothBranchesAndOneOutputProjection()
+    {
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny("hymba") with { Layers = 2 }, seed: 1);
+        Assert.Equal(LanguageModel.CountParameters(Tiny("hymba") with { Layers = 2 }), model.ParameterCount);
+        var names = model.Parameters().Select(p => p.Name).ToHashSet();
+        Assert.Contains("layers.1.hymba.attn.q_proj.weight", names);
+        Assert.Contains("layers.1.hymba.mamba.in_proj.weight", names);
+        Assert.Contains("layers.1.hymba.out_proj.weight", names);
+        Assert.DoesNotContain("layers.1.hymba.attn.o_proj.weight", names);
+        Assert.DoesNotContain("layers.1.hymba.mamba.out_proj.weight", names);
+        Assert.Equal([8, 8], model.Parameters().Single(p => p.Name == "layers.0.hymba.mamba.out_proj.weight" || p.Name == "layers.0.hymba.out_proj.weight").Shape);
     }
 }

@@ -26,6 +26,7 @@ public class TrainingTests
     [InlineData("flowhn")]
     [InlineData("shm")]
     [InlineData("jamba")]
+    [InlineData("hymba")]
     public void ATinyModelOverfitsAFixedBatch(string arch)
     {
         var device = TestDevice.Cpu;

@@ -1,0 +1,36 @@
+using FlowHN.Autograd;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Nn;
+
+/// <summary>
+/// Hymba-style parallel heads (PAPER.md): attention heads and SSM heads read the same tokens in one layer; each
+/// branch's output is RMS-normalised separately, the two are averaged, and one output projection follows.
+/// The SSM runs with d_inner = d (expand 1) so both branches produce d features, as the averaging needs.
+/// </summary>
+public sealed class HymbaMixer : Module, ISequenceMixer
+{
+    private readonly Attention attention;
+    private readonly MambaMixer ssm;
+    private readonly RmsNorm attentionNorm, ssmNorm;
+    private readonly Linear output;
+
+    public HymbaMixer(ComputeDevice device, string name, int dim, int heads, int kvHeads, MambaShape ssmShape, float eps,
+        Random random, double residualStd) : base(device, name)
+    {
+        if (ssmShape.Inner != dim) throw new ArgumentException($"Hymba needs the SSM's d_inner ({ssmShape.Inner}) equal to dim ({dim}).");
+        attention = Add(new Attention(device, Child("attn"), dim, heads, kvHeads, rope: false, random, residualStd, outputProjection: false));
+        ssm = Add(new MambaMixer(device, Child("mamba"), ssmShape, eps, random, residualStd, outputProjection: false));
+        attentionNorm = Add(new RmsNorm(device, Child("attn_out_norm"), dim, eps));
+        ssmNorm = Add(new RmsNorm(device, Child("ssm_out_norm"), dim, eps));
+        output = Add(new Linear(device, Child("out_proj"), dim, dim, random, residualStd));
+    }
+
+    public Tensor Forward(Tensor x, SequenceContext context)
+    {
+        var attended = attentionNorm.Forward(attention.Forward(x, context));
+        var scanned = ssmNorm.Forward(ssm.Forward(x, context));
+        return output.Forward(Ops.Scale(Ops.Add(attended, scanned), 0.5f));
+    }
+}
