@@ -2,27 +2,14 @@ using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
+using static FlowHN.Tests.GradientAssert;
+
 namespace FlowHN.Tests.Autograd;
 
 /// <summary>Finite-difference gradient checks of attention (q, k and v) and RoPE.</summary>
 public class AttentionGradientTests
 {
-    private const double Tolerance = 1e-2;
     private static ComputeDevice Device => TestDevice.Cpu;
-
-    private static Tensor Input(int seed, params int[] shape)
-    {
-        var t = Tensor.FromArray(Device, Reference.Random((int)Tensor.ShapeLength(shape), seed), shape);
-        t.RequiresGrad = true;
-        return t;
-    }
-
-    private static void AssertGradients(Func<Tensor> forward, params Tensor[] inputs)
-    {
-        var results = GradCheck.Run(Device, forward, inputs);
-        foreach (var r in results) Assert.True(r.RelativeError < Tolerance, r.ToString());
-        foreach (var t in inputs) t.Dispose();
-    }
 
     [Fact]
     public void CausalAttentionWithGroupedHeads()

@@ -3,28 +3,14 @@ using FlowHN.Diagnostics;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
+using static FlowHN.Tests.GradientAssert;
+
 namespace FlowHN.Tests.Autograd;
 
 /// <summary>Finite-difference gradient checks of the selective scan (every input) and the causal convolution.</summary>
 public class MambaGradientTests
 {
-    private const double Tolerance = 1e-2;
     private static ComputeDevice Device => TestDevice.Cpu;
-
-    private static Tensor Input(float[] data, params int[] shape)
-    {
-        var t = Tensor.FromArray(Device, data, shape);
-        t.RequiresGrad = true;
-        return t;
-    }
-
-    private static void AssertGradients(Func<Tensor> forward, params Tensor[] inputs)
-    {
-        var results = GradCheck.Run(Device, forward, inputs);
-        Assert.Equal(inputs.Length, results.Count);
-        foreach (var r in results) Assert.True(r.RelativeError < Tolerance, r.ToString());
-        foreach (var t in inputs) t.Dispose();
-    }
 
     [Theory]
     [InlineData(true)]

@@ -2,27 +2,17 @@ using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
+using static FlowHN.Tests.GradientAssert;
+
 namespace FlowHN.Tests.Autograd;
 
 /// <summary>Finite-difference gradient checks of every differentiable op.</summary>
 public class OpGradientTests
 {
-    private const double Tolerance = 1e-2;
     private static ComputeDevice Device => TestDevice.Cpu;
 
-    private static Tensor Input(int seed, double scale, params int[] shape)
-    {
-        var t = Tensor.FromArray(Device, Reference.Random((int)Tensor.ShapeLength(shape), seed, scale), shape);
-        t.RequiresGrad = true;
-        return t;
-    }
-
-    private static void AssertGradients(Func<Tensor> forward, params Tensor[] inputs)
-    {
-        var results = GradCheck.Run(Device, forward, inputs);
-        foreach (var r in results) Assert.True(r.RelativeError < Tolerance, r.ToString());
-        foreach (var t in inputs) t.Dispose();
-    }
+    private static Tensor Input(int seed, double scale, params int[] shape) =>
+        GradientAssert.Input(Reference.Random((int)Tensor.ShapeLength(shape), seed, scale), shape);
 
     [Fact]
     public void Add() { var a = Input(1, 1, 3, 5); var b = Input(2, 1, 3, 5); AssertGradients(() => Ops.Add(a, b), a, b); }

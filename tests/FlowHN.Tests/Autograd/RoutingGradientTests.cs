@@ -3,12 +3,13 @@ using FlowHN.Models;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
+using static FlowHN.Tests.GradientAssert;
+
 namespace FlowHN.Tests.Autograd;
 
 /// <summary>Finite-difference checks of the token routing ops on a fac plan (scattered positions).</summary>
 public class RoutingGradientTests
 {
-    private const double Tolerance = 1e-2;
     private const int Batch = 2, SeqLen = 9, Dim = 3;
     private static ComputeDevice Device => TestDevice.Cpu;
 
@@ -16,22 +17,8 @@ public class RoutingGradientTests
     private static readonly BlockRouting Plan =
         SplitPlanner.Plan(SplitStrategy.FlopAwareCirculating, SplitContext.Local, 1, 3, SeqLen, 3);
 
-    private static Tensor Input(int seed, params int[] shape)
-    {
-        var t = Tensor.FromArray(Device, Reference.Random((int)Tensor.ShapeLength(shape), seed), shape);
-        t.RequiresGrad = true;
-        return t;
-    }
-
     private static Tensor Positions(int[] positions) =>
         Tensor.FromArray(Device, positions, [positions.Length], persistent: true);
-
-    private static void AssertGradients(Func<Tensor> forward, params Tensor[] inputs)
-    {
-        var results = GradCheck.Run(Device, forward, inputs);
-        foreach (var r in results) Assert.True(r.RelativeError < Tolerance, r.ToString());
-        foreach (var t in inputs) t.Dispose();
-    }
 
     [Fact]
     public void GatherTokens()
