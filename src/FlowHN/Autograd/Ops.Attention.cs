@@ -20,14 +20,45 @@ public static partial class Ops
         var o = Like(q);
         var lse = Tensor.Empty(device, [s.Batch, s.QueryHeads, s.QueryLength]);
         kernels.Forward(s, q.View, k.View, v.View, qPositions.IntView, kPositions.IntView, o.View, lse.View);
+        // Model FLOPs: scores and weighted values, 2 * 2 * D per visible (query, key) pair and query head.
+        double forwardFlops = 4.0 * s.HeadDim * s.QueryHeads * s.Batch * VisiblePairs(qPositions, kPositions);
+        device.Counters.Attention(forwardFlops);
         return Record(o, dO =>
         {
+            device.Counters.Attention(2 * forwardFlops);
             var delta = Tensor.Empty(device, lse.Shape);
             bool keyValue = k.RequiresGrad || v.RequiresGrad;
             kernels.Backward(s, q.View, k.View, v.View, o.View, dO.View, lse.View, qPositions.IntView, kPositions.IntView,
                 delta.View, GradientOrScratch(q), keyValue ? GradientOrScratch(k) : default,
                 keyValue ? GradientOrScratch(v) : default, keyValue);
         }, q, k, v);
+    }
+
+    /// <summary>(query, key) pairs with kPos &lt;= qPos, from the host copies of the positions (0 when unknown).</summary>
+    private static long VisiblePairs(Tensor qPositions, Tensor kPositions)
+    {
+        if (qPositions.HostInts is not int[] queries || kPositions.HostInts is not int[] keys) return 0;
+        var sorted = (int[])keys.Clone();
+        Array.Sort(sorted);
+        long pairs = 0;
+        foreach (int qp in queries)
+        {
+            int index = Array.BinarySearch(sorted, qp + 1);        // first key position > qp
+            pairs += index >= 0 ? LowerBound(sorted, qp + 1) : ~index;
+        }
+        return pairs;
+    }
+
+    private static int LowerBound(int[] sorted, int value)
+    {
+        int lo = 0, hi = sorted.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) / 2;
+            if (sorted[mid] < value) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo;
     }
 
     /// <summary>Ordinary causal attention over one sequence: positions 0..L-1 for queries and keys.</summary>
@@ -56,6 +87,7 @@ public static partial class Ops
     {
         var positions = Tensor.Empty(device, [length], DType.Int32);
         device.Kernels.Attention.Positions(positions.IntView, first);
+        positions.HostInts = Enumerable.Range(first, length).ToArray();
         return positions;
     }
 

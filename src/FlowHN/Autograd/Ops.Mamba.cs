@@ -16,9 +16,15 @@ public static partial class Ops
         var kernels = x.Device.Kernels.CausalConv;
         var y = Like(x);
         kernels.Forward(s, x.View, weight.View, bias.View, initialState?.View ?? default, y.View);
-        return Record(y, dy => kernels.Backward(s, x.View, weight.View, bias.View, initialState?.View ?? default, dy.View,
-            GradientOrScratch(x), GradientOrScratch(weight), GradientOrScratch(bias),
-            initialState is { RequiresGrad: true } ? Gradients.For(initialState).View : default), x, weight, bias, initialState);
+        double forwardFlops = 2.0 * weight.Dim(1) * x.Length; // a multiply-add per tap, channel and token
+        x.Device.Counters.Conv(forwardFlops);
+        return Record(y, dy =>
+        {
+            x.Device.Counters.Conv(2 * forwardFlops);
+            kernels.Backward(s, x.View, weight.View, bias.View, initialState?.View ?? default, dy.View,
+                GradientOrScratch(x), GradientOrScratch(weight), GradientOrScratch(bias),
+                initialState is { RequiresGrad: true } ? Gradients.For(initialState).View : default);
+        }, x, weight, bias, initialState);
     }
 
     /// <summary>
@@ -75,13 +81,20 @@ public static partial class Ops
             DSkip = dSkip.View, Z = z.View, Initial = initialState?.View ?? default,
         };
         kernels.Forward(s, Views(), y.View, boundaries?.View ?? default, final?.View ?? default);
-        Record(y, dy => kernels.Backward(s, Views(), dy.View, boundaries!.View, new SelectiveScanGradients
+        // Model FLOPs as in the Mamba paper: 9 per channel and state per token, plus the skip and the gate.
+        double forwardFlops = (9.0 * s.States + 4.0) * s.Channels * s.Batch * u.Dim(1);
+        device.Counters.Scan(forwardFlops);
+        Record(y, dy =>
         {
-            DU = GradientOrScratch(u), DDelta = GradientOrScratch(delta), DDeltaBias = GradientOrScratch(deltaBias),
-            DALog = GradientOrScratch(aLog), DB = GradientOrScratch(b), DC = GradientOrScratch(c),
-            DSkip = GradientOrScratch(dSkip), DZ = GradientOrScratch(z),
-            DInitial = initialState is { RequiresGrad: true } ? Gradients.For(initialState).View : default,
-        }), inputs);
+            device.Counters.Scan(2 * forwardFlops);
+            kernels.Backward(s, Views(), dy.View, boundaries!.View, new SelectiveScanGradients
+            {
+                DU = GradientOrScratch(u), DDelta = GradientOrScratch(delta), DDeltaBias = GradientOrScratch(deltaBias),
+                DALog = GradientOrScratch(aLog), DB = GradientOrScratch(b), DC = GradientOrScratch(c),
+                DSkip = GradientOrScratch(dSkip), DZ = GradientOrScratch(z),
+                DInitial = initialState is { RequiresGrad: true } ? Gradients.For(initialState).View : default,
+            });
+        }, inputs);
         return (y, final);
     }
 

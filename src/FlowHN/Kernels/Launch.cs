@@ -50,11 +50,19 @@ internal static class Launch
     }
 }
 
-/// <summary>Counts what the launchers put on the device, for FLOP accounting and launch budgets.</summary>
+/// <summary>
+/// Counts what is put on the device: kernel launches, and model FLOPs by the conventions of FlopModel (matrix
+/// products as launched; attention, the selective scan and the conv as their forward cost, and twice that for a
+/// backward). Tests compare these counts with the analytic FLOP model.
+/// </summary>
 public sealed class LaunchCounters
 {
     public long Launches { get; private set; }
     public double MatmulFlops { get; private set; }
+    public double AttentionFlops { get; private set; }
+    public double ScanFlops { get; private set; }
+    public double ConvFlops { get; private set; }
+    public double ModelFlops => MatmulFlops + AttentionFlops + ScanFlops + ConvFlops;
 
     internal void Kernel() => Launches++;
 
@@ -64,9 +72,15 @@ public sealed class LaunchCounters
         MatmulFlops += 2.0 * m * n * k * batch;
     }
 
+    internal void Attention(double flops) => AttentionFlops += flops;
+
+    internal void Scan(double flops) => ScanFlops += flops;
+
+    internal void Conv(double flops) => ConvFlops += flops;
+
     public void Reset()
     {
         Launches = 0;
-        MatmulFlops = 0;
+        MatmulFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

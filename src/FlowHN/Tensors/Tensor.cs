@@ -35,6 +35,9 @@ public class Tensor : IDisposable
 
     // Autograd state (see Autograd/Tape.cs).
     public bool RequiresGrad { get; set; }
+
+    /// <summary>For int tensors uploaded from the host (token positions): the host copy, for FLOP accounting.</summary>
+    internal int[]? HostInts { get; set; }
     public Tensor? Grad { get; internal set; }
 
     public int Rank => Shape.Length;
@@ -149,6 +152,7 @@ public class Tensor : IDisposable
             throw new ArgumentException($"{data.Length} values do not fill shape [{string.Join(", ", shape)}].");
         var t = Empty(device, shape, DType.Int32, persistent);
         t.CopyFrom(data);
+        t.HostInts = data;
         return t;
     }
 
