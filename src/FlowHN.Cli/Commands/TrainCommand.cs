@@ -35,7 +35,8 @@ public static class TrainCommand
         var split = Opt("--split", "FlowHN token split: none, ae (alternating halves), fa (FLOP-aware), fac (FLOP-aware circulating).", "fac");
         var splitContext = Opt("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
                                                   "(attention keys cover all earlier tokens).", "prefix");
-        var splitRatio = Opt("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model) or a number in (0, 1).", "flops");
+        var splitRatio = Opt("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
+                                              "times measured on this device) or a number in (0, 1).", "flops");
         var noConcurrency = new Option<bool>("--no-branch-concurrency")
         {
             Description = "FlowHN: run the two branches of a block one after the other instead of on two CUDA streams (ablation).",
@@ -82,10 +83,10 @@ public static class TrainCommand
 
     private static string ParseRatio(string text)
     {
-        if (text == "flops") return text;
+        if (text is "flops" or "time") return text;
         if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double r)
             && r > 0 && r < 1) return text;
-        throw new UserException($"--split-ratio must be 'flops' or a number between 0 and 1, not '{text}'.");
+        throw new UserException($"--split-ratio must be 'flops', 'time' or a number between 0 and 1, not '{text}'.");
     }
 
     private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, SplitChoice split, string dataPath,
@@ -102,6 +103,15 @@ public static class TrainCommand
                                   $"ratio {config.SplitRatio}");
         using var device = ComputeDevice.Create(deviceOptions);
         console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}");
+        if (config.Arch == "flowhn" && config.SplitRatio == "time")
+        {
+            var (ratio, samples) = SplitTimer.Measure(device, config, options.Batch, options.SeqLen);
+            foreach (var m in samples)
+                console.Out.WriteLine($"  timing: attention {m.AttentionTokens,5} tokens {m.AttentionMs,8:0.00} ms | " +
+                                      $"SSM {options.SeqLen - m.AttentionTokens,5} tokens {m.SsmMs,8:0.00} ms");
+            config = config with { SplitRatio = ratio.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture) };
+            console.Out.WriteLine($"--split-ratio time: measured times balance at an attention share of {config.SplitRatio}");
+        }
         using var model = LanguageModel.Create(device, config, options.Seed);
         if (model is FlowHNLM flowhn)
         {

@@ -39,6 +39,8 @@ public sealed class FlowHNLM : LanguageModel
     public static SplitBalance Balance(ModelConfig c, int seqLen)
     {
         var costs = BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+        if (c.SplitRatio == "time")
+            throw new ArgumentException("SplitRatio 'time' must be resolved to a number with SplitTimer.Measure before building the model.");
         return c.SplitRatio == "flops"
             ? SplitRatio.Solve(costs, c.SplitContext, seqLen)
             : SplitRatio.Balance(costs, c.SplitContext, seqLen, SplitRatio.Fixed(double.Parse(c.SplitRatio,

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using FlowHN.Autograd;
+using FlowHN.Nn;
+using FlowHN.Runtime;
+using FlowHN.Tensors;
+
+namespace FlowHN.Models;
+
+/// <summary>
+/// <c>--split-ratio time</c>: instead of the FLOP model, time one block's two branches (forward + backward) on
+/// this device at attention shares of 1/8 .. 7/8 and pick the share where the measured times cross, interpolating
+/// between the two nearest shares. The result is a fixed ratio, saved in the model config, so a resumed run
+/// splits the same way.
+/// </summary>
+public static class SplitTimer
+{
+    public sealed record Measurement(int AttentionTokens, double AttentionMs, double SsmMs);
+
+    public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
+        int seqLen, int repeats = 2)
+    {
+        var random = new Random(1);
+        using var attention = new AttentionLayer(device, "timing.attn", c.Dim, c.Heads, c.KvHeads, c.MlpHidden, c.Rope, c.NormEps, random, 0.02);
+        using var ssm = new DecoderLayer(device, "timing.ssm", c.Dim, c.MlpHidden, c.NormEps, random, 0.02,
+            n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, 0.02), "mamba");
+        var measurements = new List<Measurement>();
+        for (int eighth = 1; eighth < 8; eighth++)
+        {
+            int a = Math.Clamp(seqLen * eighth / 8, 1, seqLen - 1);
+            double attentionMs = Time(device, repeats, () => RunAttention(device, attention, c, batch, seqLen, a));
+            double ssmMs = Time(device, repeats, () => RunSsm(device, ssm, c, batch, seqLen - a));
+            measurements.Add(new Measurement(a, attentionMs, ssmMs));
+        }
+        attention.ZeroGrad();
+        ssm.ZeroGrad();
+        return (Crossing(measurements, seqLen), measurements);
+    }
+
+    /// <summary>The attention share where attention time minus SSM time changes sign (linear between samples).</summary>
+    internal static double Crossing(IReadOnlyList<Measurement> m, int seqLen)
+    {
+        for (int i = 0; i + 1 < m.Count; i++)
+        {
+            double d0 = m[i].AttentionMs - m[i].SsmMs, d1 = m[i + 1].AttentionMs - m[i + 1].SsmMs;
+            if (d0 <= 0 && d1 >= 0)
+            {
+                double t = d1 == d0 ? 0.5 : -d0 / (d1 - d0);
+                return (m[i].AttentionTokens + t * (m[i + 1].AttentionTokens - m[i].AttentionTokens)) / seqLen;
+            }
+        }
+        // No crossing: one branch is slower everywhere; give it the smallest share measured.
+        return m[0].AttentionMs - m[0].SsmMs > 0 ? (double)m[0].AttentionTokens / seqLen : (double)m[^1].AttentionTokens / seqLen;
+    }
+
+    private static double Time(ComputeDevice device, int repeats, Action run)
+    {
+        run(); // warm-up: compiles kernels and fills the allocator cache
+        device.Synchronize();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < repeats; i++) run();
+        device.Synchronize();
+        return clock.Elapsed.TotalMilliseconds / repeats;
+    }
+
+    private static void RunAttention(ComputeDevice device, AttentionLayer layer, ModelConfig c, int batch, int seqLen, int a)
+    {
+        using var scope = device.BeginScope();
+        var x = Tensor.Zeros(device, [batch, seqLen, c.Dim]);
+        x.RequiresGrad = true;
+        var all = Tensor.FromArray(device, Enumerable.Range(0, seqLen).ToArray(), seqLen);
+        var trailing = Tensor.FromArray(device, Enumerable.Range(seqLen - a, a).ToArray(), a);
+        var tokens = Ops.GatherTokens(x, trailing);
+        var y = c.SplitContext == SplitContext.Prefix
+            ? layer.Forward(tokens, batch, trailing, x, all)
+            : layer.Forward(tokens, batch, trailing, null, trailing);
+        device.Tape.Backward(Ops.Sum(y));
+    }
+
+    private static void RunSsm(ComputeDevice device, DecoderLayer layer, ModelConfig c, int batch, int tokens)
+    {
+        using var scope = device.BeginScope();
+        var x = Tensor.Zeros(device, [batch, tokens, c.Dim]);
+        x.RequiresGrad = true;
+        var positions = Tensor.FromArray(device, Enumerable.Range(0, tokens).ToArray(), tokens);
+        device.Tape.Backward(Ops.Sum(layer.Forward(x, new SequenceContext(batch, tokens, positions))));
+    }
+}
