@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs inside the extracted bundle on a GPU machine: device info, then every kernel against its float64
-# reference on CUDA with both matrix-product backends. Output goes to stdout and to results/ next to this script.
+# Runs inside the extracted bundle on a GPU machine: device info, every kernel against its float64 reference on
+# CUDA with both matrix-product backends, then the paper's throughput table (flowhn bench) at the 135M preset.
+# Output goes to stdout and to results/ next to this script. Usage: gpu-validate.sh [results-dir] [preset]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-"$here/results"}
+preset=${2:-135m}
 mkdir -p "$out"
 status=0
 {
@@ -13,4 +15,6 @@ status=0
 } 2>&1 | tee "$out/info.txt"
 "$here/flowhn" check --device cuda --gemm cublas 2>&1 | tee "$out/check-cublas.txt" || status=1
 "$here/flowhn" check --device cuda --gemm ilgpu 2>&1 | tee "$out/check-ilgpu.txt" || status=1
+"$here/flowhn" bench --device cuda --preset "$preset" --archs all --steps 10 --warmup 3 --breakdown \
+    --out "$out/bench-$preset" 2>&1 | tee "$out/bench-$preset.txt" || status=1
 exit $status

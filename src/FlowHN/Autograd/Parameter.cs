@@ -35,7 +35,11 @@ public sealed class Parameter : Tensor
         return p;
     }
 
-    public void ZeroGrad() => Grad!.View.MemSetToZero(Device.CurrentStream.Native);
+    public void ZeroGrad()
+    {
+        Grad!.View.MemSetToZero(Device.CurrentStream.Native);
+        Device.Counters.Kernel();
+    }
 
     public override void Dispose()
     {

@@ -63,8 +63,22 @@ public sealed class LaunchCounters
     public double ScanFlops { get; private set; }
     public double ConvFlops { get; private set; }
     public double ModelFlops => MatmulFlops + AttentionFlops + ScanFlops + ConvFlops;
+    /// <summary>Host-to-device copies and their bytes.</summary>
+    public long Uploads { get; private set; }
+    public long UploadBytes { get; private set; }
+    /// <summary>Device-to-host copies: each one makes the host wait for the device.</summary>
+    public long Downloads { get; private set; }
+    public long Transfers => Uploads + Downloads;
 
     internal void Kernel() => Launches++;
+
+    internal void Upload(long bytes)
+    {
+        Uploads++;
+        UploadBytes += bytes;
+    }
+
+    internal void Download() => Downloads++;
 
     internal void Matmul(long m, long n, long k, long batch)
     {
@@ -80,7 +94,7 @@ public sealed class LaunchCounters
 
     public void Reset()
     {
-        Launches = 0;
+        Launches = Uploads = UploadBytes = Downloads = 0;
         MatmulFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

@@ -49,6 +49,9 @@ public sealed class FlowHNLM : LanguageModel
 
     public RoutingTables Routing => routing;
 
+    /// <summary>When set, forward passes time each block's branches (see <see cref="BranchProfile"/>).</summary>
+    public BranchProfile? Profile { get; set; }
+
     /// <summary>
     /// Run each block's two branches concurrently on two streams (default on CUDA). Results are identical either
     /// way; turning it off is the ablation. On the CPU accelerator streams are serial, so it only exercises the
@@ -106,7 +109,7 @@ public sealed class FlowHNLM : LanguageModel
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
         var x = embed.Forward(ids);
-        foreach (var block in blocks) x = block.Forward(x, batch, routing, streams);
+        foreach (var block in blocks) x = block.Forward(x, batch, routing, streams, Profile);
         return head.Forward(finalNorm.Forward(x));
     }
 

@@ -43,7 +43,7 @@ public sealed class ParallelBlock : Module
     /// passes accumulate into separate gradient buffers, summed on the main stream after the join; the aliases
     /// are used without streams too, so the sums happen in the same order and results are bitwise identical.
     /// </summary>
-    public Tensor Forward(Tensor x, int batch, RoutingTables routing, BranchStreams? streams)
+    public Tensor Forward(Tensor x, int batch, RoutingTables routing, BranchStreams? streams, BranchProfile? profile = null)
     {
         int seqLen = x.Dim(1);
         var all = routing.AllPositions(seqLen);
@@ -51,13 +51,21 @@ public sealed class ParallelBlock : Module
         var tables = split ? routing.For(index, seqLen) : null;
         var attentionInput = Ops.Reshape(x, x.Shape);
         var ssmInput = Ops.Reshape(x, x.Shape);
+        int profiled = profile?.BeginBlock(streams is not null) ?? -1;
         streams?.Fork();
         Tensor attended, scanned;
         using (streams is null ? null : Device.UseStream(streams.First))
+        {
             attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
+            profile?.AttentionDone(profiled);
+        }
         using (streams is null ? null : Device.UseStream(streams.Second))
+        {
             scanned = SsmBranch(ssmInput, batch, tables, all);
+            profile?.SsmDone(profiled);
+        }
         streams?.Join();
+        profile?.Joined(profiled);
 
         Tensor fused = split
             ? Ops.Linear(Ops.MergeTokens(attended, tables!.AttentionPositions, scanned, tables.SsmPositions, seqLen), fuseBranches)

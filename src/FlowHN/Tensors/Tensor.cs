@@ -131,6 +131,7 @@ public class Tensor : IDisposable
     {
         var t = Empty(device, shape, dtype);
         t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.CurrentStream.Native);
+        device.Counters.Kernel();
         return t;
     }
 
@@ -162,12 +163,14 @@ public class Tensor : IDisposable
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
         View.CopyFromCPU(Device.CurrentStream.Native, data);
+        Device.Counters.Upload(4L * data.Length);
     }
 
     public void CopyFrom(int[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
         IntView.CopyFromCPU(Device.CurrentStream.Native, data);
+        Device.Counters.Upload(4L * data.Length);
     }
 
     /// <summary>Downloads a contiguous float tensor (waits for queued work).</summary>
@@ -176,6 +179,7 @@ public class Tensor : IDisposable
         var result = new float[Length];
         View.CopyToCPU(Device.CurrentStream.Native, result);
         Device.CurrentStream.Synchronize();
+        Device.Counters.Download();
         return result;
     }
 
@@ -184,6 +188,7 @@ public class Tensor : IDisposable
         var result = new int[Length];
         IntView.CopyToCPU(Device.CurrentStream.Native, result);
         Device.CurrentStream.Synchronize();
+        Device.Counters.Download();
         return result;
     }
 

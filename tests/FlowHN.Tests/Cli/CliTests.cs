@@ -119,4 +119,18 @@ public class CliTests
         Assert.Contains("--batch", error);
         Assert.DoesNotContain("   at ", error);
     }
+
+    [Fact]
+    public void BenchOnTheCpuWritesEveryArchitectureAndSplit()
+    {
+        using var output = new TempFolder();
+        var (code, _, error) = Run("bench", "--device", "cpu", "--preset", "tiny", "--archs", "all", "--steps", "1", "--warmup", "0",
+            "--seq", "16", "--vocab", "64", "--breakdown", "--out", output.Path);
+        Assert.True(code == 0, error);
+        string md = File.ReadAllText(Path.Combine(output.Path, "bench.md"));
+        foreach (var arch in new[] { "transformer", "mamba", "shm", "jamba", "hymba" }) Assert.Contains($"| {arch} | - |", md);
+        foreach (var split in new[] { "none", "ae/prefix", "fa/prefix", "fac/prefix" }) Assert.Contains($"| flowhn | {split} |", md);
+        Assert.Contains("overlap efficiency", md);
+        Assert.Equal(1 + 9, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
+    }
 }
