@@ -22,7 +22,11 @@ public static class FlowHnCli
         var parse = root.Parse(args);
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            // No built-in Ctrl+C handling: train saves a checkpoint on Ctrl+C itself.
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null,
+            });
         }
         catch (UserException e)
         {

@@ -122,7 +122,27 @@ public static class TrainCommand
         }
         using var trainer = new Trainer(device, model, data, options, runDir, console.Out);
         if (resume) trainer.Resume();
-        var result = trainer.Run();
+        // Ctrl+C finishes the current step and saves a checkpoint instead of losing the run.
+        bool stopping = false;
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (stopping) return; // a second Ctrl+C ends the process at once
+            stopping = true;
+            e.Cancel = true;
+            console.Out.WriteLine("stopping after this step (Ctrl+C again to abort without saving)...");
+            trainer.RequestStop();
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainResult result;
+        try
+        {
+            result = trainer.Run();
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+        if (trainer.Interrupted) return 130;
         var (firstStep, first) = result.Evaluations[0];
         var (lastStep, last) = result.Evaluations[^1];
         console.Out.WriteLine($"validation loss {first:0.0000} (step {firstStep}) -> {last:0.0000} (step {lastStep}), " +

@@ -28,6 +28,7 @@ public sealed class Trainer : IDisposable
     private readonly LearningRateSchedule schedule;
     private int step;
     private long tokensSeen;
+    private volatile bool stopRequested;
 
     public Trainer(ComputeDevice device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console)
     {
@@ -47,6 +48,12 @@ public sealed class Trainer : IDisposable
     }
 
     public AdamW Optimizer => optimizer;
+
+    /// <summary>Asks the loop to stop after the current step and save a checkpoint (e.g. on Ctrl+C).</summary>
+    public void RequestStop() => stopRequested = true;
+
+    /// <summary>Whether the last run ended early through <see cref="RequestStop"/>.</summary>
+    public bool Interrupted { get; private set; }
 
     /// <summary>Restores weights, optimizer moments, step and data position from the run's checkpoint.</summary>
     public void Resume()
@@ -98,6 +105,13 @@ public sealed class Trainer : IDisposable
                 double eta = clock.Elapsed.TotalSeconds / (step - firstStep) * (options.Steps - step);
                 console.WriteLine($"step {step,5}/{options.Steps} | loss {loss:0.0000} | lr {lr:0.00e+00} | " +
                                   $"{tokensPerSecond,8:N0} tok/s | MFU {mfu * 100:0.00}% | ETA {TimeSpan.FromSeconds(eta):m\\:ss}");
+            }
+            if (stopRequested)
+            {
+                SaveCheckpoint();
+                Interrupted = true;
+                console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with --resume --out {runDir})");
+                break;
             }
             if (step % options.EvalEvery == 0 || step == options.Steps) evaluations.Add((step, Evaluate(metrics)));
             if (step % options.CheckpointEvery == 0 || step == options.Steps) SaveCheckpoint();

@@ -123,4 +123,19 @@ public class TrainingTests
         var e = Assert.Throws<UserException>(() => Safetensors.Read(path));
         Assert.Contains(path, e.Message);
     }
+
+    [Fact]
+    public void AStopRequestFinishesTheStepAndSavesACheckpoint()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        var device = TestDevice.Cpu;
+        using var model = new SequentialLM(device, Small, seed: 8);
+        using var trainer = new Trainer(device, model, SampleBytes(cache), QuickOptions(50), run.Path, TextWriter.Null);
+        trainer.RequestStop();
+        var result = trainer.Run();
+        Assert.True(trainer.Interrupted);
+        Assert.Single(result.StepLosses);
+        Assert.Equal(1, Checkpoint.LoadState(Checkpoint.PathIn(run.Path)).Step);
+    }
 }
