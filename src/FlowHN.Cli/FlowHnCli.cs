@@ -15,6 +15,8 @@ public static class FlowHnCli
         var console = new CliConsole(output, error);
         root.Subcommands.Add(TrainCommand.Create(console));
         root.Subcommands.Add(PrepareCommand.Create(console));
+        root.Subcommands.Add(EvalCommand.Create(console));
+        root.Subcommands.Add(GenerateCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
         root.Subcommands.Add(ModelsCommand.Create(console));
         root.Subcommands.Add(InfoCommand.Create(console));

@@ -129,7 +129,7 @@ public sealed class Trainer : IDisposable
             for (int micro = 0; micro < options.Accumulation; micro++)
             {
                 var batch = loader.NextBatch(options.Batch, options.SeqLen);
-                var loss = Loss(batch);
+                var loss = Evaluation.Loss(device, model, batch);
                 losses.Add(loss);
                 // Each micro-batch contributes 1/accumulation of the gradient.
                 device.Tape.Backward(options.Accumulation == 1 ? loss : Ops.Scale(loss, 1f / options.Accumulation));
@@ -141,27 +141,10 @@ public sealed class Trainer : IDisposable
         return total / options.Accumulation;
     }
 
-    private Tensor Loss(TokenBatch batch)
-    {
-        var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
-        var targets = Tensor.FromArray(device, batch.Targets, batch.BatchSize * batch.SeqLen);
-        var logits = model.Forward(ids, batch.BatchSize, batch.SeqLen);
-        return Ops.CrossEntropy(logits, targets);
-    }
-
     /// <summary>Mean validation loss over the fixed evaluation batches (no gradients).</summary>
     public double Evaluate(MetricsLog? metrics = null)
     {
-        double sum = 0;
-        int count = 0;
-        using (new NoGradScope(device))
-            foreach (var batch in TokenLoader.EvalBatches(data.Validation, options.Batch, options.SeqLen, options.EvalBatches))
-            {
-                using var scope = device.BeginScope();
-                sum += Loss(batch).Item();
-                count++;
-            }
-        double loss = sum / count;
+        double loss = Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, options.EvalBatches);
         console.WriteLine($"eval  step {step,5} | val loss {loss:0.0000} | val ppl {Math.Exp(loss):0.00}");
         metrics?.Write(new { type = "eval", step, val_loss = loss, val_ppl = Math.Exp(loss) });
         return loss;

@@ -138,4 +138,15 @@ public class TrainingTests
         Assert.Single(result.StepLosses);
         Assert.Equal(1, Checkpoint.LoadState(Checkpoint.PathIn(run.Path)).Step);
     }
+
+    [Fact]
+    public void SamplingIsGreedyAtZeroTemperatureAndRespectsTopK()
+    {
+        float[] logits = [0.1f, 2.5f, -1f, 2.4f];
+        var random = new Random(1);
+        Assert.Equal(1, Evaluation.Sample(logits, 0, 0, random));
+        Assert.Equal(1, Evaluation.Sample(logits, 1.0, 1, random));
+        var drawn = Enumerable.Range(0, 200).Select(_ => Evaluation.Sample(logits, 1.0, 2, random)).ToHashSet();
+        Assert.Equal([1, 3], drawn.Order());
+    }
 }

@@ -1,0 +1,33 @@
+using FlowHN.Data;
+using FlowHN.Models;
+using FlowHN.Runtime;
+using FlowHN.Training;
+
+namespace FlowHN.Cli.Commands;
+
+/// <summary>A trained model loaded from a run folder's checkpoint, with the tokenizer it was trained with.</summary>
+public sealed class RunModel : IDisposable
+{
+    private RunModel(LanguageModel model, ITokenizer tokenizer, TrainState state)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        State = state;
+    }
+
+    public LanguageModel Model { get; }
+    public ITokenizer Tokenizer { get; }
+    public TrainState State { get; }
+
+    public static RunModel Load(ComputeDevice device, string runDir)
+    {
+        string dir = Checkpoint.PathIn(runDir);
+        var config = Checkpoint.LoadConfig(dir);
+        var state = Checkpoint.LoadState(dir);
+        var model = LanguageModel.Create(device, config, seed: 0);
+        Checkpoint.LoadInto(dir, model, optimizer: null);
+        return new RunModel(model, Tokenizers.Create(state.Tokenizer), state);
+    }
+
+    public void Dispose() => Model.Dispose();
+}
