@@ -143,6 +143,11 @@ public static class TrainCommand
             Console.CancelKeyPress -= onCancel;
         }
         if (trainer.Interrupted) return 130;
+        if (result.Evaluations.Count == 0)
+        {
+            console.Out.WriteLine($"nothing to do: the run in {runDir} has already reached step {options.Steps} (raise --steps to continue)");
+            return 0;
+        }
         var (firstStep, first) = result.Evaluations[0];
         var (lastStep, last) = result.Evaluations[^1];
         console.Out.WriteLine($"validation loss {first:0.0000} (step {firstStep}) -> {last:0.0000} (step {lastStep}), " +
