@@ -7,6 +7,12 @@ public static class BenchmarkDevice
 {
     private const string Variable = "FLOWHN_BENCH_DEVICE";
 
+    private static readonly Lazy<bool> Cuda = new(() =>
+    {
+        using var probe = ComputeDevice.Create(Options(GemmBackendKind.Ilgpu));
+        return probe.IsCuda;
+    });
+
     /// <summary>Removes <c>--device X</c> from the arguments and remembers X for the benchmark processes.</summary>
     public static string[] TakeDeviceArgument(string[] args)
     {
@@ -25,13 +31,9 @@ public static class BenchmarkDevice
         Gemm = gemm,
     };
 
-    /// <summary>Whether CUDA will be used (decides the benchmark shapes before any device is created).</summary>
-    public static bool IsCuda
-    {
-        get
-        {
-            using var probe = ComputeDevice.Create(Options(GemmBackendKind.Ilgpu));
-            return probe.IsCuda;
-        }
-    }
+    /// <summary>
+    /// Whether CUDA will be used, which decides the benchmark shapes before any benchmark's device is created.
+    /// Probed once per process: every class asks for its parameter values.
+    /// </summary>
+    public static bool IsCuda => Cuda.Value;
 }

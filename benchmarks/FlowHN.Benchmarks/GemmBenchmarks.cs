@@ -5,19 +5,19 @@ using FlowHN.Tensors;
 namespace FlowHN.Benchmarks;
 
 /// <summary>
-/// Matrix products at the model's shapes (tokens x out x in for a 135M-size layer). On the CPU accelerator
+/// Matrix products at the model's shapes (tokens x out x in for a 135M-size layer) on both backends of the device:
+/// cuBLAS and the ILGPU tiled kernel on CUDA, host SIMD and the ILGPU tiled kernel on the CPU accelerator, where
 /// the shapes are scaled down so a run takes seconds.
 /// </summary>
-public class GemmBenchmarks : IWorkload
+public class GemmBenchmarks : DeviceBenchmark
 {
-    private ComputeDevice? device;
     private Tensor? a, b, c;
 
     public static IEnumerable<string> Shapes() => BenchmarkDevice.IsCuda
         ? ["4096x768x768", "4096x2048x768", "4096x768x2048"]
         : ["256x256x256", "512x384x384"];
 
-    public static IEnumerable<string> Backends() => BenchmarkDevice.IsCuda ? ["cublas", "ilgpu"] : ["ilgpu"];
+    public static IEnumerable<string> Backends() => BenchmarkDevice.IsCuda ? ["cublas", "ilgpu"] : ["host", "ilgpu"];
 
     /// <summary>M x N x K.</summary>
     [ParamsSource(nameof(Shapes))]
@@ -26,32 +26,23 @@ public class GemmBenchmarks : IWorkload
     [ParamsSource(nameof(Backends))]
     public string Backend { get; set; } = "ilgpu";
 
-    private int[] Dims => Shape.Split('x').Select(int.Parse).ToArray();
+    public override double Flops => Dims(Shape).Aggregate(2.0, (product, size) => product * size);
 
-    public double Flops => 2.0 * Dims[0] * Dims[1] * Dims[2];
-    public double Bytes => 0;
-    public string DeviceName => device?.Name ?? "";
+    protected override GemmBackendKind Gemm => DeviceOptions.ParseGemm(Backend);
 
-    [GlobalSetup]
-    public void Setup()
+    protected override void Prepare()
     {
-        device = ComputeDevice.Create(BenchmarkDevice.Options(DeviceOptions.ParseGemm(Backend)));
-        int m = Dims[0], n = Dims[1], k = Dims[2];
-        var random = new Random(1);
-        a = Tensor.FromArray(device, Enumerable.Range(0, m * k).Select(_ => (float)random.NextDouble()).ToArray(), m, k);
-        b = Tensor.FromArray(device, Enumerable.Range(0, k * n).Select(_ => (float)random.NextDouble()).ToArray(), k, n);
-        c = Tensor.Empty(device, [m, n]);
-        Console.WriteLine($"// device: {device.Describe()}, matmul: {device.Kernels.Gemm.BackendName}, peak {device.Peak}");
+        int m = Dims(Shape)[0], n = Dims(Shape)[1], k = Dims(Shape)[2];
+        a = RandomTensor([m, k]);
+        b = RandomTensor([k, n]);
+        c = Tensor.Empty(Device, [m, n]);
     }
 
     /// <summary>C = A B, then wait for the device so the time covers the kernel.</summary>
     [Benchmark]
     public void MatMul()
     {
-        device!.Kernels.Gemm.MatMul(a!, b!, c!);
-        device.Synchronize();
+        Device.Kernels.Gemm.MatMul(a!, b!, c!);
+        Device.Synchronize();
     }
-
-    [GlobalCleanup]
-    public void Cleanup() => device?.Dispose();
 }

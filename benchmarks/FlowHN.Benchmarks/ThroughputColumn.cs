@@ -4,17 +4,18 @@ using BenchmarkDotNet.Running;
 
 namespace FlowHN.Benchmarks;
 
-/// <summary>A benchmark that knows how much work one invocation does.</summary>
+/// <summary>A benchmark that knows how much work one invocation does (from its parameters alone).</summary>
 public interface IWorkload
 {
     /// <summary>Floating-point operations per invocation (0 when not meaningful).</summary>
     double Flops { get; }
     /// <summary>Bytes moved per invocation (0 when not meaningful).</summary>
     double Bytes { get; }
-    string DeviceName { get; }
+    /// <summary>Tokens trained per invocation (0 when not meaningful).</summary>
+    double Tokens { get; }
 }
 
-/// <summary>GFLOP/s and GB/s next to the time, computed from the mean and the benchmark's declared work.</summary>
+/// <summary>GFLOP/s, GB/s and tokens/s next to the time, computed from the mean and the benchmark's declared work.</summary>
 public sealed class ThroughputColumn : IColumn
 {
     public string Id => nameof(ThroughputColumn);
@@ -41,7 +42,8 @@ public sealed class ThroughputColumn : IColumn
         double seconds = report.ResultStatistics.Mean * 1e-9;
         string flops = workload.Flops > 0 ? $"{Rate(workload.Flops / seconds / 1e9)} GFLOP/s" : "";
         string bytes = workload.Bytes > 0 ? $"{Rate(workload.Bytes / seconds / 1e9)} GB/s" : "";
-        return string.Join(", ", new[] { flops, bytes }.Where(s => s.Length > 0));
+        string tokens = workload.Tokens > 0 ? $"{workload.Tokens / seconds:N0} tok/s" : "";
+        return string.Join(", ", new[] { flops, bytes, tokens }.Where(s => s.Length > 0));
     }
 
     /// <summary>One decimal, or three significant digits for the small rates of the CPU accelerator.</summary>
