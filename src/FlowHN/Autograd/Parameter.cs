@@ -21,6 +21,9 @@ public sealed class Parameter : Tensor
     public string Name { get; }
     public bool WeightDecay { get; }
 
+    /// <summary>The flat buffer this parameter lives in, once packed (see <see cref="ParameterStore"/>).</summary>
+    public ParameterStore? Store { get; internal set; }
+
     /// <summary>Allocates a parameter outside any scope, filled with <paramref name="values"/>.</summary>
     public static Parameter Create(ComputeDevice device, string name, int[] shape, float[] values, bool weightDecay)
     {
@@ -37,6 +40,7 @@ public sealed class Parameter : Tensor
 
     public void ZeroGrad()
     {
+        if (Store is not null) throw new InvalidOperationException($"{Name} is packed: zero the store's gradients at once.");
         Grad!.View.MemSetToZero(Device.CurrentStream.Native);
         Device.Counters.Kernel();
     }

@@ -37,7 +37,15 @@ public abstract class LanguageModel : Module
         _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
     };
 
-    public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed) => config.Arch switch
+    /// <summary>Builds the architecture with its parameters packed into one flat buffer.</summary>
+    public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed)
+    {
+        var model = Build(device, config, seed);
+        model.PackParameters();
+        return model;
+    }
+
+    private static LanguageModel Build(ComputeDevice device, ModelConfig config, int seed) => config.Arch switch
     {
         _ when SequentialLM.IsSequential(config.Arch) => new SequentialLM(device, config, seed),
         "flowhn" => new FlowHNLM(device, config, seed),

@@ -46,15 +46,24 @@ public abstract class Module : IDisposable
     protected static float[] NormalInit(Random random, long count, double std) =>
         Normal.Samples(random, 0, std).Take((int)count).Select(v => (float)v).ToArray();
 
+    /// <summary>The flat buffers of all parameters, once <see cref="PackParameters"/> has run.</summary>
+    public ParameterStore? Store { get; private set; }
+
+    /// <summary>Moves every parameter of this module tree into one flat buffer (see <see cref="ParameterStore"/>).</summary>
+    public void PackParameters() => Store ??= ParameterStore.Pack(Device, Parameters().ToList());
+
     public void ZeroGrad()
     {
-        foreach (var p in Parameters()) p.ZeroGrad();
+        if (Store is not null) Store.ZeroGradients();
+        else foreach (var p in Parameters()) p.ZeroGrad();
     }
 
     public virtual void Dispose()
     {
         foreach (var p in parameters) p.Dispose();
         foreach (var c in children) c.Dispose();
+        Store?.Dispose();
+        Store = null;
         GC.SuppressFinalize(this);
     }
 }

@@ -25,12 +25,21 @@ public class Tensor : IDisposable
     }
 
     public ComputeDevice Device { get; }
-    internal DeviceBlock Block { get; }
-    public long Offset { get; }
+    internal DeviceBlock Block { get; private set; }
+    public long Offset { get; private set; }
     public int[] Shape { get; }
     public long[] Strides { get; }
     public DType DType { get; }
-    internal bool OwnsBlock { get; }
+    internal bool OwnsBlock { get; private set; }
+
+    /// <summary>Moves this tensor onto another block (e.g. a parameter packed into one flat buffer).</summary>
+    internal void Rebind(DeviceBlock block, long offset, bool ownsBlock)
+    {
+        if (!IsContiguous) throw new InvalidOperationException("Only contiguous tensors can be rebound.");
+        Block = block;
+        Offset = offset;
+        OwnsBlock = ownsBlock;
+    }
     public bool IsDisposed => Block.IsFreed;
 
     // Autograd state (see Autograd/Tape.cs).

@@ -2,6 +2,7 @@ using FlowHN.Autograd;
 using FlowHN.Kernels;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
+using ILGPU;
 
 namespace FlowHN.Training;
 
@@ -14,6 +15,8 @@ public sealed class AdamW : IDisposable
     private readonly ComputeDevice device;
     private readonly IReadOnlyList<Parameter> parameters;
     private readonly Dictionary<Parameter, (Tensor M, Tensor V)> state = new();
+    private readonly ParameterStore? store;     // when all parameters are packed: flat moments, few launches
+    private readonly Tensor? flatM, flatV;
     private readonly Tensor squares;  // per-parameter sums of squares of the gradients
     private readonly Tensor total;    // [global sum of squares]
     private readonly Tensor norm;     // [global norm, clip factor]
@@ -28,7 +31,19 @@ public sealed class AdamW : IDisposable
         Epsilon = eps;
         WeightDecay = weightDecay;
         MaxGradNorm = maxGradNorm;
-        foreach (var p in parameters) state[p] = (Tensor.Zeros(device, p.Shape), Tensor.Zeros(device, p.Shape));
+        store = parameters.Count > 0 && parameters[0].Store is { } s && s.Parameters.Count == parameters.Count &&
+                parameters.All(p => p.Store == s) ? s : null;
+        if (store is not null)
+        {
+            flatM = Tensor.Zeros(device, [(int)store.Length]);
+            flatV = Tensor.Zeros(device, [(int)store.Length]);
+            // Each parameter's moments are views of the flat buffers at the parameter's offset (for checkpoints).
+            foreach (var p in parameters)
+                state[p] = (flatM.ViewAs(p.Shape, Tensor.ContiguousStrides(p.Shape), store.Offsets[p]),
+                            flatV.ViewAs(p.Shape, Tensor.ContiguousStrides(p.Shape), store.Offsets[p]));
+        }
+        else
+            foreach (var p in parameters) state[p] = (Tensor.Zeros(device, p.Shape), Tensor.Zeros(device, p.Shape));
         squares = Tensor.Zeros(device, [Math.Max(1, parameters.Count)]);
         total = Tensor.Zeros(device, [1]);
         norm = Tensor.Zeros(device, [2]);
@@ -49,25 +64,46 @@ public sealed class AdamW : IDisposable
     {
         StepCount++;
         var reduce = device.Kernels.Reduce;
-        for (int i = 0; i < parameters.Count; i++)
-            reduce.Reduce(ReductionKind.SumOfSquares, parameters[i].Grad!.View, squares.View, i);
-        reduce.Reduce(ReductionKind.Sum, squares.View, total.View);
+        if (store is not null) reduce.Reduce(ReductionKind.SumOfSquares, store.Gradients, total.View);
+        else
+        {
+            for (int i = 0; i < parameters.Count; i++)
+                reduce.Reduce(ReductionKind.SumOfSquares, parameters[i].Grad!.View, squares.View, i);
+            reduce.Reduce(ReductionKind.Sum, squares.View, total.View);
+        }
         device.Kernels.Optim.ClipFactor(total.View, norm.View, (float)MaxGradNorm);
         var clipFactor = norm.View.SubView(1, 1);
+        if (store is not null)
+        {
+            // Two launches for all parameters: the decayed range, then the rest.
+            Update(store.Weights.SubView(0, store.DecayLength), store.Gradients.SubView(0, store.DecayLength),
+                flatM!.View.SubView(0, store.DecayLength), flatV!.View.SubView(0, store.DecayLength), clipFactor, lr, decay: true);
+            long rest = store.Length - store.DecayLength;
+            Update(store.Weights.SubView(store.DecayLength, rest), store.Gradients.SubView(store.DecayLength, rest),
+                flatM.View.SubView(store.DecayLength, rest), flatV.View.SubView(store.DecayLength, rest), clipFactor, lr, decay: false);
+            return;
+        }
         foreach (var p in parameters)
         {
             var (m, v) = state[p];
-            device.Kernels.Optim.AdamW(p.View, p.Grad!.View, m.View, v.View, clipFactor, new AdamWStep
-            {
-                LearningRate = (float)lr,
-                Beta1 = (float)Beta1,
-                Beta2 = (float)Beta2,
-                Epsilon = (float)Epsilon,
-                WeightDecay = p.WeightDecay ? (float)WeightDecay : 0f,
-                BiasCorrection1 = (float)(1 - Math.Pow(Beta1, StepCount)),
-                BiasCorrection2 = (float)(1 - Math.Pow(Beta2, StepCount)),
-            });
+            Update(p.View, p.Grad!.View, m.View, v.View, clipFactor, lr, p.WeightDecay);
         }
+    }
+
+    private void Update(ArrayView<float> param, ArrayView<float> grad, ArrayView<float> m, ArrayView<float> v, ArrayView<float> clipFactor,
+        double lr, bool decay)
+    {
+        if (param.Length == 0) return;
+        device.Kernels.Optim.AdamW(param, grad, m, v, clipFactor, new AdamWStep
+        {
+            LearningRate = (float)lr,
+            Beta1 = (float)Beta1,
+            Beta2 = (float)Beta2,
+            Epsilon = (float)Epsilon,
+            WeightDecay = decay ? (float)WeightDecay : 0f,
+            BiasCorrection1 = (float)(1 - Math.Pow(Beta1, StepCount)),
+            BiasCorrection2 = (float)(1 - Math.Pow(Beta2, StepCount)),
+        });
     }
 
     /// <summary>The global gradient norm before clipping of the last step (reads the device).</summary>
@@ -75,11 +111,13 @@ public sealed class AdamW : IDisposable
 
     public void Dispose()
     {
-        foreach (var (m, v) in state.Values)
+        foreach (var (m, v) in state.Values) // views of the flat moments own nothing
         {
             m.Dispose();
             v.Dispose();
         }
+        flatM?.Dispose();
+        flatV?.Dispose();
         squares.Dispose();
         total.Dispose();
         norm.Dispose();

@@ -64,7 +64,7 @@ public class TrainingTests
 
         IReadOnlyList<double> Train(string dir, bool resume, int? stopAfter)
         {
-            using var model = new SequentialLM(device, Small, seed: 6);
+            using var model = LanguageModel.Create(device, Small, seed: 6); // packed parameters, flat optimizer state
             using var trainer = new Trainer(device, model, data, QuickOptions(6), dir, TextWriter.Null);
             if (resume) trainer.Resume();
             return trainer.Run(stopAfter).StepLosses;
@@ -148,5 +148,50 @@ public class TrainingTests
         Assert.Equal(1, Evaluation.Sample(logits, 1.0, 1, random));
         var drawn = Enumerable.Range(0, 200).Select(_ => Evaluation.Sample(logits, 1.0, 2, random)).ToHashSet();
         Assert.Equal([1, 3], drawn.Order());
+    }
+
+    [Fact]
+    public void PackedAndUnpackedParametersTrainAlike()
+    {
+        using var cache = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        IReadOnlyList<double> Train(bool packed)
+        {
+            using var run = new TempFolder();
+            using var model = new SequentialLM(device, Small, seed: 9);
+            if (packed) model.PackParameters();
+            using var trainer = new Trainer(device, model, data, QuickOptions(4), run.Path, TextWriter.Null);
+            return trainer.Run().StepLosses;
+        }
+        var unpacked = Train(packed: false);
+        var packed = Train(packed: true);
+        // Same arithmetic per element; only the gradient norm is summed in another order.
+        for (int i = 0; i < unpacked.Count; i++) Assert.Equal(unpacked[i], packed[i], 4);
+        Assert.NotEqual(unpacked[0], unpacked[^1]);
+    }
+
+    [Fact]
+    public void PackingKeepsValuesAndPutsDecayedParametersFirst()
+    {
+        var device = TestDevice.Cpu;
+        using var model = new SequentialLM(device, Small, seed: 10);
+        var before = model.Parameters().ToDictionary(p => p.Name, p => p.ToArray());
+        model.PackParameters();
+        var store = model.Store!;
+        foreach (var p in model.Parameters())
+        {
+            Assert.Equal(before[p.Name], p.ToArray());
+            Assert.Equal(0, store.Offsets[p] % 64);
+            Assert.Equal(p.WeightDecay, store.Offsets[p] < store.DecayLength);
+        }
+        using (var scope = device.BeginScope())
+        {
+            var ids = FlowHN.Tensors.TokenIndex.FromHost(device, [1, 2, 3, 4], 1, 4);
+            device.Tape.Backward(FlowHN.Autograd.Ops.Sum(model.Forward(ids, 1, 4)));
+        }
+        Assert.Contains(model.Parameters(), p => p.Grad!.ToArray().Any(g => g != 0));
+        model.ZeroGrad();
+        Assert.All(model.Parameters(), p => Assert.All(p.Grad!.ToArray(), g => Assert.Equal(0f, g)));
     }
 }
