@@ -28,13 +28,9 @@ public static class RoutingKernels
         int accumulate)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
-        int dim = s.Dim, count = s.Count, length = s.Length;
         for (int e = first; e < s.Elements; e += stride)
         {
-            int row = e / dim;
-            int j = e - row * dim;
-            int b = row / count;
-            long source = ((long)b * length + positions[row - b * count]) * dim + j;
+            long source = SequenceIndex(s, positions, e);
             part[e] = accumulate != 0 ? part[e] + seq[source] : seq[source];
         }
     }
@@ -44,15 +40,20 @@ public static class RoutingKernels
         int accumulate)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
-        int dim = s.Dim, count = s.Count, length = s.Length;
         for (int e = first; e < s.Elements; e += stride)
         {
-            int row = e / dim;
-            int j = e - row * dim;
-            int b = row / count;
-            long target = ((long)b * length + positions[row - b * count]) * dim + j;
+            long target = SequenceIndex(s, positions, e);
             seq[target] = accumulate != 0 ? seq[target] + part[e] : part[e];
         }
+    }
+
+    /// <summary>Where element e of part [B, count, dim] sits in seq [B, length, dim].</summary>
+    private static long SequenceIndex(RoutingShape s, ArrayView<int> positions, int e)
+    {
+        int row = e / s.Dim;
+        int j = e - row * s.Dim;
+        int b = row / s.Count;
+        return ((long)b * s.Length + positions[row - b * s.Count]) * s.Dim + j;
     }
 }
 
