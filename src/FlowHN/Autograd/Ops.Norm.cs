@@ -19,4 +19,38 @@ public static partial class Ops
             x.RequiresGrad ? Gradients.For(x).View : default,
             weight.RequiresGrad ? Gradients.For(weight).View : default), x, weight);
     }
+
+    /// <summary>
+    /// The residual add and the RMSNorm after it, fused: returns sum = x + y and normed = RMSNorm(sum) * weight.
+    /// One backward handles both outputs' gradients.
+    /// </summary>
+    public static (Tensor Sum, Tensor Normed) AddRmsNorm(Tensor x, Tensor y, Tensor weight, float eps = 1e-6f)
+    {
+        SameShape(x, y, "AddRmsNorm");
+        int cols = x.Dim(-1);
+        if (weight.Rank != 1 || weight.Dim(0) != cols)
+            throw new ArgumentException($"AddRmsNorm: weight {weight.ShapeString} does not match features of {x.ShapeString}.");
+        int rows = (int)(x.Length / cols);
+        var sum = Like(x);
+        var normed = Like(x);
+        var inverseRms = Tensor.Empty(x.Device, [rows]);
+        var k = x.Device.Kernels.Norm;
+        k.AddRmsNormForward(rows, cols, x.View, y.View, weight.View, sum.View, normed.View, inverseRms.View, eps);
+        if (!Tape.ShouldRecord(x.Device, x, y, weight)) return (sum, normed);
+        sum.RequiresGrad = normed.RequiresGrad = true;
+        // Recorded once, after both outputs exist: every consumer of either output runs its backward first.
+        x.Device.Tape.Record(() =>
+        {
+            if (normed.Grad is null)
+            {
+                if (sum.Grad is null) return;
+                Gradients.Accumulate(x, sum.Grad);
+                Gradients.Accumulate(y, sum.Grad);
+                return;
+            }
+            k.AddRmsNormBackward(rows, cols, sum.View, weight.View, sum.Grad?.View ?? default, normed.Grad.View, inverseRms.View,
+                GradientOrScratch(x), GradientOrScratch(y), weight.RequiresGrad ? Gradients.For(weight).View : default);
+        });
+        return (sum, normed);
+    }
 }

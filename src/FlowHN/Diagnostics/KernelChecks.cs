@@ -44,6 +44,8 @@ public static partial class KernelChecks
         new("reduce.max", ReductionTolerance, (d, r) => Reduce(d, r, ReductionKind.Max)),
         new("rmsnorm", ReductionTolerance, (d, r) => RmsNormCheck(d, r, backward: false)),
         new("rmsnorm.backward", ReductionTolerance, (d, r) => RmsNormCheck(d, r, backward: true)),
+        new("add-rmsnorm", ReductionTolerance, (d, r) => AddRmsNormCheck(d, r, backward: false)),
+        new("add-rmsnorm.backward", ReductionTolerance, (d, r) => AddRmsNormCheck(d, r, backward: true)),
         new("embedding", ElementwiseTolerance, (d, r) => EmbeddingCheck(d, r, backward: false)),
         new("embedding.backward", ReductionTolerance, (d, r) => EmbeddingCheck(d, r, backward: true)),
         new("cross-entropy", ReductionTolerance, (d, r) => CrossEntropyCheck(d, r, backward: false)),
@@ -248,6 +250,35 @@ public static partial class KernelChecks
         norm.RmsNormBackward(rows, cols, xt.View, wt.View, Up(d, dy, rows, cols).View, inv.View, dx.View, dw.View);
         var (dxRef, dwRef) = RmsNormBackward(x, w, dy, rows, cols, eps);
         return Math.Max(RelativeError(dx.ToArray(), dxRef), RelativeError(dw.ToArray(), dwRef));
+    }
+
+    /// <summary>The fused residual add + RMSNorm against the float64 norm of x + y (and its gradients).</summary>
+    private static double AddRmsNormCheck(ComputeDevice d, Random random, bool backward)
+    {
+        int rows = d.IsCuda ? 515 : 13, cols = d.IsCuda ? 768 : 37;
+        const float eps = 1e-6f;
+        var x = Randoms(random, rows * cols);
+        var y = Randoms(random, rows * cols);
+        var w = Randoms(random, cols);
+        var sumValues = x.Select((v, i) => v + y[i]).ToArray();
+        var sum = Tensor.Empty(d, [rows, cols]);
+        var normed = Tensor.Empty(d, [rows, cols]);
+        var inv = Tensor.Empty(d, [rows]);
+        var norm = d.Kernels.Norm;
+        var wt = Up(d, w, cols);
+        norm.AddRmsNormForward(rows, cols, Up(d, x, rows, cols).View, Up(d, y, rows, cols).View, wt.View, sum.View, normed.View, inv.View, eps);
+        if (!backward)
+            return Math.Max(RelativeError(sum.ToArray(), Doubles(sumValues)), RelativeError(normed.ToArray(), RmsNorm(sumValues, w, rows, cols, eps).Y));
+        var dSum = Randoms(random, rows * cols);
+        var dNormed = Randoms(random, rows * cols);
+        var dx = Tensor.Zeros(d, [rows, cols]);
+        var dy = Tensor.Zeros(d, [rows, cols]);
+        var dw = Tensor.Zeros(d, [cols]);
+        norm.AddRmsNormBackward(rows, cols, sum.View, wt.View, Up(d, dSum, rows, cols).View, Up(d, dNormed, rows, cols).View, inv.View,
+            dx.View, dy.View, dw.View);
+        var (dxRef, dwRef) = RmsNormBackward(sumValues, w, dNormed, rows, cols, eps);
+        var expected = dxRef.Select((v, i) => v + dSum[i]).ToArray();
+        return Math.Max(Math.Max(RelativeError(dx.ToArray(), expected), RelativeError(dy.ToArray(), expected)), RelativeError(dw.ToArray(), dwRef));
     }
 
     private static double EmbeddingCheck(ComputeDevice d, Random random, bool backward)

@@ -54,6 +54,61 @@ public static class NormKernels
                 dx[start + j] += r * (weight[j] * dy[start + j] - x[start + j] * r * r * mean);
         }
     }
+
+    /// <summary>
+    /// The residual add fused with the norm that follows it: sum = x + y, y_out = RMSNorm(sum) * w, in one pass.
+    /// Saves a launch and a read of the sum in every decoder layer.
+    /// </summary>
+    public static void AddRmsNormForward(int rows, int cols, int lanesPerRow, ArrayView<float> x, ArrayView<float> y,
+        ArrayView<float> weight, ArrayView<float> sum, ArrayView<float> normed, ArrayView<float> inverseRms, float eps)
+    {
+        var scratch = SharedMemory.GetDynamic<float>();
+        var loop = RowLoop.Of(lanesPerRow);
+        for (int b = loop.Start; b < rows; b += loop.Step)
+        {
+            int row = b + loop.Offset;
+            int count = row < rows ? cols : 0;
+            long start = (long)row * cols;
+            float sumSquares = 0f;
+            for (int j = loop.Lane; j < count; j += lanesPerRow)
+            {
+                float v = x[start + j] + y[start + j];
+                sum[start + j] = v;
+                sumSquares += v * v;
+            }
+            float inv = 1f / XMath.Sqrt(GroupReduce.Sum(sumSquares, scratch, lanesPerRow) / cols + eps);
+            for (int j = loop.Lane; j < count; j += lanesPerRow) normed[start + j] = sum[start + j] * inv * weight[j];
+            if (count > 0 && loop.Lane == 0) inverseRms[row] = inv;
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="AddRmsNormForward"/>: g = dSum + RMSNorm'(dNormed), then dx += g and dy += g.
+    /// dSum may be an invalid view (the sum had no other use).
+    /// </summary>
+    public static void AddRmsNormBackward(int rows, int cols, int lanesPerRow, ArrayView<float> sum, ArrayView<float> weight,
+        ArrayView<float> dSum, ArrayView<float> dNormed, ArrayView<float> inverseRms, ArrayView<float> dx, ArrayView<float> dy, int hasSumGrad)
+    {
+        var scratch = SharedMemory.GetDynamic<float>();
+        var loop = RowLoop.Of(lanesPerRow);
+        for (int b = loop.Start; b < rows; b += loop.Step)
+        {
+            int row = b + loop.Offset;
+            int count = row < rows ? cols : 0;
+            long start = (long)row * cols;
+            float r = count > 0 ? inverseRms[row] : 0f;
+            float dot = 0f;
+            for (int j = loop.Lane; j < count; j += lanesPerRow) dot += dNormed[start + j] * weight[j] * sum[start + j];
+            float mean = GroupReduce.Sum(dot, scratch, lanesPerRow) / cols;
+            for (int j = loop.Lane; j < count; j += lanesPerRow)
+            {
+                long i = start + j;
+                float g = r * (weight[j] * dNormed[i] - sum[i] * r * r * mean) + (hasSumGrad != 0 ? dSum[i] : 0f);
+                dx[i] += g;
+                dy[i] += g;
+            }
+        }
+    }
 }
 
 /// <summary>Typed entry points for <see cref="NormKernels"/>.</summary>
@@ -61,6 +116,8 @@ public sealed class NormLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float> forward;
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> backward;
+    private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float> addForward;
+    private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> addBackward;
 
     public NormLauncher(ComputeDevice device) : base(device)
     {
@@ -68,6 +125,12 @@ public sealed class NormLauncher : KernelFamily
             NormKernels.RmsNormForward);
         backward = Load<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             NormKernels.RmsNormBackward);
+        addForward = Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, float>(NormKernels.AddRmsNormForward);
+        RegisterExtra(NormKernels.AddRmsNormForward);
+        addBackward = Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(NormKernels.AddRmsNormBackward);
+        RegisterExtra(NormKernels.AddRmsNormBackward);
     }
 
     public void RmsNormForward(int rows, int cols, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y,
@@ -89,5 +152,25 @@ public sealed class NormLauncher : KernelFamily
             backward(Stream, config, rows, cols, lanes, x, weight, dy, inverseRms, dx);
         }
         if (dWeight.IsValid) Device.Kernels.Reduce.ColumnSum(rows, cols, dy, dWeight, x, inverseRms);
+    }
+
+    /// <summary>sum = x + y and normed = RMSNorm(sum) * weight in one launch.</summary>
+    public void AddRmsNormForward(int rows, int cols, ArrayView<float> x, ArrayView<float> y, ArrayView<float> weight,
+        ArrayView<float> sum, ArrayView<float> normed, ArrayView<float> inverseRms, float eps)
+    {
+        Counters.Kernel();
+        var (config, lanes) = Launch.PerRow(Device, rows, cols);
+        addForward(Stream, config, rows, cols, lanes, x, y, weight, sum, normed, inverseRms, eps);
+    }
+
+    /// <summary>dx += g, dy += g with g = dSum + the norm's input gradient; dWeight accumulates (invalid views skip).</summary>
+    public void AddRmsNormBackward(int rows, int cols, ArrayView<float> sum, ArrayView<float> weight, ArrayView<float> dSum,
+        ArrayView<float> dNormed, ArrayView<float> inverseRms, ArrayView<float> dx, ArrayView<float> dy, ArrayView<float> dWeight)
+    {
+        Counters.Kernel();
+        var (config, lanes) = Launch.PerRow(Device, rows, cols);
+        addBackward(Stream, config, rows, cols, lanes, sum, weight, dSum.IsValid ? dSum : dNormed, dNormed, inverseRms, dx, dy,
+            dSum.IsValid ? 1 : 0);
+        if (dWeight.IsValid) Device.Kernels.Reduce.ColumnSum(rows, cols, dNormed, dWeight, sum, inverseRms);
     }
 }

@@ -78,7 +78,7 @@ public sealed class DecoderLayer : Module
 
     public Tensor Forward(Tensor x, SequenceContext context)
     {
-        var h = Ops.Add(x, mixer.Forward(mixerNorm.Forward(x), context));
-        return Ops.Add(h, mlp.Forward(mlpNorm.Forward(h)));
+        var (h, normed) = mlpNorm.ForwardAfterResidual(x, mixer.Forward(mixerNorm.Forward(x), context));
+        return Ops.Add(h, mlp.Forward(normed));
     }
 }

@@ -32,7 +32,7 @@ public sealed class AttentionLayer : Module
     {
         var normed = attentionNorm.Forward(x);
         var keys = keySource is null ? normed : attentionNorm.Forward(keySource);
-        var h = Ops.Add(x, attention.Forward(normed, keys, batch, queryPositions, keyPositions));
-        return Ops.Add(h, mlp.Forward(mlpNorm.Forward(h)));
+        var (h, hNormed) = mlpNorm.ForwardAfterResidual(x, attention.Forward(normed, keys, batch, queryPositions, keyPositions));
+        return Ops.Add(h, mlp.Forward(hNormed));
     }
 }

@@ -33,6 +33,9 @@ public sealed class RmsNorm : Module
     public Parameter Weight { get; }
 
     public Tensor Forward(Tensor x) => Ops.RmsNorm(x, Weight, eps);
+
+    /// <summary>The residual add before this norm, fused with it: (x + y, norm(x + y)).</summary>
+    public (Tensor Sum, Tensor Normed) ForwardAfterResidual(Tensor x, Tensor y) => Ops.AddRmsNorm(x, y, Weight, eps);
 }
 
 /// <summary>Token embedding table [vocab, dim] (not decayed, as usual for embeddings).</summary>

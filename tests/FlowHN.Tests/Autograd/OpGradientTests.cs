@@ -75,6 +75,28 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void FusedResidualAddAndNorm()
+    {
+        var x = Input(27, 1, 5, 9);
+        var y = Input(28, 1, 5, 9);
+        var w = Input(29, 1, 9);
+        AssertGradients(() =>
+        {
+            var (sum, normed) = Ops.AddRmsNorm(x, y, w);
+            return Ops.Add(Ops.Scale(sum, 0.5f), normed); // both outputs carry gradient
+        }, x, y, w);
+    }
+
+    [Fact]
+    public void FusedResidualAddAndNormWithOnlyTheNormUsed()
+    {
+        var x = Input(30, 1, 4, 6);
+        var y = Input(31, 1, 4, 6);
+        var w = Input(32, 1, 6);
+        AssertGradients(() => Ops.AddRmsNorm(x, y, w).Normed, x, y, w);
+    }
+
+    [Fact]
     public void TransposeAndReshape()
     {
         var x = Input(20, 1, 3, 4, 5);
