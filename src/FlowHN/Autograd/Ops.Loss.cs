@@ -22,7 +22,12 @@ public static partial class Ops
     /// <paramref name="targets"/>, skipping targets equal to <paramref name="ignoreIndex"/>. Returns a
     /// one-element tensor; nothing is read back to the host.
     /// </summary>
-    public static Tensor CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex = -1)
+    /// <param name="overwriteLogits">
+    /// Write the logits' gradient over the logits themselves (then logits.Grad is the logits tensor). The
+    /// logits are the largest activation of a language model ([tokens, vocab]), and the LM head's backward needs
+    /// only their gradient; use it when nothing else reads the logits after the loss.
+    /// </param>
+    public static Tensor CrossEntropy(Tensor logits, Tensor targets, int ignoreIndex = -1, bool overwriteLogits = false)
     {
         int vocab = logits.Dim(-1);
         int rows = (int)(logits.Length / vocab);
@@ -35,7 +40,18 @@ public static partial class Ops
         var k = device.Kernels.CrossEntropy;
         k.Forward(rows, vocab, logits.View, targets.IntView, rowLoss.View, logSumExp.View, loss.View, ignoreIndex);
         var mean = loss.SliceView(0, 1);
-        return Record(mean, dMean => k.Backward(rows, vocab, logits.View, targets.IntView, logSumExp.View, loss.View,
-            dMean.View, Gradients.For(logits).View, ignoreIndex, accumulate: true), logits);
+        return Record(mean, dMean =>
+        {
+            if (overwriteLogits && logits.Grad is null && logits.IsContiguous)
+            {
+                // Each element's gradient depends only on that element (and its row's saved log-sum-exp).
+                k.Backward(rows, vocab, logits.View, targets.IntView, logSumExp.View, loss.View, dMean.View, logits.View, ignoreIndex,
+                    accumulate: false);
+                logits.Grad = logits;
+                return;
+            }
+            k.Backward(rows, vocab, logits.View, targets.IntView, logSumExp.View, loss.View, dMean.View, Gradients.For(logits).View,
+                ignoreIndex, accumulate: true);
+        }, logits);
     }
 }

@@ -14,7 +14,7 @@ public static class Evaluation
     {
         var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
         var targets = Tensor.FromArray(device, batch.Targets, batch.BatchSize * batch.SeqLen);
-        return Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets);
+        return Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets, overwriteLogits: true);
     }
 
     /// <summary>Mean loss over the first <paramref name="maxBatches"/> non-overlapping windows of the tokens.</summary>

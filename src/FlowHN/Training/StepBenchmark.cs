@@ -80,7 +80,7 @@ public static class StepBenchmark
         {
             var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
             var targets = Tensor.FromArray(device, batch.Targets, batch.Targets.Length);
-            device.Tape.Backward(Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets));
+            device.Tape.Backward(Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets, overwriteLogits: true));
             optimizer.Step(1e-4);
         }
         model.ZeroGrad();

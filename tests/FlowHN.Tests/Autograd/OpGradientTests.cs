@@ -137,6 +137,22 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void CrossEntropyWritingItsGradientOverTheLogitsGivesTheSameGradients()
+    {
+        using var scope = Device.BeginScope();
+        var targets = Tensor.FromArray(Device, [4, -1, 12, 0, 7, -1], 6);
+        float[] Gradient(bool overwrite)
+        {
+            var w = Tensor.FromArray(Device, Reference.Random(6 * 13, 33, 2), 6, 13);
+            w.RequiresGrad = true;
+            var logits = Ops.Scale(w, 1.5f); // an op between, so the logits are an intermediate as in a model
+            Device.Tape.Backward(Ops.CrossEntropy(logits, targets, overwriteLogits: overwrite));
+            return w.Grad!.ToArray();
+        }
+        Assert.Equal(Gradient(overwrite: false), Gradient(overwrite: true));
+    }
+
+    [Fact]
     public void GradCheckRejectsAWrongGradient()
     {
         // Exp's forward with Silu's backward: the checker must notice.
