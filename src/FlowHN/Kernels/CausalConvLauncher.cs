@@ -66,17 +66,16 @@ public sealed class CausalConvLauncher : KernelFamily
         ArrayView<float> state, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dWeight, ArrayView<float> dBias,
         ArrayView<float> dState)
     {
-        var partial = Device.Allocator.Allocate((long)s.PartialRows * CausalConvKernels.PartialSlots * s.Channels);
+        // Scratch returns to the allocator when the step's scope ends (safe when branches run on two streams).
+        using var partial = Scratch((long)s.PartialRows * CausalConvKernels.PartialSlots * s.Channels);
         // With a state the kernel always writes its gradient: to scratch when nobody wants it.
-        var stateGrad = s.HasState != 0 && !dState.IsValid ? Device.Allocator.Allocate((long)s.Batch * (s.Width - 1) * s.Channels) : null;
+        bool stateScratch = s.HasState != 0 && !dState.IsValid;
+        using var stateGrad = Scratch(stateScratch ? (long)s.Batch * (s.Width - 1) * s.Channels : 1);
         Counters.Kernel();
         backward(Stream, Launch.Grid1D(Device, s.Units), s, x, weight, bias, OrDummy(state, x), dy, dx,
-            stateGrad?.View ?? OrDummy(dState, dx), partial.View);
+            stateScratch ? stateGrad.View : OrDummy(dState, dx), partial.View);
         Counters.Kernel();
         finish(Stream, Launch.Grid1D(Device, (s.Width + 1) * s.Channels), s, partial.View, dWeight, dBias);
-        // Reuse is stream-ordered, so freeing right after queueing is safe.
-        Device.Allocator.Free(partial);
-        if (stateGrad is not null) Device.Allocator.Free(stateGrad);
     }
 
     /// <summary>The last W-1 inputs of state ++ x, [B, W-1, D]: the state that continues the convolution.</summary>

@@ -90,16 +90,17 @@ public sealed class SelectiveScanLauncher : KernelFamily
         SelectiveScanGradients grads)
     {
         long rows = s.StateRowsLength;
-        var partialB = Device.Allocator.Allocate(s.Blocks * rows);
-        var partialC = Device.Allocator.Allocate(s.Blocks * rows);
-        var paramPartial = Device.Allocator.Allocate((long)s.Batch * s.ParamSlots * s.Channels);
+        // Scratch returns to the allocator when the step's scope ends (safe when branches run on two streams).
+        using var partialB = Scratch(s.Blocks * rows);
+        using var partialC = Scratch(s.Blocks * rows);
+        using var paramPartial = Scratch((long)s.Batch * s.ParamSlots * s.Channels);
         // With an initial state the kernel always writes its gradient: to scratch when nobody wants it.
         bool initialScratch = s.HasInitial != 0 && !grads.DInitial.IsValid;
-        var initialGrad = initialScratch ? Device.Allocator.Allocate((long)s.Pairs * s.States) : null;
+        using var initialGrad = Scratch(initialScratch ? (long)s.Pairs * s.States : 1);
         var g = new ScanBackwardTargets
         {
             DU = grads.DU, DDelta = grads.DDelta, DZ = grads.DZ,
-            DInitial = initialGrad?.View ?? (grads.DInitial.IsValid ? grads.DInitial : grads.DU),
+            DInitial = initialScratch ? initialGrad.View : grads.DInitial.IsValid ? grads.DInitial : grads.DU,
             PartialB = partialB.View, PartialC = partialC.View, ParamPartial = paramPartial.View,
         };
         Counters.Kernel();
@@ -111,11 +112,6 @@ public sealed class SelectiveScanLauncher : KernelFamily
         Counters.Kernel();
         paramFinish(Stream, Launch.Grid1D(Device, s.ParamSlots * s.Channels), s, paramPartial.View, grads.DALog, grads.DSkip,
             grads.DDeltaBias);
-        // Reuse is stream-ordered, so freeing right after queueing is safe.
-        Device.Allocator.Free(partialB);
-        Device.Allocator.Free(partialC);
-        Device.Allocator.Free(paramPartial);
-        if (initialGrad is not null) Device.Allocator.Free(initialGrad);
     }
 
     /// <summary>

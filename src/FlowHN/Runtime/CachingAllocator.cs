@@ -9,14 +9,17 @@ namespace FlowHN.Runtime;
 /// </summary>
 public sealed class DeviceBlock
 {
-    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements)
+    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements, long requestedElements)
     {
         Buffer = buffer;
         BucketElements = bucketElements;
+        RequestedElements = requestedElements;
     }
 
     internal MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
     public long BucketElements { get; }
+    /// <summary>What was asked for (the bucket may be larger).</summary>
+    public long RequestedElements { get; }
     public bool IsFreed { get; internal set; }
 
     public ArrayView<float> View
@@ -56,6 +59,12 @@ public sealed class CachingAllocator : IDisposable
     public long BytesReserved { get; private set; }
     public long DriverAllocations { get; private set; }
     public long CacheHits { get; private set; }
+    /// <summary>Blocks returned so far. Inside a step none may be returned before the step's scope ends: with
+    /// branches on two streams, a block freed early could be handed to the other stream while still in use.</summary>
+    public long Frees { get; private set; }
+    /// <summary>Bytes asked for by live blocks, without bucket rounding (what the memory model predicts).</summary>
+    public long RequestedBytesInUse { get; private set; }
+    public long PeakRequestedBytes { get; private set; }
 
     /// <summary>Rounds a request up to its bucket: powers of two up to 4 MiB, then 4 MiB steps.</summary>
     public static long BucketFor(long elements)
@@ -67,6 +76,7 @@ public sealed class CachingAllocator : IDisposable
 
     public DeviceBlock Allocate(long elements)
     {
+        OnAllocate?.Invoke(elements);
         long bucket = BucketFor(elements);
         MemoryBuffer1D<float, Stride1D.Dense> buffer;
         if (free.TryGetValue(bucket, out var stack) && stack.Count > 0)
@@ -77,14 +87,18 @@ public sealed class CachingAllocator : IDisposable
         else buffer = AllocateFromDriver(bucket);
         BytesInUse += bucket * sizeof(float);
         PeakBytesInUse = Math.Max(PeakBytesInUse, BytesInUse);
-        return new DeviceBlock(buffer, bucket);
+        RequestedBytesInUse += elements * sizeof(float);
+        PeakRequestedBytes = Math.Max(PeakRequestedBytes, RequestedBytesInUse);
+        return new DeviceBlock(buffer, bucket, elements);
     }
 
     public void Free(DeviceBlock block)
     {
         if (block.IsFreed) return;
         block.IsFreed = true;
+        Frees++;
         BytesInUse -= block.BucketElements * sizeof(float);
+        RequestedBytesInUse -= block.RequestedElements * sizeof(float);
         if (!free.TryGetValue(block.BucketElements, out var stack)) free[block.BucketElements] = stack = new();
         stack.Push(block.Buffer);
     }
@@ -101,7 +115,14 @@ public sealed class CachingAllocator : IDisposable
             }
     }
 
-    public void ResetPeak() => PeakBytesInUse = BytesInUse;
+    public void ResetPeak()
+    {
+        PeakBytesInUse = BytesInUse;
+        PeakRequestedBytes = RequestedBytesInUse;
+    }
+
+    /// <summary>Called with every request's element count (diagnostics).</summary>
+    internal Action<long>? OnAllocate { get; set; }
 
     private MemoryBuffer1D<float, Stride1D.Dense> AllocateFromDriver(long bucket)
     {

@@ -63,4 +63,28 @@ public class AllocatorTests
         using (device.BeginScope()) t = Tensor.Empty(device, [4]);
         Assert.Throws<ObjectDisposedException>(() => t.View);
     }
+
+    [Theory]
+    [InlineData("flowhn")]
+    [InlineData("hymba")]
+    public void NothingIsReturnedToTheAllocatorBeforeAStepEnds(string arch)
+    {
+        // Safety for concurrent branches: memory may only go back when the step's scope ends.
+        var device = TestDevice.Cpu;
+        var config = FlowHN.Models.Presets.Get(arch, "tiny", 64) with { Dim = 16, Heads = 2, KvHeads = 1, MlpHidden = 32, Layers = 2 };
+        using var model = FlowHN.Models.LanguageModel.Create(device, config, seed: 1);
+        using var optimizer = new FlowHN.Training.AdamW(device, model.Parameters().ToList());
+        long frees;
+        using (device.BeginScope())
+        {
+            var ids = TokenIndex.FromHost(device, Reference.RandomInts(24, 64, 2), 2, 12);
+            var targets = Tensor.FromArray(device, Reference.RandomInts(24, 64, 3), 24);
+            frees = device.Allocator.Frees;
+            device.Tape.Backward(Ops.CrossEntropy(model.Forward(ids, 2, 12), targets, overwriteLogits: true));
+            optimizer.Step(1e-3);
+            Assert.Equal(frees, device.Allocator.Frees);
+        }
+        Assert.True(device.Allocator.Frees > frees);
+        model.ZeroGrad();
+    }
 }
