@@ -14,6 +14,8 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
 {
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> tiled;
     private readonly CublasHandle? cublas;
+    // One cuBLAS handle per stream: a handle's workspace must not be shared by two streams running at once.
+    private readonly Dictionary<DeviceStream, CublasHandle> streamHandles = new();
     private readonly bool host;
 
     public GemmLauncher(ComputeDevice device) : base(device)
@@ -60,7 +62,8 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
             return;
         }
         if (cublas is not null && CublasCompatible(s))
-            cublas.Gemm(Device.CurrentStream.NativeHandle, s, batch, Pointer(a), Pointer(b), c.View.LoadEffectiveAddressAsPtr());
+            HandleFor(Device.CurrentStream).Gemm(Device.CurrentStream.NativeHandle, s, batch, Pointer(a), Pointer(b),
+                c.View.LoadEffectiveAddressAsPtr());
         else if (host)
             RunHost(a, b, c, s, batch);
         else
@@ -122,5 +125,21 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
         };
     }
 
-    public void Dispose() => cublas?.Dispose();
+    private CublasHandle HandleFor(DeviceStream stream)
+    {
+        if (stream == Device.DefaultStream) return cublas!;
+        if (!streamHandles.TryGetValue(stream, out var handle))
+        {
+            handle = CublasHandle.TryCreate(Device.Options.Tf32, out string reason)
+                     ?? throw new InvalidOperationException($"A second cuBLAS handle could not be created: {reason}.");
+            streamHandles[stream] = handle;
+        }
+        return handle;
+    }
+
+    public void Dispose()
+    {
+        cublas?.Dispose();
+        foreach (var handle in streamHandles.Values) handle.Dispose();
+    }
 }
