@@ -21,13 +21,14 @@ public sealed class SequentialLM : LanguageModel
     private readonly RmsNorm finalNorm;
     private readonly Linear head;
     private readonly Dictionary<int, Tensor> positions = new();
+    private readonly MixerKind[] kinds;
 
     public SequentialLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
     {
         var random = new Random(seed);
         double residualStd = 0.02 / Math.Sqrt(2.0 * config.Layers);
         embed = Add(new Embedding(device, "embed", config.VocabSize, config.Dim, random));
-        var kinds = LayerKinds(config);
+        kinds = LayerKinds(config);
         for (int i = 0; i < config.Layers; i++)
         {
             var kind = kinds[i];
@@ -53,6 +54,9 @@ public sealed class SequentialLM : LanguageModel
         _ => "hymba",
     };
 
+    /// <summary>When set, forward passes time every layer (see <see cref="LayerProfile"/>).</summary>
+    public LayerProfile? Profile { get; set; }
+
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
 
@@ -75,7 +79,12 @@ public sealed class SequentialLM : LanguageModel
     {
         var context = new SequenceContext(batch, seqLen, PositionsFor(seqLen));
         var x = embed.Forward(ids);
-        foreach (var layer in layers) x = layer.Forward(x, context);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            int timed = Profile?.Begin(kinds[i]) ?? -1;
+            x = layers[i].Forward(x, context);
+            if (timed >= 0) Profile!.End(timed);
+        }
         return head.Forward(finalNorm.Forward(x));
     }
 

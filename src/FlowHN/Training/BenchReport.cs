@@ -21,7 +21,8 @@ public static class BenchReport
         var broken = rows.Where(r => r.Breakdown is not null).ToList();
         if (broken.Count > 0)
         {
-            sb.AppendLine().AppendLine("Forward-pass branch breakdown (per step, summed over blocks):").AppendLine();
+            sb.AppendLine().AppendLine("Forward-pass breakdown (per step): FlowHN's branches summed over blocks; for shm and jamba the " +
+                                       "attention and Mamba layers (each with its MLP), which run one after the other:").AppendLine();
             sb.AppendLine("| arch | split | attention ms | SSM ms | both (concurrent) ms | rest ms | overlap efficiency | branch imbalance |");
             sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var r in broken)

@@ -67,7 +67,10 @@ public static class StepBenchmark
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
             peakBytes, stateBytes, (double)(peakBytes - stateBytes) / tokensPerStep,
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
-            breakdown && model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency) : null);
+            !breakdown ? null
+            : model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency)
+            : model is SequentialLM stack && config.Arch is "shm" or "jamba" ? LayerBreakdown(device, stack, NextBatch)
+            : null);
         return result;
     }
 
@@ -100,6 +103,44 @@ public static class StepBenchmark
     }
 
     /// <summary>
+    /// A sequential hybrid's attention and Mamba layers timed in a forward pass (median of three). The layers run
+    /// one after the other, so "both" is their sum.
+    /// </summary>
+    private static BranchBreakdown LayerBreakdown(ComputeDevice device, SequentialLM model, Func<TokenBatch> next)
+    {
+        using var profile = new LayerProfile(device);
+        model.Profile = profile;
+        var samples = new List<(double Attention, double Ssm, double Forward)>();
+        for (int i = 0; i < 3; i++)
+        {
+            var batch = next();
+            profile.Reset();
+            samples.Add((0, 0, TimedForward(device, model, batch)));
+            profile.Collect();
+            samples[^1] = (profile.AttentionMs, profile.SsmMs, samples[^1].Forward);
+        }
+        model.Profile = null;
+        double attention = samples.Select(s => s.Attention).Median(), ssm = samples.Select(s => s.Ssm).Median();
+        return new BranchBreakdown(attention, ssm, attention + ssm, samples.Select(s => s.Forward).Median());
+    }
+
+    /// <summary>One forward pass without gradients, timed with device events.</summary>
+    private static double TimedForward(ComputeDevice device, LanguageModel model, TokenBatch batch)
+    {
+        using var start = device.CreateEvent(timing: true);
+        using var end = device.CreateEvent(timing: true);
+        using (new NoGradScope(device))
+        using (device.BeginScope())
+        {
+            var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
+            start.Record(device.CurrentStream);
+            model.Forward(ids, batch.BatchSize, batch.SeqLen);
+            end.Record(device.CurrentStream);
+            return DeviceEvent.ElapsedMilliseconds(start, end);
+        }
+    }
+
+    /// <summary>
     /// Forward passes with the branches one after the other (each branch's own time), then concurrently (both
     /// together); the median of three passes each. On the CPU accelerator streams are serial, so there the
     /// concurrent time is the sum.
@@ -108,27 +149,16 @@ public static class StepBenchmark
     {
         using var profile = new BranchProfile(device);
         model.Profile = profile;
-        using var start = device.CreateEvent(timing: true);
-        using var end = device.CreateEvent(timing: true);
         (double Attention, double Ssm, double Both, double Forward) Passes(bool concurrent)
         {
             model.BranchConcurrency = concurrent;
             var samples = new List<(double, double, double, double)>();
             for (int i = 0; i < 3; i++)
             {
-                var batch = next();
                 profile.Reset();
-                using (new NoGradScope(device))
-                using (device.BeginScope())
-                {
-                    var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
-                    start.Record(device.CurrentStream);
-                    model.Forward(ids, batch.BatchSize, batch.SeqLen);
-                    end.Record(device.CurrentStream);
-                    double forward = DeviceEvent.ElapsedMilliseconds(start, end);
-                    profile.Collect();
-                    samples.Add((profile.AttentionMs, profile.SsmMs, profile.BothMs, forward));
-                }
+                double forward = TimedForward(device, model, next());
+                profile.Collect();
+                samples.Add((profile.AttentionMs, profile.SsmMs, profile.BothMs, forward));
             }
             return (samples.Select(s => s.Item1).Median(), samples.Select(s => s.Item2).Median(),
                 samples.Select(s => s.Item3).Median(), samples.Select(s => s.Item4).Median());

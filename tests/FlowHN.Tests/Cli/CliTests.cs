@@ -131,6 +131,9 @@ public class CliTests
         foreach (var arch in new[] { "transformer", "mamba", "shm", "jamba", "hymba" }) Assert.Contains($"| {arch} | - |", md);
         foreach (var split in new[] { "none", "ae/prefix", "fa/prefix", "fac/prefix" }) Assert.Contains($"| flowhn | {split} |", md);
         Assert.Contains("overlap efficiency", md);
+        // The breakdown table covers FlowHN's splits and the sequential hybrids' attention and Mamba layers.
+        foreach (var row in new[] { "| shm | - |", "| jamba | - |", "| flowhn | fac/prefix |" })
+            Assert.Equal(2, md.Split(row).Length - 1);
         Assert.Equal(1 + 9, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
     }
 
