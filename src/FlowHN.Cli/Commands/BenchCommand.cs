@@ -14,19 +14,19 @@ public static class BenchCommand
 {
     public static Command Create(CliConsole console)
     {
-        var preset = Opt("--preset", "Model size: tiny, small, 135m, 350m, 1b.", "tiny");
-        var archs = Opt("--archs", "Architectures, comma-separated, or all (flowhn, transformer, mamba, shm, jamba, hymba).", "all");
-        var splits = Opt("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
-        var context = Opt("--split-context", "FlowHN split context: local or prefix.", "prefix");
-        var steps = Opt("--steps", "Timed steps per model (the median is reported, with min and max).", 10);
-        var warmup = Opt("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2);
-        var batch = Opt("--batch", "Sequences per step (default: 8, or 2 for tiny).", 0);
-        var seq = Opt("--seq", "Tokens per sequence (default: 1024, or 64 for tiny).", 0);
-        var vocab = Opt("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0);
-        var data = Opt("--data", "Optional: train on this data (prepared shards or .txt folder) instead of synthetic tokens.", "");
+        var preset = CliOption.Create("--preset", "Model size: tiny, small, 135m, 350m, 1b.", "tiny");
+        var archs = CliOption.Create("--archs", "Architectures, comma-separated, or all (flowhn, transformer, mamba, shm, jamba, hymba).", "all");
+        var splits = CliOption.Create("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
+        var context = CliOption.Create("--split-context", "FlowHN split context: local or prefix.", "prefix");
+        var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10);
+        var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2);
+        var batch = CliOption.Create("--batch", "Sequences per step (default: 8, or 2 for tiny).", 0);
+        var seq = CliOption.Create("--seq", "Tokens per sequence (default: 1024, or 64 for tiny).", 0);
+        var vocab = CliOption.Create("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0);
+        var data = CliOption.Create("--data", "Optional: train on this data (prepared shards or .txt folder) instead of synthetic tokens.", "");
         var breakdown = new Option<bool>("--breakdown") { Description = "Also time FlowHN's branches: attention, SSM, both, overlap efficiency." };
         var noConcurrency = new Option<bool>("--no-branch-concurrency") { Description = "FlowHN branches one after the other (ablation)." };
-        var output = Opt("--out", "Folder for bench.md and bench.csv.", Path.Combine("runs", "bench"));
+        var output = CliOption.Create("--out", "Folder for bench.md and bench.csv.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();
         var command = new Command("bench", "Measure tokens/s and MFU of every architecture (the paper's table) on this device.");
         foreach (var option in new Option[] { preset, archs, splits, context, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, output })
@@ -91,6 +91,4 @@ public static class BenchCommand
         return list;
     }
 
-    private static Option<T> Opt<T>(string name, string description, T defaultValue) =>
-        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
 }

@@ -42,7 +42,9 @@ public static class ModelsCommand
         }
         foreach (var strategy in Enum.GetValues<SplitStrategy>())
             foreach (var context in strategy == SplitStrategy.None ? [SplitContext.Local] : Enum.GetValues<SplitContext>())
-                yield return (config with { Split = strategy, SplitContext = context },
-                    strategy == SplitStrategy.None ? "none" : $"{SplitWords.Word(strategy)}/{SplitWords.Word(context)}");
+            {
+                var variant = config with { Split = strategy, SplitContext = context };
+                yield return (variant, SplitWords.Label(variant));
+            }
     }
 }

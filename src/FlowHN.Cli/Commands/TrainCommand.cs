@@ -12,30 +12,30 @@ public static class TrainCommand
     public static Command Create(CliConsole console)
     {
         var d = new TrainOptions();
-        var arch = Opt("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "flowhn");
-        var preset = Opt("--preset", "Model size preset (see `flowhn models`).", "tiny");
-        var data = Opt("--data", "Prepared shard folder (flowhn prepare) or a folder of .txt files (tokenized and cached).", "data/sample");
-        var tokenizer = Opt("--tokenizer", "gpt2 or bytes; auto = bytes for the tiny preset, gpt2 otherwise.", "auto");
-        var cache = Opt("--cache", "Where text folders are tokenized to.", Path.Combine("runs", "data-cache"));
-        var output = Opt("--out", "Run folder for metrics.jsonl and the checkpoint (default: runs/ARCH-PRESET-TIME).", "");
-        var steps = Opt("--steps", "Optimizer steps.", d.Steps);
-        var batch = Opt("--batch", "Sequences per micro-batch.", d.Batch);
-        var seq = Opt("--seq", "Tokens per sequence.", d.SeqLen);
-        var accum = Opt("--accum", "Micro-batches per optimizer step (gradient accumulation).", d.Accumulation);
-        var lr = Opt("--lr", "Peak learning rate.", d.LearningRate);
-        var minLr = Opt("--min-lr-fraction", "Final learning rate as a fraction of the peak (cosine decay).", d.MinLrFraction);
-        var warmup = Opt("--warmup", "Fraction of the steps spent warming up linearly.", d.WarmupFraction);
-        var decay = Opt("--weight-decay", "AdamW decoupled weight decay (not applied to norms and embeddings).", d.WeightDecay);
-        var clip = Opt("--grad-clip", "Clip the global gradient norm to this (0 = off).", d.GradClip);
-        var evalEvery = Opt("--eval-every", "Evaluate on the validation data every N steps (and at the start and end).", d.EvalEvery);
-        var evalBatches = Opt("--eval-batches", "Validation batches per evaluation.", d.EvalBatches);
-        var checkpointEvery = Opt("--checkpoint-every", "Save a checkpoint every N steps (and at the end).", d.CheckpointEvery);
-        var logEvery = Opt("--log-every", "Print a progress line every N steps.", d.LogEvery);
-        var seed = Opt("--seed", "Seed of initialisation and data order.", d.Seed);
-        var split = Opt("--split", "FlowHN token split: none, ae (alternating halves), fa (FLOP-aware), fac (FLOP-aware circulating).", "fac");
-        var splitContext = Opt("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
+        var arch = CliOption.Create("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "flowhn");
+        var preset = CliOption.Create("--preset", "Model size preset (see `flowhn models`).", "tiny");
+        var data = CliOption.Create("--data", "Prepared shard folder (flowhn prepare) or a folder of .txt files (tokenized and cached).", "data/sample");
+        var tokenizer = CliOption.Create("--tokenizer", "gpt2 or bytes; auto = bytes for the tiny preset, gpt2 otherwise.", "auto");
+        var cache = CliOption.Create("--cache", "Where text folders are tokenized to.", Path.Combine("runs", "data-cache"));
+        var output = CliOption.Create("--out", "Run folder for metrics.jsonl and the checkpoint (default: runs/ARCH-PRESET-TIME).", "");
+        var steps = CliOption.Create("--steps", "Optimizer steps.", d.Steps);
+        var batch = CliOption.Create("--batch", "Sequences per micro-batch.", d.Batch);
+        var seq = CliOption.Create("--seq", "Tokens per sequence.", d.SeqLen);
+        var accum = CliOption.Create("--accum", "Micro-batches per optimizer step (gradient accumulation).", d.Accumulation);
+        var lr = CliOption.Create("--lr", "Peak learning rate.", d.LearningRate);
+        var minLr = CliOption.Create("--min-lr-fraction", "Final learning rate as a fraction of the peak (cosine decay).", d.MinLrFraction);
+        var warmup = CliOption.Create("--warmup", "Fraction of the steps spent warming up linearly.", d.WarmupFraction);
+        var decay = CliOption.Create("--weight-decay", "AdamW decoupled weight decay (not applied to norms and embeddings).", d.WeightDecay);
+        var clip = CliOption.Create("--grad-clip", "Clip the global gradient norm to this (0 = off).", d.GradClip);
+        var evalEvery = CliOption.Create("--eval-every", "Evaluate on the validation data every N steps (and at the start and end).", d.EvalEvery);
+        var evalBatches = CliOption.Create("--eval-batches", "Validation batches per evaluation.", d.EvalBatches);
+        var checkpointEvery = CliOption.Create("--checkpoint-every", "Save a checkpoint every N steps (and at the end).", d.CheckpointEvery);
+        var logEvery = CliOption.Create("--log-every", "Print a progress line every N steps.", d.LogEvery);
+        var seed = CliOption.Create("--seed", "Seed of initialisation and data order.", d.Seed);
+        var split = CliOption.Create("--split", "FlowHN token split: none, ae (alternating halves), fa (FLOP-aware), fac (FLOP-aware circulating).", "fac");
+        var splitContext = CliOption.Create("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
                                                   "(attention keys cover all earlier tokens).", "prefix");
-        var splitRatio = Opt("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
+        var splitRatio = CliOption.Create("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
                                               "times measured on this device) or a number in (0, 1).", "flops");
         var noConcurrency = new Option<bool>("--no-branch-concurrency")
         {
@@ -155,6 +155,4 @@ public static class TrainCommand
         return 0;
     }
 
-    private static Option<T> Opt<T>(string name, string description, T defaultValue) =>
-        new(name) { Description = description, DefaultValueFactory = _ => defaultValue };
 }

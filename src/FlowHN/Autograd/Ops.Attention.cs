@@ -108,8 +108,4 @@ public static partial class Ops
         if (positions.DType != DType.Int32 || positions.Length != length)
             throw new ArgumentException($"{op}: positions must be {length} ints, got {positions}.");
     }
-
-    /// <summary>The gradient buffer of an input that needs one, else a scratch buffer the kernels may write.</summary>
-    private static ILGPU.ArrayView<float> GradientOrScratch(Tensor t) =>
-        t.RequiresGrad ? Gradients.For(t).View : Tensor.Zeros(t.Device, t.Shape).View;
 }

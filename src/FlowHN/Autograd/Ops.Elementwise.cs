@@ -14,6 +14,10 @@ public static partial class Ops
             throw new ArgumentException($"{op}: shapes {a.ShapeString} and {b.ShapeString} differ.");
     }
 
+    /// <summary>The gradient buffer of an input that needs one, else a scratch buffer the kernels may write.</summary>
+    private static ILGPU.ArrayView<float> GradientOrScratch(Tensor t) =>
+        t.RequiresGrad ? Gradients.For(t).View : Tensor.Zeros(t.Device, t.Shape).View;
+
     /// <summary>Marks <paramref name="y"/> as differentiable and records its backward.</summary>
     private static Tensor Record(Tensor y, Action<Tensor> backward, params Tensor?[] inputs)
     {
@@ -82,9 +86,7 @@ public static partial class Ops
         return Record(y, dy =>
         {
             // The kernel writes both gradients; a side that needs none gets a throw-away buffer.
-            var dGate = gate.RequiresGrad ? Gradients.For(gate) : Like(gate);
-            var dUp = up.RequiresGrad ? Gradients.For(up) : Like(up);
-            k.SwiGluBackward(gate.View, up.View, dy.View, dGate.View, dUp.View);
+            k.SwiGluBackward(gate.View, up.View, dy.View, GradientOrScratch(gate), GradientOrScratch(up));
         }, gate, up);
     }
 }

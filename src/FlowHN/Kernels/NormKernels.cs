@@ -25,8 +25,7 @@ public static class NormKernels
                 float v = x[start + j];
                 sumSquares += v * v;
             }
-            float total = GroupReduce.Sum(sumSquares, scratch, lanesPerRow);
-            float inv = 1f / XMath.Sqrt(total / cols + eps);
+            float inv = InverseRms(sumSquares, scratch, lanesPerRow, cols, eps);
             for (int j = loop.Lane; j < count; j += lanesPerRow) y[start + j] = x[start + j] * inv * weight[j];
             if (count > 0 && loop.Lane == 0) inverseRms[row] = inv;
         }
@@ -47,11 +46,9 @@ public static class NormKernels
             int count = row < rows ? cols : 0;
             long start = (long)row * cols;
             float r = count > 0 ? inverseRms[row] : 0f;
-            float dot = 0f;
-            for (int j = loop.Lane; j < count; j += lanesPerRow) dot += dy[start + j] * weight[j] * x[start + j];
-            float mean = GroupReduce.Sum(dot, scratch, lanesPerRow) / cols;
+            float mean = MeanOfGradientTimesInput(dy, weight, x, start, count, loop.Lane, lanesPerRow, scratch, cols);
             for (int j = loop.Lane; j < count; j += lanesPerRow)
-                dx[start + j] += r * (weight[j] * dy[start + j] - x[start + j] * r * r * mean);
+                dx[start + j] += InputGradient(r, weight[j], dy[start + j], x[start + j], mean);
         }
     }
 
@@ -76,7 +73,7 @@ public static class NormKernels
                 sum[start + j] = v;
                 sumSquares += v * v;
             }
-            float inv = 1f / XMath.Sqrt(GroupReduce.Sum(sumSquares, scratch, lanesPerRow) / cols + eps);
+            float inv = InverseRms(sumSquares, scratch, lanesPerRow, cols, eps);
             for (int j = loop.Lane; j < count; j += lanesPerRow) normed[start + j] = sum[start + j] * inv * weight[j];
             if (count > 0 && loop.Lane == 0) inverseRms[row] = inv;
         }
@@ -97,18 +94,32 @@ public static class NormKernels
             int count = row < rows ? cols : 0;
             long start = (long)row * cols;
             float r = count > 0 ? inverseRms[row] : 0f;
-            float dot = 0f;
-            for (int j = loop.Lane; j < count; j += lanesPerRow) dot += dNormed[start + j] * weight[j] * sum[start + j];
-            float mean = GroupReduce.Sum(dot, scratch, lanesPerRow) / cols;
+            float mean = MeanOfGradientTimesInput(dNormed, weight, sum, start, count, loop.Lane, lanesPerRow, scratch, cols);
             for (int j = loop.Lane; j < count; j += lanesPerRow)
             {
                 long i = start + j;
-                float g = r * (weight[j] * dNormed[i] - sum[i] * r * r * mean) + (hasSumGrad != 0 ? dSum[i] : 0f);
+                float g = InputGradient(r, weight[j], dNormed[i], sum[i], mean) + (hasSumGrad != 0 ? dSum[i] : 0f);
                 dx[i] += g;
                 dy[i] += g;
             }
         }
     }
+
+    /// <summary>1 / sqrt(mean of squares + eps) of a row, from each lane's partial sum of squares.</summary>
+    private static float InverseRms(float sumSquares, ArrayView<float> scratch, int lanesPerRow, int cols, float eps) =>
+        1f / XMath.Sqrt(GroupReduce.Sum(sumSquares, scratch, lanesPerRow) / cols + eps);
+
+    /// <summary>mean over the row of dy * w * x (the term every input gradient of the row shares).</summary>
+    private static float MeanOfGradientTimesInput(ArrayView<float> dy, ArrayView<float> weight, ArrayView<float> x, long start, int count,
+        int lane, int lanesPerRow, ArrayView<float> scratch, int cols)
+    {
+        float dot = 0f;
+        for (int j = lane; j < count; j += lanesPerRow) dot += dy[start + j] * weight[j] * x[start + j];
+        return GroupReduce.Sum(dot, scratch, lanesPerRow) / cols;
+    }
+
+    /// <summary>d(RMSNorm)/dx for one element: r * (w * dy - x * r^2 * mean(dy * w * x)).</summary>
+    private static float InputGradient(float r, float w, float dy, float x, float mean) => r * (w * dy - x * r * r * mean);
 }
 
 /// <summary>Typed entry points for <see cref="NormKernels"/>.</summary>

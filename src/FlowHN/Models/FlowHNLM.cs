@@ -38,7 +38,7 @@ public sealed class FlowHNLM : LanguageModel
     /// <summary>How the configured ratio splits a sequence and what each branch then costs.</summary>
     public static SplitBalance Balance(ModelConfig c, int seqLen)
     {
-        var costs = BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+        var costs = BranchCostsOf(c);
         if (c.SplitRatio == "time")
             throw new ArgumentException("SplitRatio 'time' must be resolved to a number with SplitTimer.Measure before building the model.");
         return c.SplitRatio == "flops"
@@ -47,7 +47,9 @@ public sealed class FlowHNLM : LanguageModel
                 System.Globalization.CultureInfo.InvariantCulture), seqLen));
     }
 
-    public RoutingTables Routing => routing;
+    /// <summary>Per-token FLOPs of the two branches: attention from the config, the SSM branch its Mamba mixer and MLP.</summary>
+    private static BranchCosts BranchCostsOf(ModelConfig c) =>
+        BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
 
     /// <summary>When set, forward passes time each block's branches (see <see cref="BranchProfile"/>).</summary>
     public BranchProfile? Profile { get; set; }
@@ -79,7 +81,7 @@ public sealed class FlowHNLM : LanguageModel
     /// </summary>
     public static double ForwardFlopsPerToken(ModelConfig c, int seqLen)
     {
-        var costs = BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+        var costs = BranchCostsOf(c);
         double total = 0;
         for (int block = 0; block < c.Layers; block++)
         {

@@ -63,7 +63,7 @@ public static class StepBenchmark
         bool tf32 = device.Kernels.Gemm.UsesTf32;
         double peak = device.Peak.For(tf32);
         long peakBytes = device.Allocator.PeakBytesInUse;
-        var result = new BenchResult(config.Arch, SplitName(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
+        var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
             peakBytes, stateBytes, (double)(peakBytes - stateBytes) / tokensPerStep,
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
@@ -74,16 +74,11 @@ public static class StepBenchmark
         return result;
     }
 
-    public static string SplitName(ModelConfig c) => c.Arch != "flowhn" ? "-"
-        : c.Split == SplitStrategy.None ? "none" : $"{SplitWords.Word(c.Split)}/{SplitWords.Word(c.SplitContext)}";
-
     private static void Step(ComputeDevice device, LanguageModel model, AdamW optimizer, TokenBatch batch)
     {
         using (device.BeginScope())
         {
-            var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
-            var targets = Tensor.FromArray(device, batch.Targets, batch.Targets.Length);
-            device.Tape.Backward(Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets, overwriteLogits: true));
+            device.Tape.Backward(Evaluation.Loss(device, model, batch));
             optimizer.Step(1e-4);
         }
         model.ZeroGrad();
