@@ -24,7 +24,8 @@ public static class BenchCommand
         var seq = CliOption.Create("--seq", "Tokens per sequence (default: 1024, or 64 for tiny).", 0);
         var vocab = CliOption.Create("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0);
         var data = CliOption.Create("--data", "Optional: train on this data (prepared shards or .txt folder) instead of synthetic tokens.", "");
-        var breakdown = new Option<bool>("--breakdown") { Description = "Also time FlowHN's branches: attention, SSM, both, overlap efficiency." };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also time, forward and backward, FlowHN's branches (attention, SSM, both: overlap " +
+                                                                           "efficiency and imbalance) and shm's and jamba's attention and Mamba layers." };
         var noConcurrency = new Option<bool>("--no-branch-concurrency") { Description = "FlowHN branches one after the other (ablation)." };
         var output = CliOption.Create("--out", "Folder for bench.md and bench.csv.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();
@@ -62,7 +63,7 @@ public static class BenchCommand
                         branchConcurrency: !r.GetValue(noConcurrency));
                     results.Add(result);
                     console.Out.WriteLine($"{result.Arch,-12} {result.Split,-11} {result.TokensPerSecond,10:N0} tok/s  MFU {result.Mfu * 100,6:0.00}%  " +
-                                          $"step {result.MedianMs:0.0} ms ({result.MinMs:0.0}-{result.MaxMs:0.0})  peak {result.PeakBytes / (double)(1 << 20):0} MiB" +
+                                          $"step {result.MedianMs:0.0} ms ({result.MinMs:0.0}-{result.MaxMs:0.0})  peak {result.Memory.PeakBytes / (double)(1 << 20):0} MiB" +
                                           (result.Breakdown is { } bd ? $"  overlap {bd.OverlapEfficiency:0.00} imbalance {bd.Imbalance * 100:0}%" : ""));
                 }
             string dir = r.GetValue(output)!;

@@ -1,11 +1,14 @@
 using System.CommandLine;
+using FlowHN.Kernels;
 using FlowHN.Models;
+using FlowHN.Runtime;
 
 namespace FlowHN.Cli.Commands;
 
 /// <summary>
 /// <c>flowhn models</c>: every architecture and preset (and, for FlowHN, every split strategy and context)
-/// with its parameter count and training FLOPs per token from the FLOP model.
+/// with its parameter count, training FLOPs per token from the FLOP model, and a training step's memory on a
+/// GPU from the memory model.
 /// </summary>
 public static class ModelsCommand
 {
@@ -13,25 +16,39 @@ public static class ModelsCommand
     {
         var vocab = new Option<int>("--vocab") { Description = "Vocabulary size to count with (gpt2: 50257, bytes: 256).", DefaultValueFactory = _ => 50257 };
         var seq = new Option<int>("--seq") { Description = "Sequence length for the FLOP count.", DefaultValueFactory = _ => 1024 };
-        var command = new Command("models", "List architectures and presets with parameter counts and training FLOPs per token.");
+        var batch = new Option<int>("--batch") { Description = "Sequences per step for the memory estimate.", DefaultValueFactory = _ => 8 };
+        var command = new Command("models",
+            "List architectures and presets with parameter counts, training FLOPs per token and the memory a training step needs on a GPU " +
+            "(state: weights, gradients and AdamW moments; activations per token; the whole step at --batch x --seq; as requested by " +
+            "tensors, before the allocator's rounding).");
         command.Options.Add(vocab);
         command.Options.Add(seq);
+        command.Options.Add(batch);
         command.SetAction(result =>
         {
-            int v = result.GetValue(vocab), l = result.GetValue(seq);
+            int v = result.GetValue(vocab), l = result.GetValue(seq), b = result.GetValue(batch);
+            if (v < 1 || l < 1 || b < 1) throw new UserException("--vocab, --seq and --batch must be positive.");
             var o = console.Out;
-            o.WriteLine($"vocabulary {v}, sequence length {l}; FLOPs are forward + backward per trained token");
-            o.WriteLine($"{"arch",-12} {"preset",-7} {"split",-12} {"dim",5} {"layers",6} {"heads",6} {"mlp",5} {"parameters",15} {"GFLOP/token",12}");
+            o.WriteLine($"vocabulary {v}, sequence length {l}, batch {b}; FLOPs are forward + backward per trained token; " +
+                        "memory is a training step's on a GPU, from the memory model");
+            o.WriteLine($"{"arch",-12} {"preset",-7} {"split",-12} {"dim",5} {"layers",6} {"heads",6} {"mlp",5} {"parameters",15} {"GFLOP/token",12} " +
+                        $"{"state GiB",9} {"KiB/token",9} {$"step GiB",9}");
             foreach (string arch in Presets.Architectures)
                 foreach (string preset in Presets.Names(arch))
                     foreach (var (config, split) in Variants(Presets.Get(arch, preset, v)))
+                    {
+                        var memory = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda);
                         o.WriteLine($"{arch,-12} {preset,-7} {split,-12} {config.Dim,5} {config.Layers,6} {$"{config.Heads}/{config.KvHeads}",6} " +
                                     $"{config.MlpHidden,5} {LanguageModel.CountParameters(config),15:N0} " +
-                                    $"{LanguageModel.TrainingFlopsPerToken(config, l) / 1e9,12:0.0000}");
+                                    $"{LanguageModel.TrainingFlopsPerToken(config, l) / 1e9,12:0.0000} {memory.StateBytes / Gib,9:0.00} " +
+                                    $"{memory.ActivationBytesPerToken / 1024,9:0} {memory.StepBytes((long)b * l) / Gib,9:0.0}");
+                    }
             return 0;
         });
         return command;
     }
+
+    private const double Gib = 1 << 30;
 
     private static IEnumerable<(ModelConfig Config, string Split)> Variants(ModelConfig config)
     {

@@ -26,14 +26,19 @@ public sealed class CausalConvLauncher : KernelFamily
     }
 
     /// <summary>The sizes of a call; chunk 0 picks the timesteps per thread for the device.</summary>
-    public CausalConvShape Shape(int batch, int length, int channels, int width, bool silu, bool hasState, int chunk = 0)
+    public CausalConvShape Shape(int batch, int length, int channels, int width, bool silu, bool hasState, int chunk = 0) =>
+        ShapeFor(KernelGeometry.Of(Device), batch, length, channels, width, silu, hasState, chunk);
+
+    /// <inheritdoc cref="Shape"/>
+    public static CausalConvShape ShapeFor(KernelGeometry geometry, int batch, int length, int channels, int width, bool silu,
+        bool hasState, int chunk = 0)
     {
         if (batch < 1 || length < 1 || channels < 1)
             throw new ArgumentException("Causal conv sizes must be positive.");
         if (width < 1 || width > CausalConvKernels.MaxWidth)
             throw new ArgumentException($"Causal conv width {width} is not supported (1..{CausalConvKernels.MaxWidth}).");
         if (hasState && width < 2) throw new ArgumentException("A causal conv of width 1 has no state.");
-        if (chunk <= 0) chunk = DefaultChunk(batch, length, channels);
+        if (chunk <= 0) chunk = DefaultChunk(geometry, batch, length, channels);
         return new CausalConvShape
         {
             Batch = batch, Length = length, Channels = channels, Width = width, Silu = silu ? 1 : 0,
@@ -41,15 +46,17 @@ public sealed class CausalConvLauncher : KernelFamily
         };
     }
 
+    /// <summary>Floats of scratch a backward allocates: the weight and bias partials of every chunk.</summary>
+    public static long BackwardScratchLength(CausalConvShape s) => (long)s.PartialRows * CausalConvKernels.PartialSlots * s.Channels;
+
     /// <summary>
     /// 64 steps on a GPU (B 8, L 1024, D 1536 then gives 196k threads). On the CPU accelerator whole sequences,
     /// split only when there are too few (batch, channel) pairs to keep every thread busy.
     /// </summary>
-    private int DefaultChunk(int batch, int length, int channels)
+    private static int DefaultChunk(KernelGeometry geometry, int batch, int length, int channels)
     {
-        if (Device.IsCuda) return 64;
-        int threads = Device.Accelerator.NumMultiprocessors * Device.GroupSize;
-        int splits = Math.Max(1, 8 * threads / (batch * channels));
+        if (geometry.IsCuda) return 64;
+        int splits = Math.Max(1, 8 * geometry.CpuThreads / (batch * channels));
         return (length + splits - 1) / splits;
     }
 
@@ -67,7 +74,7 @@ public sealed class CausalConvLauncher : KernelFamily
         ArrayView<float> dState)
     {
         // Scratch returns to the allocator when the step's scope ends (safe when branches run on two streams).
-        using var partial = Scratch((long)s.PartialRows * CausalConvKernels.PartialSlots * s.Channels);
+        using var partial = Scratch(BackwardScratchLength(s));
         // With a state the kernel always writes its gradient: to scratch when nobody wants it.
         bool stateScratch = s.HasState != 0 && !dState.IsValid;
         using var stateGrad = Scratch(stateScratch ? (long)s.Batch * (s.Width - 1) * s.Channels : 1);

@@ -35,7 +35,12 @@ public sealed class SelectiveScanLauncher : KernelFamily
     /// channel each; the CPU accelerator over the device's lanes per row (1 unless a test asks for more), each
     /// thread walking enough channels that the partial rows stay few while every thread still gets work.
     /// </summary>
-    public SelectiveScanShape Shape(int batch, int length, int channels, int states, bool hasInitial, int chunk = 0)
+    public SelectiveScanShape Shape(int batch, int length, int channels, int states, bool hasInitial, int chunk = 0) =>
+        ShapeFor(KernelGeometry.Of(Device), batch, length, channels, states, hasInitial, chunk);
+
+    /// <inheritdoc cref="Shape"/>
+    public static SelectiveScanShape ShapeFor(KernelGeometry geometry, int batch, int length, int channels, int states,
+        bool hasInitial, int chunk = 0)
     {
         if (batch < 1 || length < 1 || channels < 1 || states < 1)
             throw new ArgumentException("Selective scan sizes must be positive.");
@@ -47,16 +52,15 @@ public sealed class SelectiveScanLauncher : KernelFamily
         if (chunk > maxChunk)
             throw new ArgumentException($"Selective scan: chunk {chunk} exceeds {maxChunk} steps for d_state {states}.");
         int lanes, perThread;
-        if (Device.IsCuda)
+        if (geometry.IsCuda)
         {
-            lanes = Device.Accelerator.WarpSize;
+            lanes = geometry.WarpSize;
             perThread = 1;
         }
         else
         {
-            lanes = Math.Min(Device.Options.CpuLanesPerRow, Device.Accelerator.WarpSize);
-            int threads = Device.Accelerator.NumMultiprocessors * Device.Accelerator.MaxNumThreadsPerGroup;
-            perThread = Math.Clamp(batch * channels / (lanes * 4 * threads), 1, 16);
+            lanes = Math.Min(geometry.CpuLanesPerRow, geometry.WarpSize);
+            perThread = Math.Clamp(batch * channels / (lanes * 4 * geometry.CpuThreads), 1, 16);
         }
         return new SelectiveScanShape
         {
@@ -78,6 +82,11 @@ public sealed class SelectiveScanLauncher : KernelFamily
         forward(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
             final.IsValid ? final : y, outputs);
     }
+
+    /// <summary>Floats of scratch a backward allocates: dB and dC partials per channel block, and the per-channel
+    /// parameter partials (plus the initial state's gradient when nobody else takes it).</summary>
+    public static long BackwardScratchLength(SelectiveScanShape s, bool initialScratch = false) =>
+        2 * s.Blocks * s.StateRowsLength + (long)s.Batch * s.ParamSlots * s.Channels + (initialScratch ? (long)s.Pairs * s.States : 0);
 
     /// <summary>Floats of the boundary states a training forward saves.</summary>
     public static long BoundaryLength(SelectiveScanShape s) => (long)s.Batch * s.Chunks * s.States * s.Channels;

@@ -51,7 +51,7 @@ public sealed class FlowHNLM : LanguageModel
     private static BranchCosts BranchCostsOf(ModelConfig c) =>
         BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
 
-    /// <summary>When set, forward passes time each block's branches (see <see cref="BranchProfile"/>).</summary>
+    /// <summary>When set, training passes time each block's branches, forward and backward (see <see cref="BranchProfile"/>).</summary>
     public BranchProfile? Profile { get; set; }
 
     /// <summary>

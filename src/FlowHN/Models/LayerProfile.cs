@@ -3,51 +3,73 @@ using FlowHN.Runtime;
 namespace FlowHN.Models;
 
 /// <summary>
-/// Times each decoder layer of a sequential stack with device events during a forward pass (for
+/// Times each decoder layer of a sequential stack with device events, forward and backward (for
 /// <c>flowhn bench --breakdown</c> of shm and jamba): the summed time of the attention layers and of the Mamba
-/// layers, each including its MLP.
+/// layers, each including its MLP. Each forward mark also puts its mirror on the tape (a layer's forward start is
+/// its backward end), so the backward is timed the same way.
 /// </summary>
 public sealed class LayerProfile : IDisposable
 {
+    private sealed record LayerEvents(DeviceEvent Start, DeviceEvent End, DeviceEvent BackwardStart, DeviceEvent BackwardEnd, MixerKind Kind);
+
     private readonly ComputeDevice device;
-    private readonly List<(DeviceEvent Start, DeviceEvent End, MixerKind Kind)> pool = new();
+    private readonly List<LayerEvents> pool = new();
     private int used;
 
     public LayerProfile(ComputeDevice device) => this.device = device;
 
-    public double AttentionMs { get; private set; }
-    public double SsmMs { get; private set; }
+    public BranchTimes Forward { get; private set; } = BranchTimes.Zero;
+    public BranchTimes Backward { get; private set; } = BranchTimes.Zero;
 
     internal int Begin(MixerKind kind)
     {
-        if (used == pool.Count) pool.Add((device.CreateEvent(timing: true), device.CreateEvent(timing: true), kind));
+        if (used == pool.Count)
+            pool.Add(new LayerEvents(device.CreateEvent(timing: true), device.CreateEvent(timing: true), device.CreateEvent(timing: true),
+                device.CreateEvent(timing: true), kind));
         else pool[used] = pool[used] with { Kind = kind };
-        pool[used].Start.Record(device.CurrentStream);
+        Record(pool[used].Start, pool[used].BackwardEnd);
         return used++;
     }
 
-    internal void End(int layer) => pool[layer].End.Record(device.CurrentStream);
+    internal void End(int layer) => Record(pool[layer].End, pool[layer].BackwardStart);
 
-    /// <summary>Adds the times recorded since the last call (waits for them).</summary>
-    public void Collect()
+    /// <summary>Records a forward mark now and, when a backward will run, its mirror on the tape.</summary>
+    private void Record(DeviceEvent forward, DeviceEvent backward)
+    {
+        forward.Record(device.CurrentStream);
+        if (device.GradEnabled) device.Tape.Record(() => backward.Record(device.CurrentStream));
+    }
+
+    /// <summary>Adds the times recorded since the last call (waits for them); the backward's once a backward has run.</summary>
+    public void Collect(bool backward)
     {
         for (int i = 0; i < used; i++)
         {
-            double ms = DeviceEvent.ElapsedMilliseconds(pool[i].Start, pool[i].End);
-            if (pool[i].Kind == MixerKind.Attention) AttentionMs += ms;
-            else if (pool[i].Kind == MixerKind.Mamba) SsmMs += ms;
+            var e = pool[i];
+            Forward += Times(e.Kind, DeviceEvent.ElapsedMilliseconds(e.Start, e.End));
+            if (backward) Backward += Times(e.Kind, DeviceEvent.ElapsedMilliseconds(e.BackwardStart, e.BackwardEnd));
         }
         used = 0;
     }
 
-    public void Reset() => AttentionMs = SsmMs = 0;
+    /// <summary>One layer's time as branch times: the layers run one after the other, so "both" is their sum.</summary>
+    private static BranchTimes Times(MixerKind kind, double ms) => kind switch
+    {
+        MixerKind.Attention => new BranchTimes(ms, 0, ms),
+        MixerKind.Mamba => new BranchTimes(0, ms, ms),
+        _ => BranchTimes.Zero,
+    };
+
+    public void Reset() => Forward = Backward = BranchTimes.Zero;
 
     public void Dispose()
     {
-        foreach (var (start, end, _) in pool)
+        foreach (var e in pool)
         {
-            start.Dispose();
-            end.Dispose();
+            e.Start.Dispose();
+            e.End.Dispose();
+            e.BackwardStart.Dispose();
+            e.BackwardEnd.Dispose();
         }
     }
 }

@@ -51,21 +51,23 @@ public sealed class ParallelBlock : Module
         var tables = split ? routing.For(index, seqLen) : null;
         var attentionInput = Ops.Reshape(x, x.Shape);
         var ssmInput = Ops.Reshape(x, x.Shape);
-        int profiled = profile?.BeginBlock(streams is not null) ?? -1;
+        int profiled = profile?.BeginBlock() ?? -1;
         streams?.Fork();
         Tensor attended, scanned;
         using (streams is null ? null : Device.UseStream(streams.First))
         {
+            profile?.AttentionStart(profiled);
             attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
-            profile?.AttentionDone(profiled);
+            profile?.AttentionEnd(profiled);
         }
         using (streams is null ? null : Device.UseStream(streams.Second))
         {
+            profile?.SsmStart(profiled);
             scanned = SsmBranch(ssmInput, batch, tables, all);
-            profile?.SsmDone(profiled);
+            profile?.SsmEnd(profiled);
         }
         streams?.Join();
-        profile?.Joined(profiled);
+        profile?.EndBlock(profiled);
 
         Tensor fused = split
             ? Ops.Linear(Ops.MergeTokens(attended, tables!.AttentionPositions, scanned, tables.SsmPositions, seqLen), fuseBranches)

@@ -54,7 +54,7 @@ public sealed class SequentialLM : LanguageModel
         _ => "hymba",
     };
 
-    /// <summary>When set, forward passes time every layer (see <see cref="LayerProfile"/>).</summary>
+    /// <summary>When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>).</summary>
     public LayerProfile? Profile { get; set; }
 
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>

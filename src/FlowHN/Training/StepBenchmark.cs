@@ -1,5 +1,6 @@
 using FlowHN.Autograd;
 using FlowHN.Data;
+using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -7,21 +8,35 @@ using MathNet.Numerics.Statistics;
 
 namespace FlowHN.Training;
 
-/// <summary>Forward-pass branch times of a FlowHN model (per step, summed over blocks), and what follows from them.</summary>
-public sealed record BranchBreakdown(double AttentionMs, double SsmMs, double ConcurrentMs, double ForwardMs)
+/// <summary>
+/// Where a hybrid's training step spends its time: the attention and SSM work of the forward and the backward
+/// (see <see cref="BranchTimes"/>), and each pass's whole time, which adds the embedding, fusion, head and loss.
+/// </summary>
+public sealed record BranchBreakdown(BranchTimes Forward, double ForwardMs, BranchTimes Backward, double BackwardMs)
 {
-    /// <summary>(t_attn + t_ssm) / t_both_concurrent: 2 is perfect overlap of equal branches, 1 none.</summary>
-    public double OverlapEfficiency => (AttentionMs + SsmMs) / Math.Max(ConcurrentMs, 1e-12);
-    /// <summary>|t_attn - t_ssm| / max: 0 when the split balances the branches exactly.</summary>
-    public double Imbalance => Math.Abs(AttentionMs - SsmMs) / Math.Max(Math.Max(AttentionMs, SsmMs), 1e-12);
-    /// <summary>Fusion, embedding, head and everything else of the forward pass.</summary>
-    public double RestMs => Math.Max(0, ForwardMs - ConcurrentMs);
+    /// <summary>Forward and backward together.</summary>
+    public BranchTimes Step => Forward + Backward;
+
+    /// <summary>(t_attn + t_ssm) / t_both_concurrent over the step: 2 is perfect overlap of equal branches, 1 none.</summary>
+    public double OverlapEfficiency => Step.OverlapEfficiency;
+
+    /// <summary>|t_attn - t_ssm| / max over the step: 0 when the split balances the branches exactly.</summary>
+    public double Imbalance => Step.Imbalance;
+
+    /// <summary>Embedding, fusion, head, loss and everything else of both passes.</summary>
+    public double RestMs => Math.Max(0, ForwardMs + BackwardMs - Step.ConcurrentMs);
 }
+
+/// <summary>
+/// A training step's memory: measured state and activations (bytes the tensors asked for, comparable with the
+/// memory model's <paramref name="Predicted"/>), and the allocator's peak in use, which adds its bucket rounding.
+/// </summary>
+public sealed record StepMemory(long PeakBytes, long StateBytes, double ActivationBytesPerToken, MemoryEstimate Predicted);
 
 /// <summary>One row of a benchmark: an architecture (and split) trained for some timed steps.</summary>
 public sealed record BenchResult(string Arch, string Split, long Parameters, int TokensPerStep, double MedianMs, double MinMs,
-    double MaxMs, double TokensPerSecond, double Mfu, double PeakUsed, string PeakSource, long PeakBytes, long StateBytes,
-    double ActivationBytesPerToken, double LaunchesPerStep, double TransfersPerStep, long DriverAllocations, BranchBreakdown? Breakdown);
+    double MaxMs, double TokensPerSecond, double Mfu, double PeakUsed, string PeakSource, StepMemory Memory,
+    double LaunchesPerStep, double TransfersPerStep, long DriverAllocations, BranchBreakdown? Breakdown);
 
 /// <summary>
 /// Times full training steps (forward, loss, backward, AdamW, zeroing) of one model. Device events bracket each
@@ -43,7 +58,7 @@ public static class StepBenchmark
         device.Synchronize();
         device.Allocator.ResetPeak();
         device.Counters.Reset();
-        long stateBytes = device.Allocator.BytesInUse;
+        long stateBytes = device.Allocator.RequestedBytesInUse;
         long driverAllocations = device.Allocator.DriverAllocations;
         using var start = device.CreateEvent(timing: true);
         using var end = device.CreateEvent(timing: true);
@@ -62,10 +77,12 @@ public static class StepBenchmark
         double flops = LanguageModel.TrainingFlopsPerToken(config, seqLen) * tokensPerStep;
         bool tf32 = device.Kernels.Gemm.UsesTf32;
         double peak = device.Peak.For(tf32);
-        long peakBytes = device.Allocator.PeakBytesInUse;
+        var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
+            (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
+            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device)));
         var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
-            peakBytes, stateBytes, (double)(peakBytes - stateBytes) / tokensPerStep,
+            memory,
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
             !breakdown ? null
             : model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency)
@@ -98,69 +115,80 @@ public static class StepBenchmark
     }
 
     /// <summary>
-    /// A sequential hybrid's attention and Mamba layers timed in a forward pass (median of three). The layers run
-    /// one after the other, so "both" is their sum.
+    /// A sequential hybrid's attention and Mamba layers timed in a forward and backward pass (the median of three).
+    /// The layers run one after the other, so "both" is their sum.
     /// </summary>
     private static BranchBreakdown LayerBreakdown(ComputeDevice device, SequentialLM model, Func<TokenBatch> next)
     {
         using var profile = new LayerProfile(device);
         model.Profile = profile;
-        var samples = new List<(double Attention, double Ssm, double Forward)>();
+        var samples = new List<BranchBreakdown>();
         for (int i = 0; i < 3; i++)
         {
-            var batch = next();
             profile.Reset();
-            samples.Add((0, 0, TimedForward(device, model, batch)));
-            profile.Collect();
-            samples[^1] = (profile.AttentionMs, profile.SsmMs, samples[^1].Forward);
+            var (forward, backward) = TimedPasses(device, model, next());
+            profile.Collect(backward: true);
+            samples.Add(new BranchBreakdown(profile.Forward, forward, profile.Backward, backward));
         }
         model.Profile = null;
-        double attention = samples.Select(s => s.Attention).Median(), ssm = samples.Select(s => s.Ssm).Median();
-        return new BranchBreakdown(attention, ssm, attention + ssm, samples.Select(s => s.Forward).Median());
+        return Median(samples);
     }
 
-    /// <summary>One forward pass without gradients, timed with device events.</summary>
-    private static double TimedForward(ComputeDevice device, LanguageModel model, TokenBatch batch)
+    /// <summary>
+    /// A forward and a backward pass (no optimizer step; the gradients are zeroed after), each timed with device
+    /// events. Token ids are uploaded before the first event.
+    /// </summary>
+    private static (double ForwardMs, double BackwardMs) TimedPasses(ComputeDevice device, LanguageModel model, TokenBatch batch)
     {
         using var start = device.CreateEvent(timing: true);
+        using var middle = device.CreateEvent(timing: true);
         using var end = device.CreateEvent(timing: true);
-        using (new NoGradScope(device))
         using (device.BeginScope())
         {
             var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
+            var targets = Tensor.FromArray(device, batch.Targets, batch.BatchSize * batch.SeqLen);
             start.Record(device.CurrentStream);
-            model.Forward(ids, batch.BatchSize, batch.SeqLen);
+            var loss = Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets, overwriteLogits: true);
+            middle.Record(device.CurrentStream);
+            device.Tape.Backward(loss);
             end.Record(device.CurrentStream);
-            return DeviceEvent.ElapsedMilliseconds(start, end);
+            var times = (DeviceEvent.ElapsedMilliseconds(start, middle), DeviceEvent.ElapsedMilliseconds(middle, end));
+            model.ZeroGrad();
+            return times;
         }
     }
 
     /// <summary>
-    /// Forward passes with the branches one after the other (each branch's own time), then concurrently (both
-    /// together); the median of three passes each. On the CPU accelerator streams are serial, so there the
-    /// concurrent time is the sum.
+    /// Forward and backward passes with the branches one after the other (each branch's own time), then
+    /// concurrently (both together); the median of three steps each. On the CPU accelerator streams are serial,
+    /// so there the concurrent time is the sum.
     /// </summary>
     private static BranchBreakdown Breakdown(ComputeDevice device, FlowHNLM model, Func<TokenBatch> next, bool concurrency)
     {
         using var profile = new BranchProfile(device);
         model.Profile = profile;
-        (double Attention, double Ssm, double Both, double Forward) Passes(bool concurrent)
+        BranchBreakdown Passes(bool concurrent)
         {
             model.BranchConcurrency = concurrent;
-            var samples = new List<(double, double, double, double)>();
+            var samples = new List<BranchBreakdown>();
             for (int i = 0; i < 3; i++)
             {
                 profile.Reset();
-                double forward = TimedForward(device, model, next());
-                profile.Collect();
-                samples.Add((profile.AttentionMs, profile.SsmMs, profile.BothMs, forward));
+                var (forward, backward) = TimedPasses(device, model, next());
+                profile.Collect(backward: true);
+                samples.Add(new BranchBreakdown(profile.Forward, forward, profile.Backward, backward));
             }
-            return (samples.Select(s => s.Item1).Median(), samples.Select(s => s.Item2).Median(),
-                samples.Select(s => s.Item3).Median(), samples.Select(s => s.Item4).Median());
+            return Median(samples);
         }
         var serial = Passes(concurrent: false);
         var both = device.IsCuda && concurrency ? Passes(concurrent: true) : serial;
         model.Profile = null;
-        return new BranchBreakdown(serial.Attention, serial.Ssm, both.Both, both.Forward);
+        // Each branch's own time from the serial passes; "both" and the passes' totals from the concurrent ones.
+        return new BranchBreakdown(serial.Forward with { ConcurrentMs = both.Forward.ConcurrentMs }, both.ForwardMs,
+            serial.Backward with { ConcurrentMs = both.Backward.ConcurrentMs }, both.BackwardMs);
     }
+
+    /// <summary>The sample whose step (forward + backward) takes the median time; one whole sample, so its parts add up.</summary>
+    private static BranchBreakdown Median(IReadOnlyList<BranchBreakdown> samples) =>
+        samples.OrderBy(s => s.ForwardMs + s.BackwardMs).ElementAt(samples.Count / 2);
 }

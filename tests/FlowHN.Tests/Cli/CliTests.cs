@@ -130,7 +130,7 @@ public class CliTests
         string md = File.ReadAllText(Path.Combine(output.Path, "bench.md"));
         foreach (var arch in new[] { "transformer", "mamba", "shm", "jamba", "hymba" }) Assert.Contains($"| {arch} | - |", md);
         foreach (var split in new[] { "none", "ae/prefix", "fa/prefix", "fac/prefix" }) Assert.Contains($"| flowhn | {split} |", md);
-        Assert.Contains("overlap efficiency", md);
+        Assert.Contains("overlap fwd / bwd / step", md);
         // The breakdown table covers FlowHN's splits and the sequential hybrids' attention and Mamba layers.
         foreach (var row in new[] { "| shm | - |", "| jamba | - |", "| flowhn | fac/prefix |" })
             Assert.Equal(2, md.Split(row).Length - 1);
