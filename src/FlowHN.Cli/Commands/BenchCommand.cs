@@ -25,7 +25,7 @@ public static class BenchCommand
         var vocab = CliOption.Create("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0);
         var data = CliOption.Create("--data", "Optional: train on this data (prepared shards or .txt folder) instead of synthetic tokens.", "");
         var breakdown = new Option<bool>("--breakdown") { Description = "Also time, forward and backward, FlowHN's branches (attention, SSM, both: overlap " +
-                                                                           "efficiency and imbalance) and shm's and jamba's attention and Mamba layers." };
+                                                                           "efficiency and imbalance), shm's and jamba's attention and Mamba layers, and hymba's heads." };
         var noConcurrency = new Option<bool>("--no-branch-concurrency") { Description = "FlowHN branches one after the other (ablation)." };
         var output = CliOption.Create("--out", "Folder for bench.md and bench.csv.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();

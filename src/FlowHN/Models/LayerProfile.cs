@@ -1,14 +1,16 @@
+using FlowHN.Nn;
 using FlowHN.Runtime;
 
 namespace FlowHN.Models;
 
 /// <summary>
 /// Times each decoder layer of a sequential stack with device events, forward and backward (for
-/// <c>flowhn bench --breakdown</c> of shm and jamba): the summed time of the attention layers and of the Mamba
-/// layers, each including its MLP. Each forward mark also puts its mirror on the tape (a layer's forward start is
-/// its backward end), so the backward is timed the same way.
+/// <c>flowhn bench --breakdown</c>): for shm and jamba the summed time of the attention layers and of the Mamba
+/// layers, each including its MLP; for Hymba, whose layers hold both, the attention heads and the SSM heads
+/// (<see cref="IPartTimer"/>). Each forward mark also puts its mirror on the tape (a layer's forward start is its
+/// backward end), so the backward is timed the same way.
 /// </summary>
-public sealed class LayerProfile : IDisposable
+public sealed class LayerProfile : IDisposable, IPartTimer
 {
     private sealed record LayerEvents(DeviceEvent Start, DeviceEvent End, DeviceEvent BackwardStart, DeviceEvent BackwardEnd, MixerKind Kind);
 
@@ -33,6 +35,10 @@ public sealed class LayerProfile : IDisposable
 
     internal void End(int layer) => Record(pool[layer].End, pool[layer].BackwardStart);
 
+    int IPartTimer.BeginPart(bool attention) => Begin(attention ? MixerKind.Attention : MixerKind.Mamba);
+
+    void IPartTimer.EndPart(int part) => End(part);
+
     /// <summary>Records a forward mark now and, when a backward will run, its mirror on the tape.</summary>
     private void Record(DeviceEvent forward, DeviceEvent backward)
     {
@@ -52,7 +58,10 @@ public sealed class LayerProfile : IDisposable
         used = 0;
     }
 
-    /// <summary>One layer's time as branch times: the layers run one after the other, so "both" is their sum.</summary>
+    /// <summary>
+    /// One layer's (or part's) time as branch times: they run one after the other, so "both" is their sum. A
+    /// Hymba layer counts through its parts.
+    /// </summary>
     private static BranchTimes Times(MixerKind kind, double ms) => kind switch
     {
         MixerKind.Attention => new BranchTimes(ms, 0, ms),

@@ -22,6 +22,8 @@ public sealed class SequentialLM : LanguageModel
     private readonly Linear head;
     private readonly Dictionary<int, Tensor> positions = new();
     private readonly MixerKind[] kinds;
+    private readonly List<HymbaMixer> hymbaMixers = new();
+    private LayerProfile? profile;
 
     public SequentialLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
     {
@@ -39,13 +41,18 @@ public sealed class SequentialLM : LanguageModel
         head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
     }
 
-    private static Module CreateMixer(ComputeDevice device, MixerKind kind, string name, ModelConfig c, Random random, double residualStd) =>
-        kind switch
+    private Module CreateMixer(ComputeDevice device, MixerKind kind, string name, ModelConfig c, Random random, double residualStd)
+    {
+        switch (kind)
         {
-            MixerKind.Attention => new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd),
-            MixerKind.Mamba => new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd),
-            _ => new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd),
-        };
+            case MixerKind.Attention: return new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd);
+            case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
+            default:
+                var hymba = new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
+                hymbaMixers.Add(hymba);
+                return hymba;
+        }
+    }
 
     private static string MixerName(MixerKind kind) => kind switch
     {
@@ -54,8 +61,19 @@ public sealed class SequentialLM : LanguageModel
         _ => "hymba",
     };
 
-    /// <summary>When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>).</summary>
-    public LayerProfile? Profile { get; set; }
+    /// <summary>
+    /// When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>); Hymba's
+    /// layers by their attention and SSM heads.
+    /// </summary>
+    public LayerProfile? Profile
+    {
+        get => profile;
+        set
+        {
+            profile = value;
+            foreach (var hymba in hymbaMixers) hymba.Timer = value;
+        }
+    }
 
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);

@@ -27,10 +27,17 @@ public sealed class HymbaMixer : Module, ISequenceMixer
         output = Add(new Linear(device, Child("out_proj"), dim, dim, random, residualStd));
     }
 
+    /// <summary>When set, the attention heads and the SSM heads (each with its output norm) are timed.</summary>
+    public IPartTimer? Timer { get; set; }
+
     public Tensor Forward(Tensor x, SequenceContext context)
     {
+        int part = Timer?.BeginPart(attention: true) ?? -1;
         var attended = attentionNorm.Forward(attention.Forward(x, context));
+        Timer?.EndPart(part);
+        part = Timer?.BeginPart(attention: false) ?? -1;
         var scanned = ssmNorm.Forward(ssm.Forward(x, context));
+        Timer?.EndPart(part);
         return output.Forward(Ops.Scale(Ops.Add(attended, scanned), 0.5f));
     }
 }

@@ -25,8 +25,9 @@ public static class BenchReport
         if (broken.Count > 0)
         {
             sb.AppendLine().AppendLine("Training-step breakdown, forward + backward: FlowHN's branches summed over blocks (both: from the " +
-                                       "fork to the join); for shm and jamba the attention and Mamba layers (each with its MLP), which " +
-                                       "run one after the other. Rest: embedding, fusion, head and loss. Overlap efficiency is " +
+                                       "fork to the join); for shm and jamba the attention and Mamba layers (each with its MLP), for hymba " +
+                                       "its attention and SSM heads, which run one after the other. Rest: everything else (embedding, " +
+                                       "fusion, MLPs where not counted, head and loss). Overlap efficiency is " +
                                        "(attention + SSM) / both, 2 at best:").AppendLine();
             sb.AppendLine("| arch | split | attention ms | SSM ms | both ms | rest ms | overlap fwd / bwd / step | branch imbalance |");
             sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");

@@ -86,7 +86,7 @@ public static class StepBenchmark
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
             !breakdown ? null
             : model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency)
-            : model is SequentialLM stack && config.Arch is "shm" or "jamba" ? LayerBreakdown(device, stack, NextBatch)
+            : model is SequentialLM stack && config.Arch is "shm" or "jamba" or "hymba" ? LayerBreakdown(device, stack, NextBatch)
             : null);
         return result;
     }
@@ -115,8 +115,8 @@ public static class StepBenchmark
     }
 
     /// <summary>
-    /// A sequential hybrid's attention and Mamba layers timed in a forward and backward pass (the median of three).
-    /// The layers run one after the other, so "both" is their sum.
+    /// A sequential hybrid's attention and Mamba layers (Hymba's attention and SSM heads) timed in a forward and
+    /// backward pass (the median of three). They run one after the other, so "both" is their sum.
     /// </summary>
     private static BranchBreakdown LayerBreakdown(ComputeDevice device, SequentialLM model, Func<TokenBatch> next)
     {

@@ -60,10 +60,12 @@ public class BenchTests
         Assert.Equal(0, result.DriverAllocations); // after the warm-up, steps are served from the allocator's cache
     }
 
-    [Fact]
-    public void SequentialHybridsBreakDownTheirAttentionAndMambaLayersForwardAndBackward()
+    [Theory]
+    [InlineData("shm")]
+    [InlineData("hymba")]
+    public void SequentialHybridsBreakDownTheirAttentionAndMambaPartsForwardAndBackward(string arch)
     {
-        var config = Presets.Get("shm", "tiny", 64) with { Dim = 16, Heads = 2, KvHeads = 1, MlpHidden = 32 };
+        var config = Presets.Get(arch, "tiny", 64) with { Dim = 16, Heads = 2, KvHeads = 1, MlpHidden = 32 };
         var b = StepBenchmark.Run(TestDevice.Cpu, config, batch: 2, seqLen: 12, warmup: 1, steps: 1, breakdown: true).Breakdown!;
         Assert.True(b.Forward.AttentionMs > 0 && b.Forward.SsmMs > 0 && b.Backward.AttentionMs > 0 && b.Backward.SsmMs > 0);
         Assert.Equal(b.Backward.AttentionMs + b.Backward.SsmMs, b.Backward.ConcurrentMs, 9); // one after the other
