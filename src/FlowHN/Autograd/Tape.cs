@@ -17,6 +17,12 @@ public sealed class Tape
 
     public int Count => backwards.Count;
 
+    /// <summary>
+    /// Whether layers and blocks return their memory as soon as their backward is done (see
+    /// <see cref="MemorySegment"/>); off keeps everything until the step ends (the ablation).
+    /// </summary>
+    public bool ReleaseSegments { get; set; } = true;
+
     /// <summary>Whether an op with these inputs must record its backward.</summary>
     public static bool ShouldRecord(ComputeDevice device, params Tensor?[] inputs)
     {
@@ -81,7 +87,11 @@ public static class Gradients
     /// <summary>The gradient buffer of <paramref name="t"/>, created zeroed on first use (fan-out accumulates).</summary>
     public static Tensor For(Tensor t)
     {
-        t.Grad ??= Tensor.Zeros(t.Device, t.Shape);
+        if (t.Grad is null)
+        {
+            t.Grad = Tensor.Zeros(t.Device, t.Shape);
+            t.Grad.Block.Owner = t.Birth; // freed with t (see MemorySegment)
+        }
         return t.Grad;
     }
 

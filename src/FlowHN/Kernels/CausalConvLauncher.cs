@@ -73,7 +73,7 @@ public sealed class CausalConvLauncher : KernelFamily
         ArrayView<float> state, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dWeight, ArrayView<float> dBias,
         ArrayView<float> dState)
     {
-        // Scratch returns to the allocator when the step's scope ends (safe when branches run on two streams).
+        // Scratch goes back through the step's scope, on the main stream (safe when branches run on two streams).
         using var partial = Scratch(BackwardScratchLength(s));
         // With a state the kernel always writes its gradient: to scratch when nobody wants it.
         bool stateScratch = s.HasState != 0 && !dState.IsValid;

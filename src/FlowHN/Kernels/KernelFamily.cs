@@ -25,9 +25,10 @@ public abstract class KernelFamily
     public IReadOnlyList<MethodInfo> KernelMethods => methods;
 
     /// <summary>
-    /// Scratch memory for one launch sequence. Inside a tensor scope it is returned when the scope ends: with
-    /// several streams a block freed at once could be handed to another stream while this one still reads it.
-    /// Outside a scope (one stream) it returns at dispose, which stream order makes safe.
+    /// Scratch memory for one launch sequence. Inside a tensor scope it is returned by the scope (at its end, or
+    /// with the layer it belongs to, on the main stream): with several streams a block freed at once could be
+    /// handed to another stream while this one still reads it. Outside a scope (one stream) it returns at
+    /// dispose, which stream order makes safe.
     /// </summary>
     protected ScratchBlock Scratch(long elements) => new(Device, elements);
 

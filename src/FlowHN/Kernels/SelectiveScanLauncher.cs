@@ -99,7 +99,7 @@ public sealed class SelectiveScanLauncher : KernelFamily
         SelectiveScanGradients grads)
     {
         long rows = s.StateRowsLength;
-        // Scratch returns to the allocator when the step's scope ends (safe when branches run on two streams).
+        // Scratch goes back through the step's scope, on the main stream (safe when branches run on two streams).
         using var partialB = Scratch(s.Blocks * rows);
         using var partialC = Scratch(s.Blocks * rows);
         using var paramPartial = Scratch((long)s.Batch * s.ParamSlots * s.Channels);

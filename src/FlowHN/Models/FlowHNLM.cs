@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -111,7 +112,12 @@ public sealed class FlowHNLM : LanguageModel
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
         var x = embed.Forward(ids);
-        foreach (var block in blocks) x = block.Forward(x, batch, routing, streams, Profile);
+        foreach (var block in blocks)
+        {
+            var segment = MemorySegment.Begin(Device);
+            x = block.Forward(x, batch, routing, streams, Profile);
+            segment?.End();
+        }
         return head.Forward(finalNorm.Forward(x));
     }
 

@@ -15,34 +15,47 @@ public sealed record MemoryEstimate(long StateBytes, double ActivationBytesPerTo
 /// <para>State: every parameter is held four times in float32 (weight, gradient, AdamW's m and v), 16 bytes. The
 /// flat buffers' alignment padding (up to 64 floats per parameter tensor) and the position tables are left out:
 /// about 1% of a model with 60k parameters, well under 0.1% from the tiny preset up.</para>
-/// <para>Activations: every tensor a step creates lives until the step ends (so no block is reused while another
-/// stream may still read it), so a step's peak is the sum of everything it allocates:
-/// each differentiable op's output and, in the backward, its gradient (2 floats per element; the logits' gradient
-/// overwrites the logits); each view's gradient (a view shares its source's memory but has a gradient of its
-/// own); saved statistics (RMSNorm's 1/rms per row, attention's log-sum-exp and delta per row and head); the
-/// scan's saved chunk-boundary states and the scan and conv backward scratch, sized by the kernels' launch shapes
-/// for the device (<see cref="KernelGeometry"/>). Reduction partials of weight gradients (well under 1%) are
-/// left out.</para>
+/// <para>Activations: what a step allocates, added up module by module: each differentiable op's output and, in
+/// the backward, its gradient (the logits' gradient overwrites the logits); each view's gradient (a view shares
+/// its source's memory but has a gradient of its own); saved statistics (RMSNorm's 1/rms per row, attention's
+/// log-sum-exp per row and head); backward scratch (attention's delta, the scan's and the conv's partial sums,
+/// sized by the kernels' launch shapes for the device, <see cref="KernelGeometry"/>) and the scan's saved
+/// chunk-boundary states. Reduction partials of weight gradients (well under 1%) are left out.</para>
+/// <para>The peak: everything the forward made stays until the backward reaches it. Each decoder layer or FlowHN
+/// block is a <see cref="Autograd.MemorySegment"/> that returns its memory once its backward is done, so the peak
+/// comes early in the backward: the whole forward, the head's backward and the last layer's backward.</para>
 /// <para>Bytes are what tensors ask for; the caching allocator rounds blocks up to its size buckets, which bench
 /// reports separately as the peak in use.</para>
 /// </summary>
 public static class MemoryModel
 {
-    public static MemoryEstimate Estimate(ModelConfig c, int batch, int seqLen, KernelGeometry geometry)
+    /// <param name="releaseSegments">Whether layers return their memory after their backward
+    /// (<see cref="Autograd.Tape.ReleaseSegments"/>); without it everything stays until the step ends.</param>
+    public static MemoryEstimate Estimate(ModelConfig c, int batch, int seqLen, KernelGeometry geometry, bool releaseSegments = true)
     {
         long state = 16 * LanguageModel.CountParameters(c);
         var step = new Tally(c, batch, geometry);
         long tokens = (long)batch * seqLen;
         // Token ids, targets and the embedding's backward plan (order, and distinct ids with their starts).
-        step.Extra(3 * tokens + 2 * Math.Min(tokens, c.VocabSize));
+        step.Saved(3 * tokens + 2 * Math.Min(tokens, c.VocabSize));
         step.Output(tokens * c.Dim);                 // embedding
+        step.EndSegment();
         if (c.Arch == "flowhn")
-            for (int block = 0; block < c.Layers; block++) step.ParallelBlock(seqLen, Routing(c, block, seqLen));
+            for (int block = 0; block < c.Layers; block++)
+            {
+                step.ParallelBlock(seqLen, Routing(c, block, seqLen));
+                step.EndSegment();
+            }
         else
-            foreach (var kind in SequentialLM.LayerKinds(c)) step.DecoderLayer(seqLen, kind);
+            foreach (var kind in SequentialLM.LayerKinds(c))
+            {
+                step.DecoderLayer(seqLen, kind);
+                step.EndSegment();
+            }
         step.Norm(tokens);                           // final norm
-        step.Extra(tokens * c.VocabSize + 2 * tokens); // logits (their gradient overwrites them), loss and log-sum-exp rows
-        return new MemoryEstimate(state, step.Floats * sizeof(float) / tokens);
+        step.Saved(tokens * c.VocabSize + 2 * tokens); // logits (their gradient overwrites them), loss and log-sum-exp rows
+        step.EndSegment();
+        return new MemoryEstimate(state, step.PeakFloats(releaseSegments, tokens * c.Dim) * sizeof(float) / tokens);
     }
 
     private static BlockRouting Routing(ModelConfig c, int block, int seqLen)
@@ -53,32 +66,69 @@ public static class MemoryModel
         return SplitPlanner.Plan(c.Split, c.SplitContext, block, c.Layers, seqLen, attentionTokens);
     }
 
-    /// <summary>Floats a step allocates, added up module by module in the order the forward runs.</summary>
+    /// <summary>
+    /// Floats a step allocates, added up module by module in the order the forward runs, in segments: the part
+    /// before the first layer, one per layer or block, and the part after the last.
+    /// </summary>
     private sealed class Tally(ModelConfig c, int batch, KernelGeometry geometry)
     {
-        public double Floats { get; private set; }
+        private readonly List<(double Forward, double Backward)> segments = new();
+        private double forward, backward;
 
         /// <summary>A differentiable op's output and its gradient.</summary>
-        public void Output(long floats) => Floats += 2.0 * floats;
+        public void Output(long floats)
+        {
+            forward += floats;
+            backward += floats;
+        }
 
         /// <summary>A view's gradient (its forward shares the source's memory).</summary>
-        public void View(long floats) => Floats += floats;
+        public void View(long floats) => backward += floats;
 
-        /// <summary>Saved statistics, scratch and anything else without a gradient.</summary>
-        public void Extra(long floats) => Floats += floats;
+        /// <summary>What the forward saves without a gradient: statistics, ids, boundary states, the logits.</summary>
+        public void Saved(long floats) => forward += floats;
+
+        /// <summary>Scratch of the backward.</summary>
+        public void Scratch(long floats) => backward += floats;
+
+        public void EndSegment()
+        {
+            segments.Add((forward, backward));
+            forward = backward = 0;
+        }
+
+        /// <summary>
+        /// The most floats live at once. The forward allocates everything; the backward visits the segments in
+        /// reverse, each allocating its backward and then (with releases) returning its forward and backward. The
+        /// tally counts a tensor's gradient where the tensor was made, but a segment's backward runs while the
+        /// gradient of its output (made by the segment after it) and that of its input (made now, kept for the
+        /// segment before it) are both live: one [B, L, d] more than the tally, everywhere except the embedding.
+        /// </summary>
+        public double PeakFloats(bool releaseSegments, long carried)
+        {
+            double live = segments.Sum(s => s.Forward), peak = live;
+            for (int i = segments.Count - 1; i >= 0; i--)
+            {
+                live += segments[i].Backward;
+                peak = Math.Max(peak, live + (i > 0 ? carried : 0));
+                bool released = releaseSegments && i > 0 && i < segments.Count - 1; // layers and blocks only
+                if (released) live -= segments[i].Forward + segments[i].Backward;
+            }
+            return peak;
+        }
 
         /// <summary>RMSNorm over <paramref name="rows"/> rows of d: the output and 1/rms per row.</summary>
         public void Norm(long rows, int width = 0)
         {
             Output(rows * (width > 0 ? width : c.Dim));
-            Extra(rows);
+            Saved(rows);
         }
 
         /// <summary>Fused residual add + RMSNorm: the sum, the normalised sum and 1/rms per row.</summary>
         private void AddNorm(long rows)
         {
             Output(2 * rows * c.Dim);
-            Extra(rows);
+            Saved(rows);
         }
 
         /// <summary>gate and up projections, their SwiGLU product, the down projection.</summary>
@@ -96,7 +146,8 @@ public static class MemoryModel
             View(q + 2 * kv);
             if (rope) Output(q + kv);
             Output(q);
-            Extra(2L * batch * queries * c.Heads);
+            Saved((long)batch * queries * c.Heads);   // log-sum-exp
+            Scratch((long)batch * queries * c.Heads); // delta
             View(q);
             if (outputProjection) Output(q);
         }
@@ -113,16 +164,17 @@ public static class MemoryModel
             Output(rows * 2 * s.Inner);
             Output(rows * 2 * s.Inner);
             Output(rows * s.Inner);
-            Extra(CausalConvLauncher.BackwardScratchLength(
+            Scratch(CausalConvLauncher.BackwardScratchLength(
                 CausalConvLauncher.ShapeFor(geometry, batch, length, s.Inner, s.ConvWidth, silu: true, hasState: false)));
             Output(rows * dbc);
             Output(rows * dbc);
             Output(rows * dbc);
-            Extra(3 * rows);
+            Saved(3 * rows);
             Output(rows * s.Inner);
             var scan = SelectiveScanLauncher.ShapeFor(geometry, batch, length, s.Inner, s.State, hasInitial: false);
             Output(rows * s.Inner);
-            Extra(SelectiveScanLauncher.BoundaryLength(scan) + SelectiveScanLauncher.BackwardScratchLength(scan));
+            Saved(SelectiveScanLauncher.BoundaryLength(scan));
+            Scratch(SelectiveScanLauncher.BackwardScratchLength(scan));
             if (outputProjection) Output(rows * s.Dim);
         }
 

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -99,9 +100,11 @@ public sealed class SequentialLM : LanguageModel
         var x = embed.Forward(ids);
         for (int i = 0; i < layers.Count; i++)
         {
+            var segment = MemorySegment.Begin(Device);
             int timed = Profile?.Begin(kinds[i]) ?? -1;
             x = layers[i].Forward(x, context);
             if (timed >= 0) Profile!.End(timed);
+            segment?.End();
         }
         return head.Forward(finalNorm.Forward(x));
     }

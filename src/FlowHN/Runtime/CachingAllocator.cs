@@ -9,11 +9,13 @@ namespace FlowHN.Runtime;
 /// </summary>
 public sealed class DeviceBlock
 {
-    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements, long requestedElements)
+    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements, long requestedElements, long id)
     {
         Buffer = buffer;
         BucketElements = bucketElements;
         RequestedElements = requestedElements;
+        Id = id;
+        Owner = id;
     }
 
     internal MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
@@ -21,6 +23,15 @@ public sealed class DeviceBlock
     /// <summary>What was asked for (the bucket may be larger).</summary>
     public long RequestedElements { get; }
     public bool IsFreed { get; internal set; }
+
+    /// <summary>Allocation order: ids grow with every block and every tensor created.</summary>
+    public long Id { get; }
+
+    /// <summary>
+    /// The id of what this block's memory belongs to: itself, or for a gradient buffer the tensor it is the
+    /// gradient of (see <see cref="FlowHN.Autograd.MemorySegment"/>).
+    /// </summary>
+    public long Owner { get; internal set; }
 
     public ArrayView<float> View
     {
@@ -44,6 +55,7 @@ public sealed class CachingAllocator : IDisposable
     private const long LargeBucketStep = 1L << 20;      // above 4 MiB, round to 4 MiB steps
     private readonly Accelerator accelerator;
     private readonly Dictionary<long, Stack<MemoryBuffer1D<float, Stride1D.Dense>>> free = new();
+    private long nextId;
 
     public CachingAllocator(Accelerator accelerator, long limitBytes = 0)
     {
@@ -59,9 +71,16 @@ public sealed class CachingAllocator : IDisposable
     public long BytesReserved { get; private set; }
     public long DriverAllocations { get; private set; }
     public long CacheHits { get; private set; }
-    /// <summary>Blocks returned so far. Inside a step none may be returned before the step's scope ends: with
-    /// branches on two streams, a block freed early could be handed to the other stream while still in use.</summary>
+    /// <summary>Blocks returned so far. Inside a step only the main stream returns blocks, at the step's end or
+    /// once a layer's backward is done (<see cref="FlowHN.Autograd.MemorySegment"/>): with branches on two
+    /// streams, a block freed while a branch may still use it could be handed to the other stream.</summary>
     public long Frees { get; private set; }
+    /// <summary>The id the next block or tensor gets; ids only grow.</summary>
+    public long NextId => nextId;
+
+    /// <summary>Takes an id without allocating (views: tensors that share another tensor's block).</summary>
+    internal long TakeId() => nextId++;
+
     /// <summary>Bytes asked for by live blocks, without bucket rounding (what the memory model predicts).</summary>
     public long RequestedBytesInUse { get; private set; }
     public long PeakRequestedBytes { get; private set; }
@@ -89,12 +108,13 @@ public sealed class CachingAllocator : IDisposable
         PeakBytesInUse = Math.Max(PeakBytesInUse, BytesInUse);
         RequestedBytesInUse += elements * sizeof(float);
         PeakRequestedBytes = Math.Max(PeakRequestedBytes, RequestedBytesInUse);
-        return new DeviceBlock(buffer, bucket, elements);
+        return new DeviceBlock(buffer, bucket, elements, TakeId());
     }
 
     public void Free(DeviceBlock block)
     {
         if (block.IsFreed) return;
+        OnFree?.Invoke(block);
         block.IsFreed = true;
         Frees++;
         BytesInUse -= block.BucketElements * sizeof(float);
@@ -123,6 +143,9 @@ public sealed class CachingAllocator : IDisposable
 
     /// <summary>Called with every request's element count (diagnostics).</summary>
     internal Action<long>? OnAllocate { get; set; }
+
+    /// <summary>Called with every block returned (diagnostics).</summary>
+    internal Action<DeviceBlock>? OnFree { get; set; }
 
     private MemoryBuffer1D<float, Stride1D.Dense> AllocateFromDriver(long bucket)
     {

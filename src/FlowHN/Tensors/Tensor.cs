@@ -22,9 +22,13 @@ public class Tensor : IDisposable
         Strides = strides;
         DType = dtype;
         OwnsBlock = ownsBlock;
+        Birth = ownsBlock ? block.Id : device.Allocator.TakeId();
     }
 
     public ComputeDevice Device { get; }
+
+    /// <summary>When this tensor was created, in the allocator's id order (its block's id when it owns one).</summary>
+    internal long Birth { get; }
     internal DeviceBlock Block { get; private set; }
     public long Offset { get; private set; }
     public int[] Shape { get; }

@@ -25,6 +25,17 @@ public sealed class TensorScope : IDisposable
         return tensor;
     }
 
+    /// <summary>Returns the blocks that <paramref name="release"/> picks now, before the scope ends.</summary>
+    internal void Release(Func<DeviceBlock, bool> release)
+    {
+        blocks.RemoveAll(block =>
+        {
+            if (!release(block)) return false;
+            device.Allocator.Free(block);
+            return true;
+        });
+    }
+
     public void Dispose()
     {
         if (disposed) return;

@@ -79,7 +79,7 @@ public static class StepBenchmark
         double peak = device.Peak.For(tf32);
         var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
             (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
-            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device)));
+            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), device.Tape.ReleaseSegments));
         var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
             memory,

@@ -67,24 +67,101 @@ public class AllocatorTests
     [Theory]
     [InlineData("flowhn")]
     [InlineData("hymba")]
-    public void NothingIsReturnedToTheAllocatorBeforeAStepEnds(string arch)
+    [InlineData("shm")]
+    public void MidStepFreesHappenOnlyOnTheMainStreamOnceALayersBackwardIsDone(string arch)
     {
-        // Safety for concurrent branches: memory may only go back when the step's scope ends.
+        // Safety for concurrent branches: a block returned mid-step may be handed to any stream, so it must go back
+        // on the main stream, after the block's branches have joined it.
         var device = TestDevice.Cpu;
-        var config = FlowHN.Models.Presets.Get(arch, "tiny", 64) with { Dim = 16, Heads = 2, KvHeads = 1, MlpHidden = 32, Layers = 2 };
-        using var model = FlowHN.Models.LanguageModel.Create(device, config, seed: 1);
-        using var optimizer = new FlowHN.Training.AdamW(device, model.Parameters().ToList());
-        long frees;
-        using (device.BeginScope())
+        using var model = TwoLayers(device, arch);
+        var freeStreams = new List<DeviceStream>();
+        device.Allocator.OnFree = _ => freeStreams.Add(device.CurrentStream);
+        try
         {
-            var ids = TokenIndex.FromHost(device, Reference.RandomInts(24, 64, 2), 2, 12);
-            var targets = Tensor.FromArray(device, Reference.RandomInts(24, 64, 3), 24);
-            frees = device.Allocator.Frees;
-            device.Tape.Backward(Ops.CrossEntropy(model.Forward(ids, 2, 12), targets, overwriteLogits: true));
-            optimizer.Step(1e-3);
-            Assert.Equal(frees, device.Allocator.Frees);
+            using (device.BeginScope())
+            {
+                var loss = Loss(device, model);
+                Assert.Empty(freeStreams);                    // nothing goes back during the forward
+                device.Tape.Backward(loss);
+                Assert.NotEmpty(freeStreams);
+                Assert.All(freeStreams, stream => Assert.Same(device.DefaultStream, stream));
+            }
         }
-        Assert.True(device.Allocator.Frees > frees);
-        model.ZeroGrad();
+        finally
+        {
+            device.Allocator.OnFree = null;
+            model.ZeroGrad();
+        }
+    }
+
+    [Fact]
+    public void WithoutSegmentReleasesNothingIsReturnedBeforeAStepEnds()
+    {
+        var device = TestDevice.Cpu;
+        using var model = TwoLayers(device, "flowhn");
+        device.Tape.ReleaseSegments = false;
+        try
+        {
+            long frees;
+            using (device.BeginScope())
+            {
+                frees = device.Allocator.Frees;
+                device.Tape.Backward(Loss(device, model));
+                Assert.Equal(frees, device.Allocator.Frees);
+            }
+            Assert.True(device.Allocator.Frees > frees);
+        }
+        finally
+        {
+            device.Tape.ReleaseSegments = true;
+            model.ZeroGrad();
+        }
+    }
+
+    [Theory]
+    [InlineData("flowhn")]
+    [InlineData("transformer")]
+    [InlineData("shm")]
+    [InlineData("hymba")]
+    public void ReleasedMemoryIsNeverReadAgain(string arch)
+    {
+        // Every returned block is overwritten with NaN at once: if a later kernel still read one, the gradients
+        // would differ from a run that keeps everything until the step ends.
+        var device = TestDevice.Cpu;
+        float[] Gradients(bool release)
+        {
+            using var model = TwoLayers(device, arch);
+            device.Tape.ReleaseSegments = release;
+            device.Allocator.OnFree = block => device.Kernels.Elementwise.Fill(block.View, float.NaN);
+            try
+            {
+                using (device.BeginScope()) device.Tape.Backward(Loss(device, model));
+                return model.Parameters().SelectMany(p => p.Grad!.ToArray()).ToArray();
+            }
+            finally
+            {
+                device.Allocator.OnFree = null;
+                device.Tape.ReleaseSegments = true;
+            }
+        }
+        var kept = Gradients(release: false);
+        var released = Gradients(release: true);
+        Assert.All(released, g => Assert.True(float.IsFinite(g)));
+        Assert.Equal(kept, released);
+    }
+
+    private static FlowHN.Models.LanguageModel TwoLayers(ComputeDevice device, string arch)
+    {
+        var config = FlowHN.Models.Presets.Get(arch, "tiny", 64) with { Dim = 16, Heads = 2, KvHeads = 1, MlpHidden = 32, Layers = 2 };
+        var model = FlowHN.Models.LanguageModel.Create(device, config, seed: 1);
+        if (model is FlowHN.Models.FlowHNLM flowhn) flowhn.BranchConcurrency = true; // two streams (serial on the CPU)
+        return model;
+    }
+
+    private static Tensor Loss(ComputeDevice device, FlowHN.Models.LanguageModel model)
+    {
+        var ids = TokenIndex.FromHost(device, Reference.RandomInts(24, 64, 2), 2, 12);
+        var targets = Tensor.FromArray(device, Reference.RandomInts(24, 64, 3), 24);
+        return Ops.CrossEntropy(model.Forward(ids, 2, 12), targets, overwriteLogits: true);
     }
 }
