@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using FlowHN.Autograd;
 using FlowHN.Data;
+using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -55,6 +56,29 @@ public sealed class Trainer : IDisposable
     /// <summary>Whether the last run ended early through <see cref="RequestStop"/>.</summary>
     public bool Interrupted { get; private set; }
 
+    /// <summary>
+    /// Prints what a step will hold on the device (the memory model) and stops before the first step when it
+    /// cannot fit, naming a batch that would.
+    /// </summary>
+    private void CheckMemory()
+    {
+        long tokens = (long)options.Batch * options.SeqLen;
+        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), device.Tape.ReleaseSegments);
+        long available = device.Allocator.LimitBytes > 0 ? device.Allocator.LimitBytes : device.MemoryBytes;
+        long held = device.Allocator.BytesReserved; // weights, gradients and moments as allocated, rounding included
+        double activations = memory.ActivationBytesPerToken * tokens;
+        const double gib = 1 << 30;
+        console.WriteLine($"memory: {held / gib:0.##} GiB of weights, gradients and AdamW moments + {activations / gib:0.##} GiB of " +
+                          $"activations per batch of {options.Batch} (predicted) of {available / gib:0.##} GiB");
+        if (held + activations <= available) return;
+        // The suggestion leaves a quarter of the activations' size for the allocator's rounding to its buckets.
+        long fits = (long)Math.Floor((available - held) / (1.25 * memory.ActivationBytesPerToken * options.SeqLen));
+        throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Name} has " +
+                                $"{available / gib:0.#} GiB. " + (fits >= 1
+                                    ? $"Use --batch {fits} or less (with --accum to keep the tokens per step)."
+                                    : "Even one sequence does not fit: use a smaller --seq or preset."));
+    }
+
     /// <summary>Restores weights, optimizer moments, step and data position from the run's checkpoint.</summary>
     public void Resume()
     {
@@ -80,6 +104,7 @@ public sealed class Trainer : IDisposable
         double peak = device.Peak.For(device.Kernels.Gemm.UsesTf32);
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
                           $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Peak.Source})");
+        CheckMemory();
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         var clock = Stopwatch.StartNew();
         int firstStep = step;

@@ -121,6 +121,26 @@ public class CliTests
     }
 
     [Fact]
+    public void AStepThatCannotFitIsRefusedBeforeItStartsWithABatchThatFits()
+    {
+        using var cache = new TempFolder();
+        string[] Train(TempFolder run, string batch) =>
+        [
+            "train", "--device", "cpu", "--memory-limit", "0.1", "--data", RepoPaths.Sample, "--cache", cache.Path, "--out", run.Path,
+            "--steps", "1", "--eval-batches", "1", "--batch", batch, "--seq", "256",
+        ];
+        using var first = new TempFolder();
+        var (code, _, error) = Run(Train(first, "64"));
+        Assert.Equal(2, code);
+        var suggestion = System.Text.RegularExpressions.Regex.Match(error, @"Use --batch (\d+) or less");
+        Assert.True(suggestion.Success, error);
+        using var second = new TempFolder();
+        var (retry, output, retryError) = Run(Train(second, suggestion.Groups[1].Value));
+        Assert.True(retry == 0, retryError);
+        Assert.Contains("(predicted) of 0.1 GiB", output);
+    }
+
+    [Fact]
     public void BenchOnTheCpuWritesEveryArchitectureAndSplit()
     {
         using var output = new TempFolder();
