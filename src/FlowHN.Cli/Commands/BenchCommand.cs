@@ -27,10 +27,11 @@ public static class BenchCommand
         var breakdown = new Option<bool>("--breakdown") { Description = "Also time, forward and backward, FlowHN's branches (attention, SSM, both: overlap " +
                                                                            "efficiency and imbalance), shm's and jamba's attention and Mamba layers, and hymba's heads." };
         var noConcurrency = new Option<bool>("--no-branch-concurrency") { Description = "FlowHN branches one after the other (ablation)." };
+        var recompute = new Option<bool>("--recompute") { Description = "Activation checkpointing: layers run again in the backward (not with --breakdown)." };
         var output = CliOption.Create("--out", "Folder for bench.md and bench.csv.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();
         var command = new Command("bench", "Measure tokens/s and MFU of every architecture (the paper's table) on this device.");
-        foreach (var option in new Option[] { preset, archs, splits, context, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, output })
+        foreach (var option in new Option[] { preset, archs, splits, context, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, recompute, output })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -40,6 +41,8 @@ public static class BenchCommand
             int b = r.GetValue(batch) > 0 ? r.GetValue(batch) : tiny ? 2 : 8;
             int l = r.GetValue(seq) > 0 ? r.GetValue(seq) : tiny ? 64 : 1024;
             if (r.GetValue(steps) < 1 || r.GetValue(warmup) < 0) throw new UserException("--steps must be at least 1 and --warmup at least 0.");
+            if (r.GetValue(breakdown) && r.GetValue(recompute)) throw new UserException("--breakdown and --recompute do not go together: " +
+                                                                                        "with recomputation layers run twice.");
             var archList = ParseList(r.GetValue(archs)!, Presets.Architectures);
             var splitList = r.GetValue(splits)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(SplitWords.ParseStrategy).ToList();
@@ -52,7 +55,7 @@ public static class BenchCommand
             string header = $"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}; peak {device.Peak}\n\n" +
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
-                            $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+                            $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
             foreach (string arch in archList)
@@ -60,7 +63,7 @@ public static class BenchCommand
                 {
                     var loader = source is null ? null : new TokenLoader(source.Train, 1);
                     var result = StepBenchmark.Run(device, config, b, l, r.GetValue(warmup), r.GetValue(steps), r.GetValue(breakdown), loader,
-                        branchConcurrency: !r.GetValue(noConcurrency));
+                        branchConcurrency: !r.GetValue(noConcurrency), recompute: r.GetValue(recompute));
                     results.Add(result);
                     console.Out.WriteLine($"{result.Arch,-12} {result.Split,-11} {result.TokensPerSecond,10:N0} tok/s  MFU {result.Mfu * 100,6:0.00}%  " +
                                           $"step {result.MedianMs:0.0} ms ({result.MinMs:0.0}-{result.MaxMs:0.0})  peak {result.Memory.PeakBytes / (double)(1 << 20):0} MiB" +

@@ -19,8 +19,8 @@ public static class ModelsCommand
         var batch = new Option<int>("--batch") { Description = "Sequences per step for the memory estimate.", DefaultValueFactory = _ => 8 };
         var command = new Command("models",
             "List architectures and presets with parameter counts, training FLOPs per token and the memory a training step needs on a GPU " +
-            "(state: weights, gradients and AdamW moments; activations per token; the whole step at --batch x --seq; as requested by " +
-            "tensors, before the allocator's rounding).");
+            "(state: weights, gradients and AdamW moments; activations per token; the whole step at --batch x --seq, and with " +
+            "--recompute; as requested by tensors, before the allocator's rounding).");
         command.Options.Add(vocab);
         command.Options.Add(seq);
         command.Options.Add(batch);
@@ -32,16 +32,18 @@ public static class ModelsCommand
             o.WriteLine($"vocabulary {v}, sequence length {l}, batch {b}; FLOPs are forward + backward per trained token; " +
                         "memory is a training step's on a GPU, from the memory model");
             o.WriteLine($"{"arch",-12} {"preset",-7} {"split",-12} {"dim",5} {"layers",6} {"heads",6} {"mlp",5} {"parameters",15} {"GFLOP/token",12} " +
-                        $"{"state GiB",9} {"KiB/token",9} {$"step GiB",9}");
+                        $"{"state GiB",9} {"KiB/token",9} {"step GiB",9} {"recompute",9}");
             foreach (string arch in Presets.Architectures)
                 foreach (string preset in Presets.Names(arch))
                     foreach (var (config, split) in Variants(Presets.Get(arch, preset, v)))
                     {
                         var memory = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda);
+                        var recomputed = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda, ActivationMemory.Recomputed);
                         o.WriteLine($"{arch,-12} {preset,-7} {split,-12} {config.Dim,5} {config.Layers,6} {$"{config.Heads}/{config.KvHeads}",6} " +
                                     $"{config.MlpHidden,5} {LanguageModel.CountParameters(config),15:N0} " +
                                     $"{LanguageModel.TrainingFlopsPerToken(config, l) / 1e9,12:0.0000} {memory.StateBytes / Gib,9:0.00} " +
-                                    $"{memory.ActivationBytesPerToken / 1024,9:0} {memory.StepBytes((long)b * l) / Gib,9:0.0}");
+                                    $"{memory.ActivationBytesPerToken / 1024,9:0} {memory.StepBytes((long)b * l) / Gib,9:0.0} " +
+                                    $"{recomputed.StepBytes((long)b * l) / Gib,9:0.0}");
                     }
             return 0;
         });

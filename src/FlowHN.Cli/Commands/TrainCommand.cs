@@ -42,11 +42,16 @@ public static class TrainCommand
             Description = "FlowHN: run the two branches of a block one after the other instead of on two CUDA streams (ablation).",
         };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its checkpoint." };
+        var recompute = new Option<bool>("--recompute")
+        {
+            Description = "Activation checkpointing: keep only each layer's output in the forward and run the layer again in the " +
+                          "backward (most activation memory saved for about a third more compute; same results).",
+        };
         var deviceOptions = new DeviceOptionSet();
 
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
         foreach (var option in new Option[] { arch, preset, data, tokenizer, cache, output, steps, batch, seq, accum, lr, minLr, warmup,
-                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio, noConcurrency, resume })
+                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio, noConcurrency, recompute, resume })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -74,7 +79,7 @@ public static class TrainCommand
             var routing = new SplitChoice(SplitWords.ParseStrategy(r.GetValue(split)!), SplitWords.ParseContext(r.GetValue(splitContext)!),
                 ParseRatio(r.GetValue(splitRatio)!), !r.GetValue(noConcurrency));
             return Train(console, deviceOptions.Read(r), archName, presetName, routing, r.GetValue(data)!, tokenizerName, r.GetValue(cache)!,
-                runDir, options, resuming);
+                runDir, options, resuming, r.GetValue(recompute));
         });
         return command;
     }
@@ -90,7 +95,7 @@ public static class TrainCommand
     }
 
     private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, SplitChoice split, string dataPath,
-        string tokenizer, string cacheDir, string runDir, TrainOptions options, bool resume)
+        string tokenizer, string cacheDir, string runDir, TrainOptions options, bool resume, bool recompute)
     {
         options.Validate();
         var data = DataSource.Open(dataPath, tokenizer, cacheDir);
@@ -113,6 +118,8 @@ public static class TrainCommand
             console.Out.WriteLine($"--split-ratio time: measured times balance at an attention share of {config.SplitRatio}");
         }
         using var model = LanguageModel.Create(device, config, options.Seed);
+        model.Recompute = recompute;
+        if (recompute) console.Out.WriteLine("activation checkpointing: on (layers run again in the backward)");
         if (model is FlowHNLM flowhn)
         {
             flowhn.BranchConcurrency = device.IsCuda && split.Concurrent;

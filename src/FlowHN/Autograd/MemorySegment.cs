@@ -1,4 +1,5 @@
 using FlowHN.Runtime;
+using FlowHN.Tensors;
 
 namespace FlowHN.Autograd;
 
@@ -8,10 +9,12 @@ namespace FlowHN.Autograd;
 /// their gradients, and the scratch its backward used. Nothing outside the segment needs them by then, because
 /// the backward visits segments in reverse. Only the gradient of the segment's input stays (the segment before
 /// it reads it).
-/// <para>The release runs on the stream the segment began on, after the point where a parallel block's backward
-/// joins its branch streams, so a freed block can only be handed out to work ordered after every kernel that
-/// used it: later work on that stream, or branch work forked from it later. A segment that ends on another stream
-/// is refused.</para>
+/// <para>With recomputation (activation checkpointing) a segment keeps only its output: its forward runs
+/// without gradients and everything else it made goes back at once; its backward runs the forward again, with
+/// gradients, then backward through that, and releases it all.</para>
+/// <para>Releases run on the stream the segment began on, after the point where a parallel block joins its
+/// branch streams, so a freed block can only be handed out to work ordered after every kernel that used it:
+/// later work on that stream, or branch work forked from it later.</para>
 /// </summary>
 public sealed class MemorySegment
 {
@@ -25,30 +28,60 @@ public sealed class MemorySegment
         this.device = device;
         stream = device.CurrentStream;
         start = device.Allocator.NextId;
-        // Recorded first, so it runs last in the backward: after the segment's whole backward.
-        device.Tape.Record(Release);
     }
 
     /// <summary>
-    /// Starts a segment, or returns null when nothing would be released early: no backward will run, there is no
-    /// step scope, or <see cref="Tape.ReleaseSegments"/> is off.
+    /// Runs <paramref name="forward"/> (given the input and whether it is being recomputed) as a segment.
+    /// Without a backward to come, a step scope, or <see cref="Tape.ReleaseSegments"/> it just runs it.
     /// </summary>
-    public static MemorySegment? Begin(ComputeDevice device) =>
-        device.GradEnabled && device.Tape.ReleaseSegments && device.CurrentScope is not null ? new MemorySegment(device) : null;
+    public static Tensor Run(ComputeDevice device, Tensor input, Func<Tensor, bool, Tensor> forward, bool recompute)
+    {
+        if (!device.GradEnabled || !device.Tape.ReleaseSegments || device.CurrentScope is null) return forward(input, false);
+        var segment = new MemorySegment(device);
+        return recompute ? segment.Recomputed(input, forward) : segment.Kept(input, forward);
+    }
 
-    /// <summary>Ends the segment's forward; call on the stream it began on.</summary>
-    public void End()
+    /// <summary>The forward with its tape; the release is recorded first, so it runs last in the backward.</summary>
+    private Tensor Kept(Tensor input, Func<Tensor, bool, Tensor> forward)
+    {
+        device.Tape.Record(Release);
+        var output = forward(input, false);
+        EndForward();
+        // Recorded last, so it runs first in the backward: scratch from here on belongs to the segment.
+        device.Tape.Record(() => backwardStart = device.Allocator.NextId);
+        return output;
+    }
+
+    /// <summary>The forward without a tape, keeping only its output; the backward recomputes it.</summary>
+    private Tensor Recomputed(Tensor input, Func<Tensor, bool, Tensor> forward)
+    {
+        Tensor output;
+        using (new NoGradScope(device)) output = forward(input, false);
+        EndForward();
+        device.CurrentScope!.Release(block => block != output.Block && block.Owner >= start && block.Owner < end);
+        output.RequiresGrad = true;
+        device.Tape.Record(() =>
+        {
+            if (output.Grad is null) return;
+            backwardStart = device.Allocator.NextId;
+            int mark = device.Tape.Count;
+            var again = forward(input, true);
+            again.Grad = output.Grad;
+            device.Tape.ReplayFrom(mark);
+            Release();
+        });
+        return output;
+    }
+
+    private void EndForward()
     {
         if (device.CurrentStream != stream) throw new InvalidOperationException("A memory segment must end on the stream it began on.");
         end = device.Allocator.NextId;
-        // Recorded last, so it runs first in the backward: scratch from here on belongs to the segment.
-        device.Tape.Record(() => backwardStart = device.Allocator.NextId);
     }
 
     private void Release()
     {
         if (device.CurrentStream != stream) throw new InvalidOperationException("A memory segment must be released on the stream it began on.");
-        device.CurrentScope?.Release(block =>
-            (block.Owner >= start && block.Owner < end) || block.Owner >= backwardStart);
+        device.CurrentScope?.Release(block => (block.Owner >= start && block.Owner < end) || block.Owner >= backwardStart);
     }
 }

@@ -19,7 +19,8 @@ public sealed class Tape
 
     /// <summary>
     /// Whether layers and blocks return their memory as soon as their backward is done (see
-    /// <see cref="MemorySegment"/>); off keeps everything until the step ends (the ablation).
+    /// <see cref="MemorySegment"/>); off keeps everything until the step ends (the ablation) and turns
+    /// recomputation off too.
     /// </summary>
     public bool ReleaseSegments { get; set; } = true;
 
@@ -54,12 +55,19 @@ public sealed class Tape
         Replay();
     }
 
-    private void Replay()
+    private void Replay() => ReplayFrom(0);
+
+    /// <summary>
+    /// Runs the backwards recorded from <paramref name="mark"/> on in reverse, then drops them. A backward may
+    /// itself record and replay more (a recomputed segment); those sit past its own index and are gone again
+    /// before the loop moves on.
+    /// </summary>
+    internal void ReplayFrom(int mark)
     {
-        var main = device.CurrentStream;
+        var current = device.CurrentStream;
         try
         {
-            for (int i = backwards.Count - 1; i >= 0; i--)
+            for (int i = backwards.Count - 1; i >= mark; i--)
             {
                 device.CurrentStream = backwards[i].Stream;
                 backwards[i].Backward();
@@ -67,8 +75,8 @@ public sealed class Tape
         }
         finally
         {
-            device.CurrentStream = main;
-            backwards.Clear();
+            device.CurrentStream = current;
+            TruncateTo(mark);
         }
     }
 

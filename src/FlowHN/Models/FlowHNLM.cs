@@ -113,11 +113,8 @@ public sealed class FlowHNLM : LanguageModel
     {
         var x = embed.Forward(ids);
         foreach (var block in blocks)
-        {
-            var segment = MemorySegment.Begin(Device);
-            x = block.Forward(x, batch, routing, streams, Profile);
-            segment?.End();
-        }
+            x = MemorySegment.Run(Device, x, (input, again) => block.Forward(input, batch, routing, streams, again ? null : Profile),
+                Recompute);
         return head.Forward(finalNorm.Forward(x));
     }
 

@@ -3,6 +3,17 @@ using FlowHN.Nn;
 
 namespace FlowHN.Models;
 
+/// <summary>How a step keeps its layers' activations (see <see cref="Autograd.MemorySegment"/>).</summary>
+public enum ActivationMemory
+{
+    /// <summary>Everything until the step ends (<see cref="Autograd.Tape.ReleaseSegments"/> off).</summary>
+    Kept,
+    /// <summary>Each layer's until its backward is done (the default).</summary>
+    Released,
+    /// <summary>Only each layer's output; the backward runs the layer again (<see cref="LanguageModel.Recompute"/>).</summary>
+    Recomputed,
+}
+
 /// <summary>What a training step holds on the device as the memory model predicts it (bytes as requested).</summary>
 public sealed record MemoryEstimate(long StateBytes, double ActivationBytesPerToken)
 {
@@ -23,15 +34,16 @@ public sealed record MemoryEstimate(long StateBytes, double ActivationBytesPerTo
 /// chunk-boundary states. Reduction partials of weight gradients (well under 1%) are left out.</para>
 /// <para>The peak: everything the forward made stays until the backward reaches it. Each decoder layer or FlowHN
 /// block is a <see cref="Autograd.MemorySegment"/> that returns its memory once its backward is done, so the peak
-/// comes early in the backward: the whole forward, the head's backward and the last layer's backward.</para>
+/// comes early in the backward: the whole forward, the head's backward and the last layer's backward. With
+/// recomputation the forward keeps only each layer's output, and the peak is those outputs, the head's forward
+/// and backward, and one layer's forward and backward.</para>
 /// <para>Bytes are what tensors ask for; the caching allocator rounds blocks up to its size buckets, which bench
 /// reports separately as the peak in use.</para>
 /// </summary>
 public static class MemoryModel
 {
-    /// <param name="releaseSegments">Whether layers return their memory after their backward
-    /// (<see cref="Autograd.Tape.ReleaseSegments"/>); without it everything stays until the step ends.</param>
-    public static MemoryEstimate Estimate(ModelConfig c, int batch, int seqLen, KernelGeometry geometry, bool releaseSegments = true)
+    public static MemoryEstimate Estimate(ModelConfig c, int batch, int seqLen, KernelGeometry geometry,
+        ActivationMemory activations = ActivationMemory.Released)
     {
         long state = 16 * LanguageModel.CountParameters(c);
         var step = new Tally(c, batch, geometry);
@@ -55,7 +67,7 @@ public static class MemoryModel
         step.Norm(tokens);                           // final norm
         step.Saved(tokens * c.VocabSize + 2 * tokens); // logits (their gradient overwrites them), loss and log-sum-exp rows
         step.EndSegment();
-        return new MemoryEstimate(state, step.PeakFloats(releaseSegments, tokens * c.Dim) * sizeof(float) / tokens);
+        return new MemoryEstimate(state, step.PeakFloats(activations, tokens * c.Dim) * sizeof(float) / tokens);
     }
 
     private static BlockRouting Routing(ModelConfig c, int block, int seqLen)
@@ -103,16 +115,21 @@ public static class MemoryModel
         /// tally counts a tensor's gradient where the tensor was made, but a segment's backward runs while the
         /// gradient of its output (made by the segment after it) and that of its input (made now, kept for the
         /// segment before it) are both live: one [B, L, d] more than the tally, everywhere except the embedding.
+        /// With recomputation a layer's forward is allocated again in its backward, next to its kept output.
         /// </summary>
-        public double PeakFloats(bool releaseSegments, long carried)
+        public double PeakFloats(ActivationMemory mode, long carried)
         {
-            double live = segments.Sum(s => s.Forward), peak = live;
-            for (int i = segments.Count - 1; i >= 0; i--)
+            bool recompute = mode == ActivationMemory.Recomputed;
+            int last = segments.Count - 1; // segments[0] is before the first layer, segments[last] after the last
+            double live = segments.Select((s, i) => recompute && i > 0 && i < last ? carried : s.Forward).Sum(), peak = live;
+            for (int i = last; i >= 0; i--)
             {
-                live += segments[i].Backward;
-                peak = Math.Max(peak, live + (i > 0 ? carried : 0));
-                bool released = releaseSegments && i > 0 && i < segments.Count - 1; // layers and blocks only
-                if (released) live -= segments[i].Forward + segments[i].Backward;
+                bool layer = i > 0 && i < last;
+                double allocated = segments[i].Backward + (recompute && layer ? segments[i].Forward : 0);
+                peak = Math.Max(peak, live + allocated + (i > 0 ? carried : 0));
+                live += allocated;
+                if (layer && mode != ActivationMemory.Kept) live -= segments[i].Forward + segments[i].Backward;
+                if (layer && recompute) live -= carried; // the output it kept
             }
             return peak;
         }

@@ -100,11 +100,14 @@ public sealed class SequentialLM : LanguageModel
         var x = embed.Forward(ids);
         for (int i = 0; i < layers.Count; i++)
         {
-            var segment = MemorySegment.Begin(Device);
-            int timed = Profile?.Begin(kinds[i]) ?? -1;
-            x = layers[i].Forward(x, context);
-            if (timed >= 0) Profile!.End(timed);
-            segment?.End();
+            var (layer, kind) = (layers[i], kinds[i]);
+            x = MemorySegment.Run(Device, x, (input, again) =>
+            {
+                int timed = again ? -1 : Profile?.Begin(kind) ?? -1;
+                var output = layer.Forward(input, context);
+                if (timed >= 0) Profile!.End(timed);
+                return output;
+            }, Recompute);
         }
         return head.Forward(finalNorm.Forward(x));
     }

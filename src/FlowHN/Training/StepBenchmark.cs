@@ -45,9 +45,12 @@ public sealed record BenchResult(string Arch, string Split, long Parameters, int
 public static class StepBenchmark
 {
     public static BenchResult Run(ComputeDevice device, ModelConfig config, int batch, int seqLen, int warmup, int steps,
-        bool breakdown, TokenLoader? loader = null, int seed = 1, bool branchConcurrency = true)
+        bool breakdown, TokenLoader? loader = null, int seed = 1, bool branchConcurrency = true, bool recompute = false)
     {
+        if (breakdown && recompute)
+            throw new UserException("The breakdown times each layer as it runs once; with recomputation layers run twice. Leave out one of them.");
         using var model = LanguageModel.Create(device, config, seed);
+        model.Recompute = recompute;
         if (model is FlowHNLM f) f.BranchConcurrency = device.IsCuda && branchConcurrency;
         var parameters = model.Parameters().ToList();
         using var optimizer = new AdamW(device, parameters);
@@ -79,7 +82,7 @@ public static class StepBenchmark
         double peak = device.Peak.For(tf32);
         var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
             (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
-            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), device.Tape.ReleaseSegments));
+            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), model.ActivationMemory));
         var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
             memory,

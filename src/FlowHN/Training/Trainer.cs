@@ -63,7 +63,7 @@ public sealed class Trainer : IDisposable
     private void CheckMemory()
     {
         long tokens = (long)options.Batch * options.SeqLen;
-        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), device.Tape.ReleaseSegments);
+        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), model.ActivationMemory);
         long available = device.Allocator.LimitBytes > 0 ? device.Allocator.LimitBytes : device.MemoryBytes;
         long held = device.Allocator.BytesReserved; // weights, gradients and moments as allocated, rounding included
         double activations = memory.ActivationBytesPerToken * tokens;
@@ -71,12 +71,15 @@ public sealed class Trainer : IDisposable
         console.WriteLine($"memory: {held / gib:0.##} GiB of weights, gradients and AdamW moments + {activations / gib:0.##} GiB of " +
                           $"activations per batch of {options.Batch} (predicted) of {available / gib:0.##} GiB");
         if (held + activations <= available) return;
-        // The suggestion leaves a quarter of the activations' size for the allocator's rounding to its buckets.
+        // The suggestions leave a quarter of the activations' size for the allocator's rounding to its buckets.
         long fits = (long)Math.Floor((available - held) / (1.25 * memory.ActivationBytesPerToken * options.SeqLen));
+        var recomputed = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), ActivationMemory.Recomputed);
+        bool recomputeFits = !model.Recompute && held + 1.25 * recomputed.ActivationBytesPerToken * tokens <= available;
         throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Name} has " +
                                 $"{available / gib:0.#} GiB. " + (fits >= 1
-                                    ? $"Use --batch {fits} or less (with --accum to keep the tokens per step)."
-                                    : "Even one sequence does not fit: use a smaller --seq or preset."));
+                                    ? $"Use --batch {fits} or less (with --accum to keep the tokens per step)"
+                                    : "Even one sequence does not fit: use a smaller --seq or preset") +
+                                (recomputeFits ? $", or --recompute, which needs about {(held + recomputed.ActivationBytesPerToken * tokens) / gib:0.#} GiB." : "."));
     }
 
     /// <summary>Restores weights, optimizer moments, step and data position from the run's checkpoint.</summary>

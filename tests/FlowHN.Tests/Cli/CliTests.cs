@@ -141,6 +141,28 @@ public class CliTests
     }
 
     [Fact]
+    public void TrainWithRecomputationReportsTheSameLossAsWithout()
+    {
+        using var cache = new TempFolder();
+        string Train(params string[] extra)
+        {
+            using var run = new TempFolder();
+            var (code, output, error) = Run([
+                "train", "--device", "cpu", "--preset", "tiny", "--data", RepoPaths.Sample, "--cache", cache.Path, "--out", run.Path,
+                "--steps", "2", "--eval-batches", "1", "--batch", "2", "--seq", "32", .. extra]);
+            Assert.True(code == 0, error);
+            return output;
+        }
+        string plain = Train(), recomputed = Train("--recompute");
+        Assert.Contains("activation checkpointing: on", recomputed);
+        string LastLoss(string output) => output.Split('\n').Last(line => line.StartsWith("step ")).Split('|')[1];
+        Assert.Equal(LastLoss(plain), LastLoss(recomputed));
+        var (refused, _, message) = Run("bench", "--device", "cpu", "--recompute", "--breakdown");
+        Assert.Equal(2, refused);
+        Assert.Contains("--recompute", message);
+    }
+
+    [Fact]
     public void BenchOnTheCpuWritesEveryArchitectureAndSplit()
     {
         using var output = new TempFolder();

@@ -53,14 +53,29 @@ public class MemoryModelTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [InlineData("flowhn", "fac")]
+    [InlineData("flowhn", "none")]
+    [InlineData("transformer", "none")]
+    [InlineData("hymba", "none")]
+    public void PredictsARecomputingStep(string arch, string split)
+    {
+        var config = Presets.Get(arch, "tiny", 256) with { Layers = 6, Split = SplitWords.ParseStrategy(split) };
+        var memory = StepBenchmark.Run(TestDevice.Cpu, config, 2, 64, warmup: 1, steps: 1, breakdown: false, recompute: true).Memory;
+        output.WriteLine($"activations/token {memory.ActivationBytesPerToken:0} vs {memory.Predicted.ActivationBytesPerToken:0}");
+        Assert.InRange(memory.Predicted.ActivationBytesPerToken / memory.ActivationBytesPerToken, 0.98, 1.02);
+    }
+
     [Fact]
     public void ReleasingLayersAfterTheirBackwardLowersThePeak()
     {
         var config = Presets.Get("flowhn", "1b", 50257) with { Split = SplitStrategy.None };
         double released = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda).ActivationBytesPerToken;
-        double kept = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda, releaseSegments: false).ActivationBytesPerToken;
-        output.WriteLine($"flowhn 1b: {released / 1024:0} KiB/token released, {kept / 1024:0} kept");
+        double kept = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda, ActivationMemory.Kept).ActivationBytesPerToken;
+        double recomputed = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda, ActivationMemory.Recomputed).ActivationBytesPerToken;
+        output.WriteLine($"flowhn 1b: {kept / 1024:0} KiB/token kept, {released / 1024:0} released, {recomputed / 1024:0} recomputed");
         Assert.True(released < 0.7 * kept);
+        Assert.True(recomputed < 0.5 * released);
     }
 
     private void AssertPredicted(FlowHN.Runtime.ComputeDevice device, ModelConfig config, int batch, int seqLen)

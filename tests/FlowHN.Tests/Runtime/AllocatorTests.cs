@@ -65,15 +65,17 @@ public class AllocatorTests
     }
 
     [Theory]
-    [InlineData("flowhn")]
-    [InlineData("hymba")]
-    [InlineData("shm")]
-    public void MidStepFreesHappenOnlyOnTheMainStreamOnceALayersBackwardIsDone(string arch)
+    [InlineData("flowhn", false)]
+    [InlineData("flowhn", true)]
+    [InlineData("hymba", false)]
+    [InlineData("shm", true)]
+    public void MidStepFreesHappenOnlyOnTheMainStream(string arch, bool recompute)
     {
         // Safety for concurrent branches: a block returned mid-step may be handed to any stream, so it must go back
         // on the main stream, after the block's branches have joined it.
         var device = TestDevice.Cpu;
         using var model = TwoLayers(device, arch);
+        model.Recompute = recompute;
         var freeStreams = new List<DeviceStream>();
         device.Allocator.OnFree = _ => freeStreams.Add(device.CurrentStream);
         try
@@ -81,7 +83,7 @@ public class AllocatorTests
             using (device.BeginScope())
             {
                 var loss = Loss(device, model);
-                Assert.Empty(freeStreams);                    // nothing goes back during the forward
+                if (!recompute) Assert.Empty(freeStreams);    // without recomputation nothing goes back in the forward
                 device.Tape.Backward(loss);
                 Assert.NotEmpty(freeStreams);
                 Assert.All(freeStreams, stream => Assert.Same(device.DefaultStream, stream));
@@ -123,14 +125,15 @@ public class AllocatorTests
     [InlineData("transformer")]
     [InlineData("shm")]
     [InlineData("hymba")]
-    public void ReleasedMemoryIsNeverReadAgain(string arch)
+    public void ReleasedMemoryIsNeverReadAgainAndRecomputingChangesNothing(string arch)
     {
         // Every returned block is overwritten with NaN at once: if a later kernel still read one, the gradients
         // would differ from a run that keeps everything until the step ends.
         var device = TestDevice.Cpu;
-        float[] Gradients(bool release)
+        float[] Gradients(bool release, bool recompute)
         {
             using var model = TwoLayers(device, arch);
+            model.Recompute = recompute;
             device.Tape.ReleaseSegments = release;
             device.Allocator.OnFree = block => device.Kernels.Elementwise.Fill(block.View, float.NaN);
             try
@@ -144,10 +147,31 @@ public class AllocatorTests
                 device.Tape.ReleaseSegments = true;
             }
         }
-        var kept = Gradients(release: false);
-        var released = Gradients(release: true);
-        Assert.All(released, g => Assert.True(float.IsFinite(g)));
-        Assert.Equal(kept, released);
+        var kept = Gradients(release: false, recompute: false);
+        Assert.All(kept, g => Assert.True(float.IsFinite(g)));
+        Assert.Equal(kept, Gradients(release: true, recompute: false));
+        Assert.Equal(kept, Gradients(release: true, recompute: true));
+    }
+
+    [Theory]
+    [InlineData("flowhn")]
+    [InlineData("jamba")]
+    public void RecomputingKeepsOnlyTheLayersOutputs(string arch)
+    {
+        var device = TestDevice.Cpu;
+        var config = FlowHN.Models.Presets.Get(arch, "tiny", 256) with { Layers = 8 };
+        double Activations(bool recompute)
+        {
+            using var model = FlowHN.Models.LanguageModel.Create(device, config, seed: 1);
+            model.Recompute = recompute;
+            long before = device.Allocator.RequestedBytesInUse;
+            device.Allocator.ResetPeak();
+            using (device.BeginScope()) device.Tape.Backward(Loss(device, model, batch: 2, seqLen: 64));
+            model.ZeroGrad();
+            return device.Allocator.PeakRequestedBytes - before;
+        }
+        double kept = Activations(recompute: false), recomputed = Activations(recompute: true);
+        Assert.True(recomputed < 0.5 * kept, $"{recomputed} vs {kept} bytes");
     }
 
     private static FlowHN.Models.LanguageModel TwoLayers(ComputeDevice device, string arch)
@@ -158,10 +182,11 @@ public class AllocatorTests
         return model;
     }
 
-    private static Tensor Loss(ComputeDevice device, FlowHN.Models.LanguageModel model)
+    private static Tensor Loss(ComputeDevice device, FlowHN.Models.LanguageModel model, int batch = 2, int seqLen = 12)
     {
-        var ids = TokenIndex.FromHost(device, Reference.RandomInts(24, 64, 2), 2, 12);
-        var targets = Tensor.FromArray(device, Reference.RandomInts(24, 64, 3), 24);
-        return Ops.CrossEntropy(model.Forward(ids, 2, 12), targets, overwriteLogits: true);
+        int vocab = model.Config.VocabSize;
+        var ids = TokenIndex.FromHost(device, Reference.RandomInts(batch * seqLen, vocab, 2), batch, seqLen);
+        var targets = Tensor.FromArray(device, Reference.RandomInts(batch * seqLen, vocab, 3), batch * seqLen);
+        return Ops.CrossEntropy(model.Forward(ids, batch, seqLen), targets, overwriteLogits: true);
     }
 }
