@@ -38,6 +38,33 @@ internal static class CublasNative
     }
 }
 
+/// <summary>
+/// The arguments of the column-major cuBLAS call that computes row-major C = alpha A B + beta C: as column-major
+/// data, C is C^T = B^T A^T, so B comes first (m' = N, n' = M). An operand is passed as it is stored when its
+/// column stride is 1 (then its row stride is the leading dimension), else transposed (its row stride is 1 and
+/// the column stride leads); BLAS wants each leading dimension at least the stored matrix's row count.
+/// </summary>
+internal readonly record struct CublasGemmCall(int OpFirst, int LdFirst, int OpSecond, int LdSecond)
+{
+    /// <summary>The call for <paramref name="s"/>, or null when cuBLAS cannot take its strides.</summary>
+    public static CublasGemmCall? For(in GemmShape s)
+    {
+        if (s.CRow < Math.Max(1, s.N)) return null;
+        var b = Operand(s.BRow, s.BCol, s.K, s.N);
+        var a = Operand(s.ARow, s.ACol, s.M, s.K);
+        return a is { } second && b is { } first ? new CublasGemmCall(first.Op, first.Ld, second.Op, second.Ld) : null;
+    }
+
+    /// <summary>A row-major [rows, cols] operand: as stored (column-major it is its transpose) or transposed.</summary>
+    private static (int Op, int Ld)? Operand(int rowStride, int colStride, int rows, int cols)
+    {
+        // Both tests matter for degenerate shapes: a [1, K] view of a [K, 1] tensor has strides (1, 1).
+        if (colStride == 1 && rowStride >= Math.Max(1, cols)) return (CublasNative.OpN, rowStride);
+        if (rowStride == 1 && colStride >= Math.Max(1, rows)) return (CublasNative.OpT, colStride);
+        return null;
+    }
+}
+
 /// <summary>A cuBLAS handle bound to one device; null when cuBLAS cannot be loaded.</summary>
 internal sealed class CublasHandle : IDisposable
 {
@@ -55,8 +82,13 @@ internal sealed class CublasHandle : IDisposable
                 reason = $"cublasCreate failed with status {status}";
                 return null;
             }
-            CublasNative.Check(CublasNative.SetMathMode(h, tf32 ? CublasNative.Tf32TensorOpMath : CublasNative.DefaultMath),
-                "cublasSetMathMode");
+            status = CublasNative.SetMathMode(h, tf32 ? CublasNative.Tf32TensorOpMath : CublasNative.DefaultMath);
+            if (status != 0)
+            {
+                CublasNative.Destroy(h);
+                reason = $"cublasSetMathMode failed with status {status}";
+                return null;
+            }
             reason = "";
             return new CublasHandle(h);
         }
@@ -67,21 +99,13 @@ internal sealed class CublasHandle : IDisposable
         }
     }
 
-    /// <summary>
-    /// Row-major C = alpha A B + beta C through column-major cuBLAS: C^T = B^T A^T, so B comes first.
-    /// Each operand must have one unit stride (checked by the caller).
-    /// </summary>
-    public void Gemm(IntPtr stream, in GemmShape s, int batch, IntPtr a, IntPtr b, IntPtr c)
+    /// <summary>Row-major C = alpha A B + beta C (see <see cref="CublasGemmCall"/>).</summary>
+    public void Gemm(IntPtr stream, in GemmShape s, CublasGemmCall call, int batch, IntPtr a, IntPtr b, IntPtr c)
     {
         CublasNative.Check(CublasNative.SetStream(handle, stream), "cublasSetStream");
-        // Column-major, B^T is n x k: stored as-is when B is row-major (BCol == 1), else transposed.
-        int opB = s.BCol == 1 ? CublasNative.OpN : CublasNative.OpT;
-        int ldb = s.BCol == 1 ? s.BRow : s.BCol;
-        int opA = s.ACol == 1 ? CublasNative.OpN : CublasNative.OpT;
-        int lda = s.ACol == 1 ? s.ARow : s.ACol;
         float alpha = s.Alpha, beta = s.Beta;
-        CublasNative.Check(CublasNative.SgemmStridedBatched(handle, opB, opA, s.N, s.M, s.K, ref alpha,
-            b, ldb, s.BBatch, a, lda, s.ABatch, ref beta, c, s.CRow, s.CBatch, batch), "cublasSgemmStridedBatched");
+        CublasNative.Check(CublasNative.SgemmStridedBatched(handle, call.OpFirst, call.OpSecond, s.N, s.M, s.K, ref alpha,
+            b, call.LdFirst, s.BBatch, a, call.LdSecond, s.ABatch, ref beta, c, s.CRow, s.CBatch, batch), "cublasSgemmStridedBatched");
     }
 
     public void Dispose()

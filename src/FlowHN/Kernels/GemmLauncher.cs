@@ -61,8 +61,8 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
             Device.Kernels.Elementwise.Scale(c.View, c.View, beta);
             return;
         }
-        if (cublas is not null && CublasCompatible(s))
-            HandleFor(Device.CurrentStream).Gemm(Device.CurrentStream.NativeHandle, s, batch, Pointer(a), Pointer(b),
+        if (cublas is not null && CublasGemmCall.For(s) is { } call)
+            HandleFor(Device.CurrentStream).Gemm(Device.CurrentStream.NativeHandle, s, call, batch, Pointer(a), Pointer(b),
                 c.View.LoadEffectiveAddressAsPtr());
         else if (host)
             RunHost(a, b, c, s, batch);
@@ -95,13 +95,6 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
 
     private static IntPtr Pointer(Tensor t) => t.Block.View.SubView(t.Offset).LoadEffectiveAddressAsPtr();
 
-    /// <summary>cuBLAS needs, per operand, one unit stride and a leading dimension at least the other extent.</summary>
-    private static bool CublasCompatible(in GemmShape s) =>
-        LeadingOk(s.ARow, s.ACol, s.M, s.K) && LeadingOk(s.BRow, s.BCol, s.K, s.N) && s.CRow >= Math.Max(1, s.N);
-
-    private static bool LeadingOk(int rowStride, int colStride, int rows, int cols) =>
-        (colStride == 1 && rowStride >= Math.Max(1, cols)) || (rowStride == 1 && colStride >= Math.Max(1, rows));
-
     internal static GemmShape Describe(Tensor a, Tensor b, Tensor c, float alpha, float beta, out int batch)
     {
         if (!c.IsContiguous) throw new ArgumentException("MatMul output must be contiguous.");
@@ -123,6 +116,14 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
             CBatch = c.Rank == 3 ? c.Strides[0] : 0,
             Alpha = alpha, Beta = beta,
         };
+    }
+
+    /// <summary>Destroys the cuBLAS handle of a stream that is going away (branch streams are made and dropped).</summary>
+    internal void ForgetStream(DeviceStream stream)
+    {
+        if (!streamHandles.Remove(stream, out var handle)) return;
+        stream.Synchronize(); // the handle's queued work finishes before it goes
+        handle.Dispose();
     }
 
     private CublasHandle HandleFor(DeviceStream stream)

@@ -61,6 +61,8 @@ public sealed class BranchStreams : IDisposable
         forked.Dispose();
         firstDone.Dispose();
         secondDone.Dispose();
+        device.Kernels.Gemm.ForgetStream(First);
+        device.Kernels.Gemm.ForgetStream(Second);
         First.Dispose();
         Second.Dispose();
     }

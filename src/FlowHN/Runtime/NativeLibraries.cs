@@ -13,9 +13,12 @@ public static class NativeLibraries
 {
     private static int registered;
 
-    /// <summary>cuBLAS file names tried in order, newest first.</summary>
+    /// <summary>
+    /// cuBLAS file names tried in order: 12 first, because it runs on every driver from r525 while 13 needs r580, and
+    /// the first library that loads is the one used even if its handle then cannot be created.
+    /// </summary>
     public static readonly string[] CublasCandidates =
-        Enumerable.Range(10, 4).Reverse().Select(v => $"libcublas.so.{v}").Prepend("libcublas.so").ToArray();
+        ["libcublas.so.12", "libcublas.so.13", "libcublas.so.11", "libcublas.so.10", "libcublas.so"];
 
     public static void Register()
     {
