@@ -150,20 +150,23 @@ public sealed class Trainer : IDisposable
     /// <summary>One optimizer step over <c>Accumulation</c> micro-batches; returns the mean loss.</summary>
     private double TrainStep(double lr)
     {
-        double total = 0;
-        using (var scope = device.BeginScope())
+        double total;
+        using (device.BeginScope())
         {
-            var losses = new List<Tensor>();
+            var lossSum = Tensor.Zeros(device, [1]);
             for (int micro = 0; micro < options.Accumulation; micro++)
             {
+                // Each micro-batch in its own scope: its memory goes back before the next one starts, once the
+                // backward has joined every stream. Its loss is added up on the device (no wait for the host).
+                using var microScope = device.BeginScope();
                 var batch = loader.NextBatch(options.Batch, options.SeqLen);
                 var loss = Evaluation.Loss(device, model, batch);
-                losses.Add(loss);
+                device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View);
                 // Each micro-batch contributes 1/accumulation of the gradient.
                 device.Tape.Backward(options.Accumulation == 1 ? loss : Ops.Scale(loss, 1f / options.Accumulation));
             }
             optimizer.Step(lr);
-            foreach (var loss in losses) total += loss.Item();
+            total = lossSum.Item();
         }
         model.ZeroGrad();
         return total / options.Accumulation;

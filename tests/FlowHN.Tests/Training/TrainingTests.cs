@@ -171,6 +171,33 @@ public class TrainingTests
         Assert.NotEqual(unpacked[0], unpacked[^1]);
     }
 
+    [Theory]
+    [InlineData("transformer")]
+    [InlineData("flowhn")]
+    public void AccumulatingMicroBatchesTrainsLikeOneBigBatch(string arch)
+    {
+        using var cache = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        (IReadOnlyList<double> Losses, float GradNorm, long PeakBytes) Train(int batch, int accumulation)
+        {
+            using var run = new TempFolder();
+            using var model = LanguageModel.Create(device, Small with { Arch = arch }, seed: 9);
+            var options = QuickOptions(3) with { Batch = batch, Accumulation = accumulation };
+            using var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null);
+            device.Allocator.ResetPeak();
+            var losses = trainer.Run().StepLosses;
+            return (losses, trainer.Optimizer.LastGradNorm(), device.Allocator.PeakRequestedBytes);
+        }
+        var whole = Train(batch: 4, accumulation: 1);
+        var split = Train(batch: 2, accumulation: 2);
+        for (int i = 0; i < whole.Losses.Count; i++) Assert.Equal(whole.Losses[i], split.Losses[i], 4);
+        // AdamW would hide a gradient of the wrong scale; its norm does not.
+        Assert.Equal(whole.GradNorm, split.GradNorm, 4);
+        // A micro-batch's memory goes back before the next one starts (only the scaled loss is extra: a few bytes).
+        Assert.InRange(split.PeakBytes - Train(batch: 2, accumulation: 1).PeakBytes, 0, 64);
+    }
+
     [Fact]
     public void PackingKeepsValuesAndPutsDecayedParametersFirst()
     {
