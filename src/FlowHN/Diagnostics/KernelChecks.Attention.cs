@@ -12,16 +12,22 @@ public static partial class KernelChecks
         ? AttentionLauncher.Shape(2, queryLength, 300, 8, 2, 64)
         : AttentionLauncher.Shape(2, queryLength, 37, 4, 2, 24);
 
+    /// <summary>One sequence and one KV head: an odd number of query and key rows, so the last group has spare rows.</summary>
+    private static AttentionShape OddAttentionSize(ComputeDevice d) => d.IsCuda
+        ? AttentionLauncher.Shape(1, 301, 301, 8, 1, 64)
+        : AttentionLauncher.Shape(1, 37, 37, 1, 1, 8);
+
     /// <summary>
-    /// Two cases, the worse error counts: ordinary causal attention, and queries for only the last third of the
-    /// positions attending to keys of all positions (the mask by position).
+    /// Three cases, the worst error counts: ordinary causal attention, queries for only the last third of the
+    /// positions attending to keys of all positions (the mask by position), and odd row counts.
     /// </summary>
     private static double AttentionCheck(ComputeDevice d, Random random, bool backward)
     {
         int length = AttentionSize(d, 1).KeyLength;
         int subset = length / 3;
-        return Math.Max(AttentionCase(d, random, AttentionSize(d, length), 0, backward),
-            AttentionCase(d, random, AttentionSize(d, subset), length - subset, backward));
+        return Math.Max(Math.Max(AttentionCase(d, random, AttentionSize(d, length), 0, backward),
+            AttentionCase(d, random, AttentionSize(d, subset), length - subset, backward)),
+            AttentionCase(d, random, OddAttentionSize(d), 0, backward));
     }
 
     private static double AttentionCase(ComputeDevice d, Random random, AttentionShape s, int firstQuery, bool backward)

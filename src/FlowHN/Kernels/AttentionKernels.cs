@@ -237,7 +237,9 @@ public static class AttentionKernels
         {
             int row = first + loop.Offset;
             bool active = row < rows;
-            int j = row % lk, g = row / lk % hkv, b = row / lk / hkv;
+            // Rows past the end still walk the query tiles (for the barriers): give them a real row to read.
+            int safeRow = active ? row : 0;
+            int j = safeRow % lk, g = safeRow / lk % hkv, b = safeRow / lk / hkv;
             long kAt = (b * (long)lk + j) * kStride + (long)g * d;
             for (int e = lane; e < d && active; e += lanes)
             {

@@ -88,6 +88,14 @@ public sealed class SelectiveScanLauncher : KernelFamily
     public static long BackwardScratchLength(SelectiveScanShape s, bool initialScratch = false) =>
         2 * s.Blocks * s.StateRowsLength + (long)s.Batch * s.ParamSlots * s.Channels + (initialScratch ? (long)s.Pairs * s.States : 0);
 
+    /// <summary>
+    /// Device memory the driver sets aside for the backward kernel's local arrays (the recomputed chunk and three
+    /// per-state arrays per thread), for every thread the GPU can hold at once. It is taken when the kernel is
+    /// first launched and is not the allocator's: about 1.2 GiB on an H100.
+    /// </summary>
+    public static long LocalMemoryReserve(int multiprocessors, int threadsPerMultiprocessor) =>
+        (long)multiprocessors * threadsPerMultiprocessor * (SelectiveScanKernels.ChunkStateFloats + 3 * SelectiveScanKernels.MaxStates) * sizeof(float);
+
     /// <summary>Floats of the boundary states a training forward saves.</summary>
     public static long BoundaryLength(SelectiveScanShape s) => (long)s.Batch * s.Chunks * s.States * s.Channels;
 

@@ -65,6 +65,9 @@ public sealed class Trainer : IDisposable
         long tokens = (long)options.Batch * options.SeqLen;
         var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), model.ActivationMemory);
         long available = device.Allocator.LimitBytes > 0 ? device.Allocator.LimitBytes : device.MemoryBytes;
+        if (device.IsCuda && model.Config.Arch != "transformer") // memory the driver takes for the scan's local arrays
+            available -= SelectiveScanLauncher.LocalMemoryReserve(device.Accelerator.NumMultiprocessors,
+                device.Accelerator.MaxNumThreadsPerMultiprocessor);
         long held = device.Allocator.BytesReserved; // weights, gradients and moments as allocated, rounding included
         double activations = memory.ActivationBytesPerToken * tokens;
         const double gib = 1 << 30;
