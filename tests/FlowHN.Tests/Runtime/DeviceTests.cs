@@ -58,4 +58,12 @@ public class DeviceTests
         end.Record(stream);
         Assert.True(DeviceEvent.ElapsedMilliseconds(start, end) >= 0);
     }
+
+    [Fact]
+    public void KernelsRefuseMoreElementsThanTheirGridStrideLoopsCanStepOver()
+    {
+        Assert.Equal(FlowHN.Kernels.Launch.MaxElements, FlowHN.Kernels.Launch.CheckedInt(FlowHN.Kernels.Launch.MaxElements, "x"));
+        var e = Assert.Throws<UserException>(() => FlowHN.Kernels.Launch.CheckedInt(FlowHN.Kernels.Launch.MaxElements + 1L, "logits"));
+        Assert.Contains("--batch", e.Message);
+    }
 }
