@@ -55,7 +55,8 @@ public sealed class ReduceLauncher : KernelFamily
         ArrayView<float> b = default, ArrayView<float> rowScale = default)
     {
         bool weighted = b.IsValid;
-        int rowsPerChunk = Device.IsCuda ? 64 : Math.Max(64, rows / Device.Accelerator.NumMultiprocessors + 1);
+        // Chunks go in grid.y, which CUDA caps at 65535.
+        int rowsPerChunk = Device.IsCuda ? Math.Max(64, (rows + 65534) / 65535) : Math.Max(64, rows / Device.Accelerator.NumMultiprocessors + 1);
         int chunks = Math.Max(1, (rows + rowsPerChunk - 1) / rowsPerChunk);
         using var partial = Scratch((long)chunks * cols);
         int group = Device.GroupSize;
