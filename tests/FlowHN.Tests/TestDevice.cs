@@ -5,9 +5,9 @@ using FlowHN.Runtime;
 namespace FlowHN.Tests;
 
 /// <summary>
-/// Shared CPU-accelerator devices: the default preset (warp 2, one warp per group) and a wider one
-/// (warp 4, two warps per group, four threads per row in row kernels) so group-level code and shared-memory
-/// reductions run too.
+/// Shared CPU-accelerator devices: the default preset (warp 2, one warp per group), a wider one (warp 4, two
+/// warps per group, four threads per row in row kernels) so group-level code and shared-memory reductions run
+/// too, and one with a GPU's geometry for the kernel checks.
 /// </summary>
 public static class TestDevice
 {
@@ -16,11 +16,23 @@ public static class TestDevice
     {
         Device = DeviceKind.Cpu, CpuWarpSize = 4, CpuWarpsPerGroup = 2, CpuLanesPerRow = 4,
     }));
+    private static readonly Lazy<ComputeDevice> warp32 = new(() => ComputeDevice.Create(new DeviceOptions
+    {
+        Device = DeviceKind.Cpu, CpuWarpSize = 32, CpuWarpsPerGroup = 4, CpuLanesPerRow = 32,
+    }));
 
     public static ComputeDevice Cpu => cpu.Value;
     public static ComputeDevice Wide => wide.Value;
 
     public static IEnumerable<object[]> Both() => [["default"], ["wide"]];
 
-    public static ComputeDevice Get(string name) => name == "wide" ? Wide : Cpu;
+    /// <summary>A GPU's geometry on the CPU: warps of 32, groups of 128, 32 threads per row (slow; kernel checks only).</summary>
+    public static ComputeDevice Warp32 => warp32.Value;
+
+    public static ComputeDevice Get(string name) => name switch
+    {
+        "wide" => Wide,
+        "warp32" => Warp32,
+        _ => Cpu,
+    };
 }

@@ -2,12 +2,15 @@ using FlowHN.Diagnostics;
 
 namespace FlowHN.Tests.Kernels;
 
-/// <summary>Every kernel against its float64 reference, on both CPU presets.</summary>
+/// <summary>
+/// Every kernel against its float64 reference, on both CPU presets and on the CPU with a GPU's geometry (warps of
+/// 32, groups of 128, 32 threads per row), which exercises the sizes and lane counts CUDA launches use.
+/// </summary>
 public class KernelCheckTests
 {
     public static IEnumerable<object[]> Cases() =>
         from name in KernelChecks.Names
-        from device in new[] { "default", "wide" }
+        from device in new[] { "default", "wide", "warp32" }
         select new object[] { name, device };
 
     [Theory]
