@@ -135,9 +135,9 @@ public static class MemoryModel
         }
 
         /// <summary>RMSNorm over <paramref name="rows"/> rows of d: the output and 1/rms per row.</summary>
-        public void Norm(long rows, int width = 0)
+        public void Norm(long rows)
         {
-            Output(rows * (width > 0 ? width : c.Dim));
+            Output(rows * c.Dim);
             Saved(rows);
         }
 
