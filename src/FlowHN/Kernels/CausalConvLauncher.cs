@@ -27,7 +27,7 @@ public sealed class CausalConvLauncher : KernelFamily
 
     /// <summary>The sizes of a call; chunk 0 picks the timesteps per thread for the device.</summary>
     public CausalConvShape Shape(int batch, int length, int channels, int width, bool silu, bool hasState, int chunk = 0) =>
-        ShapeFor(KernelGeometry.Of(Device), batch, length, channels, width, silu, hasState, chunk);
+        ShapeFor(DeviceGeometry, batch, length, channels, width, silu, hasState, chunk);
 
     /// <inheritdoc cref="Shape"/>
     public static CausalConvShape ShapeFor(KernelGeometry geometry, int batch, int length, int channels, int width, bool silu,

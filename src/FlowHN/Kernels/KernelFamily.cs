@@ -13,9 +13,16 @@ public abstract class KernelFamily
 {
     private readonly List<MethodInfo> methods = new();
 
-    protected KernelFamily(ComputeDevice device) => Device = device;
+    protected KernelFamily(ComputeDevice device)
+    {
+        Device = device;
+        DeviceGeometry = KernelGeometry.Of(device);
+    }
 
     protected ComputeDevice Device { get; }
+
+    /// <summary>The device traits launch shapes depend on (fixed for the device's lifetime).</summary>
+    protected KernelGeometry DeviceGeometry { get; }
 
     /// <summary>The stream launches go to (the device's current stream).</summary>
     protected AcceleratorStream Stream => Device.CurrentStream.Native;

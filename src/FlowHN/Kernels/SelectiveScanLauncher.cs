@@ -36,7 +36,7 @@ public sealed class SelectiveScanLauncher : KernelFamily
     /// thread walking enough channels that the partial rows stay few while every thread still gets work.
     /// </summary>
     public SelectiveScanShape Shape(int batch, int length, int channels, int states, bool hasInitial, int chunk = 0) =>
-        ShapeFor(KernelGeometry.Of(Device), batch, length, channels, states, hasInitial, chunk);
+        ShapeFor(DeviceGeometry, batch, length, channels, states, hasInitial, chunk);
 
     /// <inheritdoc cref="Shape"/>
     public static SelectiveScanShape ShapeFor(KernelGeometry geometry, int batch, int length, int channels, int states,

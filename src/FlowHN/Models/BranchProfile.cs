@@ -8,7 +8,7 @@ namespace FlowHN.Models;
 /// mark also puts its mirror on the tape (a branch's forward start is its backward end), so the backward, which
 /// replays the branches on their own streams, is timed the same way.
 /// </summary>
-public sealed class BranchProfile : IDisposable
+public sealed class BranchProfile : IPassProfile, IDisposable
 {
     private enum Mark { Start, AttentionStart, AttentionEnd, SsmStart, SsmEnd, End }
 
@@ -42,9 +42,7 @@ public sealed class BranchProfile : IDisposable
     private void Record(int block, Mark mark)
     {
         var events = pool[block];
-        events[(int)mark].Record(device.CurrentStream);
-        int mirror = Marks + (int)Mirror(mark);
-        if (device.GradEnabled) device.Tape.Record(() => events[mirror].Record(device.CurrentStream));
+        PassMarks.Record(device, events[(int)mark], events[Marks + (int)Mirror(mark)]);
     }
 
     /// <summary>The backward mark at the point where a forward mark's work is undone: a start becomes an end.</summary>

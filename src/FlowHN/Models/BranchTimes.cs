@@ -1,4 +1,32 @@
+using FlowHN.Runtime;
+
 namespace FlowHN.Models;
+
+/// <summary>What the bench's breakdown reads from a profile after a timed forward and backward pass.</summary>
+public interface IPassProfile
+{
+    BranchTimes Forward { get; }
+    BranchTimes Backward { get; }
+
+    void Reset();
+
+    /// <summary>Adds the times recorded since the last call (waits for them); the backward's once one has run.</summary>
+    void Collect(bool backward);
+}
+
+/// <summary>Profile marks that time the backward too.</summary>
+internal static class PassMarks
+{
+    /// <summary>
+    /// Records <paramref name="forward"/> now and, when a backward will run, <paramref name="backward"/> at the
+    /// mirrored point of the tape (a forward start is a backward end), on the stream the tape replays it on.
+    /// </summary>
+    public static void Record(ComputeDevice device, DeviceEvent forward, DeviceEvent backward)
+    {
+        forward.Record(device.CurrentStream);
+        if (device.GradEnabled) device.Tape.Record(() => backward.Record(device.CurrentStream));
+    }
+}
 
 /// <summary>
 /// Times of the attention and SSM work of a pass (forward or backward), summed over blocks or layers:

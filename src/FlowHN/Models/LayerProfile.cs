@@ -10,7 +10,7 @@ namespace FlowHN.Models;
 /// (<see cref="IPartTimer"/>). Each forward mark also puts its mirror on the tape (a layer's forward start is its
 /// backward end), so the backward is timed the same way.
 /// </summary>
-public sealed class LayerProfile : IDisposable, IPartTimer
+public sealed class LayerProfile : IPassProfile, IPartTimer, IDisposable
 {
     private sealed record LayerEvents(DeviceEvent Start, DeviceEvent End, DeviceEvent BackwardStart, DeviceEvent BackwardEnd, MixerKind Kind);
 
@@ -29,22 +29,15 @@ public sealed class LayerProfile : IDisposable, IPartTimer
             pool.Add(new LayerEvents(device.CreateEvent(timing: true), device.CreateEvent(timing: true), device.CreateEvent(timing: true),
                 device.CreateEvent(timing: true), kind));
         else pool[used] = pool[used] with { Kind = kind };
-        Record(pool[used].Start, pool[used].BackwardEnd);
+        PassMarks.Record(device, pool[used].Start, pool[used].BackwardEnd);
         return used++;
     }
 
-    internal void End(int layer) => Record(pool[layer].End, pool[layer].BackwardStart);
+    internal void End(int layer) => PassMarks.Record(device, pool[layer].End, pool[layer].BackwardStart);
 
     int IPartTimer.BeginPart(bool attention) => Begin(attention ? MixerKind.Attention : MixerKind.Mamba);
 
     void IPartTimer.EndPart(int part) => End(part);
-
-    /// <summary>Records a forward mark now and, when a backward will run, its mirror on the tape.</summary>
-    private void Record(DeviceEvent forward, DeviceEvent backward)
-    {
-        forward.Record(device.CurrentStream);
-        if (device.GradEnabled) device.Tape.Record(() => backward.Record(device.CurrentStream));
-    }
 
     /// <summary>Adds the times recorded since the last call (waits for them); the backward's once a backward has run.</summary>
     public void Collect(bool backward)

@@ -125,6 +125,17 @@ public static class StepBenchmark
     {
         using var profile = new LayerProfile(device);
         model.Profile = profile;
+        var median = MedianOfThree(device, model, profile, next);
+        model.Profile = null;
+        return median;
+    }
+
+    /// <summary>
+    /// Three timed forward and backward passes with <paramref name="profile"/> attached to the model; the one
+    /// whose step takes the median time, a whole sample, so its parts add up.
+    /// </summary>
+    private static BranchBreakdown MedianOfThree(ComputeDevice device, LanguageModel model, IPassProfile profile, Func<TokenBatch> next)
+    {
         var samples = new List<BranchBreakdown>();
         for (int i = 0; i < 3; i++)
         {
@@ -133,8 +144,7 @@ public static class StepBenchmark
             profile.Collect(backward: true);
             samples.Add(new BranchBreakdown(profile.Forward, forward, profile.Backward, backward));
         }
-        model.Profile = null;
-        return Median(samples);
+        return samples.OrderBy(s => s.ForwardMs + s.BackwardMs).ElementAt(samples.Count / 2);
     }
 
     /// <summary>
@@ -173,15 +183,7 @@ public static class StepBenchmark
         BranchBreakdown Passes(bool concurrent)
         {
             model.BranchConcurrency = concurrent;
-            var samples = new List<BranchBreakdown>();
-            for (int i = 0; i < 3; i++)
-            {
-                profile.Reset();
-                var (forward, backward) = TimedPasses(device, model, next());
-                profile.Collect(backward: true);
-                samples.Add(new BranchBreakdown(profile.Forward, forward, profile.Backward, backward));
-            }
-            return Median(samples);
+            return MedianOfThree(device, model, profile, next);
         }
         var serial = Passes(concurrent: false);
         var both = device.IsCuda && concurrency ? Passes(concurrent: true) : serial;
@@ -191,7 +193,4 @@ public static class StepBenchmark
             serial.Backward with { ConcurrentMs = both.Backward.ConcurrentMs }, both.BackwardMs);
     }
 
-    /// <summary>The sample whose step (forward + backward) takes the median time; one whole sample, so its parts add up.</summary>
-    private static BranchBreakdown Median(IReadOnlyList<BranchBreakdown> samples) =>
-        samples.OrderBy(s => s.ForwardMs + s.BackwardMs).ElementAt(samples.Count / 2);
 }
