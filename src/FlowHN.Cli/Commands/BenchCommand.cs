@@ -47,7 +47,7 @@ public static class BenchCommand
             var splitList = r.GetValue(splits)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(SplitWords.ParseStrategy).ToList();
             var splitContext = SplitWords.ParseContext(r.GetValue(context)!);
-            using var device = ComputeDevice.Create(deviceOptions.Read(r));
+            using var device = DeviceOptionSet.Open(deviceOptions.Read(r), console);
             DataSource? source = r.GetValue(data) is { Length: > 0 } path
                 ? DataSource.Open(path, tiny ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName, Path.Combine("runs", "data-cache"))
                 : null;
@@ -55,7 +55,8 @@ public static class BenchCommand
             string header = $"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}; peak {device.Peak}\n\n" +
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
-                            $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+                            $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC" +
+                            (device.IsCuda && device.Kernels.Gemm.Warning is { } warning ? $"\n\n**warning:** {warning}" : "");
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
             foreach (string arch in archList)

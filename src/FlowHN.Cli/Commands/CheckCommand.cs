@@ -21,7 +21,7 @@ public static class CheckCommand
         command.Options.Add(seed);
         command.SetAction(result =>
         {
-            using var device = ComputeDevice.Create(deviceOptions.Read(result));
+            using var device = DeviceOptionSet.Open(deviceOptions.Read(result), console);
             var o = console.Out;
             o.WriteLine($"device: {device.Describe()}");
             o.WriteLine($"matmul: {device.Kernels.Gemm.BackendName}");

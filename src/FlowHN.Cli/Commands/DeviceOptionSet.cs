@@ -50,6 +50,20 @@ public sealed class DeviceOptionSet
         command.Options.Add(CpuThreads);
     }
 
+    private static int warned;
+
+    /// <summary>
+    /// Creates the device a command runs on. On CUDA without cuBLAS it says so on stderr, once per process, before
+    /// any work: a silent fallback would make every number 3-5x slower without telling anyone why.
+    /// </summary>
+    public static ComputeDevice Open(DeviceOptions options, CliConsole console)
+    {
+        var device = ComputeDevice.Create(options);
+        if (device.IsCuda && device.Kernels.Gemm.Warning is { } warning && Interlocked.Exchange(ref warned, 1) == 0)
+            console.Error.WriteLine($"warning: {warning}");
+        return device;
+    }
+
     public DeviceOptions Read(ParseResult result) => new()
     {
         Device = DeviceOptions.ParseDevice(result.GetValue(Device)!),

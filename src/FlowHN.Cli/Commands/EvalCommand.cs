@@ -21,7 +21,7 @@ public static class EvalCommand
         deviceOptions.AddTo(command);
         command.SetAction(r =>
         {
-            using var device = ComputeDevice.Create(deviceOptions.Read(r));
+            using var device = DeviceOptionSet.Open(deviceOptions.Read(r), console);
             using var loaded = RunModel.Load(device, r.GetValue(run)!);
             var source = DataSource.Open(r.GetValue(data)!, loaded.Tokenizer.Name, Path.Combine("runs", "data-cache"));
             int seqLen = r.GetValue(seq) > 0 ? r.GetValue(seq) : loaded.State.Options.SeqLen;

@@ -21,7 +21,7 @@ public static class GenerateCommand
         deviceOptions.AddTo(command);
         command.SetAction(r =>
         {
-            using var device = ComputeDevice.Create(deviceOptions.Read(r));
+            using var device = DeviceOptionSet.Open(deviceOptions.Read(r), console);
             using var loaded = RunModel.Load(device, r.GetValue(run)!);
             string text = r.GetValue(prompt)!;
             var ids = loaded.Tokenizer.Encode(text);

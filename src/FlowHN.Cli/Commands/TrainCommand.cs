@@ -106,7 +106,7 @@ public static class TrainCommand
         if (config.Arch == "flowhn")
             console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
                                   $"ratio {config.SplitRatio}");
-        using var device = ComputeDevice.Create(deviceOptions);
+        using var device = DeviceOptionSet.Open(deviceOptions, console);
         console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}");
         if (config.Arch == "flowhn" && config.SplitRatio == "time")
         {

@@ -5,7 +5,7 @@ namespace FlowHN.Kernels;
 
 /// <summary>
 /// The cuBLAS calls we use, bound directly (ILGPU.Algorithms' bindings lack strided-batched GEMM and the math
-/// mode). "cublas" resolves to libcublas.so.N through <see cref="NativeLibraries"/>.
+/// mode). "cublas" resolves to the file <see cref="CublasLibrary"/> found.
 /// </summary>
 internal static class CublasNative
 {
@@ -74,12 +74,18 @@ internal sealed class CublasHandle : IDisposable
 
     public static CublasHandle? TryCreate(bool tf32, out string reason)
     {
+        var library = CublasLibrary.Current;
+        if (!library.Loaded)
+        {
+            reason = $"cuBLAS {library.Describe()}";
+            return null;
+        }
         try
         {
             int status = CublasNative.Create(out IntPtr h);
             if (status != 0)
             {
-                reason = $"cublasCreate failed with status {status}";
+                reason = $"cublasCreate failed with status {status} ({library.Describe()}; too new for this driver?)";
                 return null;
             }
             status = CublasNative.SetMathMode(h, tf32 ? CublasNative.Tf32TensorOpMath : CublasNative.DefaultMath);
@@ -94,7 +100,7 @@ internal sealed class CublasHandle : IDisposable
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            reason = $"cuBLAS library not found (tried {string.Join(", ", NativeLibraries.CublasCandidates)})";
+            reason = $"{library.Path} lacks a cuBLAS entry point ({e.Message})";
             return null;
         }
     }

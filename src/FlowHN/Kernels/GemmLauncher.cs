@@ -35,14 +35,23 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
         if (requested == GemmBackendKind.Host && device.IsCuda)
             throw new UserException("--gemm host is for the CPU accelerator; on CUDA use auto, cublas or ilgpu.");
         host = !device.IsCuda && requested is GemmBackendKind.Auto or GemmBackendKind.Host;
-        BackendName = cublas is not null ? (device.Options.Tf32 ? "cuBLAS (TF32 tensor cores)" : "cuBLAS (fp32)")
-            : host ? "host SIMD (CPU accelerator memory)" : "ILGPU tiled";
+        string cublasName = $"cuBLAS {CublasLibrary.Current.Version}".TrimEnd();
+        BackendName = cublas is not null ? (device.Options.Tf32 ? $"{cublasName} (TF32 tensor cores)" : $"{cublasName} (fp32)")
+            : host ? "host SIMD (CPU accelerator memory)"
+            : FallbackReason is not null ? "ILGPU tiled (WITHOUT cuBLAS: not found, see the warning)" : "ILGPU tiled";
+        if (FallbackReason is not null)
+            Warning = $"CUDA runs WITHOUT cuBLAS ({FallbackReason}): matrix products use the ILGPU tiled kernel, about 3-5x " +
+                      $"slower{(device.Options.Tf32 ? ", and --tf32 has no effect" : "")}. Install cuBLAS (e.g. PyTorch's " +
+                      $"nvidia-cublas wheel) or set {CublasSearch.Variable}=/path/to/libcublas.so.N.";
     }
 
     public string BackendName { get; }
 
     /// <summary>Why cuBLAS is not used on a CUDA device, if it is not.</summary>
     public string? FallbackReason { get; }
+
+    /// <summary>What a run on CUDA without cuBLAS must say loudly (null when nothing is wrong).</summary>
+    public string? Warning { get; }
 
     /// <summary>Whether matrix products run in TF32 (decides which peak MFU uses).</summary>
     public bool UsesTf32 => cublas is not null && Device.Options.Tf32;

@@ -6,30 +6,27 @@ namespace FlowHN.Runtime;
 
 /// <summary>
 /// Finds the CUDA driver and cuBLAS under the names Linux machines actually ship.
-/// ILGPU asks for <c>libcuda.so</c>, which often exists only as <c>libcuda.so.1</c> (no developer symlink);
-/// cuBLAS carries its major version in the file name. The handler runs only after the default lookup failed.
+/// ILGPU asks for <c>libcuda.so</c>, which often exists only as <c>libcuda.so.1</c> (no developer symlink); that
+/// handler runs only after the default lookup failed. cuBLAS ("cublas" in our P/Invoke declarations) is always
+/// resolved by <see cref="CublasLibrary"/>, before the default lookup, so the run knows which file it uses.
 /// </summary>
 public static class NativeLibraries
 {
     private static int registered;
 
-    /// <summary>
-    /// cuBLAS file names tried in order: 12 first, because it runs on every driver from r525 while 13 needs r580, and
-    /// the first library that loads is the one used even if its handle then cannot be created.
-    /// </summary>
-    public static readonly string[] CublasCandidates =
-        ["libcublas.so.12", "libcublas.so.13", "libcublas.so.11", "libcublas.so.10", "libcublas.so"];
-
     public static void Register()
     {
         if (Interlocked.Exchange(ref registered, 1) == 1) return;
         AssemblyLoadContext.Default.ResolvingUnmanagedDll += Resolve;
+        NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, ResolveOwn);
     }
+
+    private static IntPtr ResolveOwn(string name, Assembly assembly, DllImportSearchPath? searchPath) =>
+        name.Contains("cublas", StringComparison.OrdinalIgnoreCase) ? CublasLibrary.Current.Handle : IntPtr.Zero;
 
     private static IntPtr Resolve(Assembly assembly, string name)
     {
         string lower = name.ToLowerInvariant();
-        if (lower.Contains("cublas")) return TryLoadFirst(CublasCandidates);
         if (lower is "cuda" or "nvcuda" or "libcuda" or "libcuda.so") return TryLoadFirst(["libcuda.so.1", "libcuda.so"]);
         return IntPtr.Zero;
     }
