@@ -67,7 +67,7 @@ public static class AttentionKernels
     public static int KeyValueGradRowFloats(int headDim, int tile) => 4 * headDim + 4 * tile + 1;
 
     /// <summary>o = softmax(scale q k^T, masked) v per query row; lse = log-sum-exp of the scaled scores.</summary>
-    public static void Forward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+    public static void AttentionForward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<int> qPos, ArrayView<int> kPos, ArrayView<float> o, ArrayView<float> lse)
     {
         var shared = SharedMemory.GetDynamic<float>();
@@ -143,7 +143,7 @@ public static class AttentionKernels
     /// delta = rowsum(dO * O); dq += scale * sum_j P_ij (dO_i . v_j - delta_i) k_j. Writes delta for
     /// <see cref="BackwardKeyValue"/>, which must run after this kernel.
     /// </summary>
-    public static void BackwardQuery(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+    public static void AttentionBackwardQuery(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse, ArrayView<int> qPos, ArrayView<int> kPos,
         ArrayView<float> delta, ArrayView<float> dq)
     {
@@ -212,7 +212,7 @@ public static class AttentionKernels
     /// Per key j of kv head g: dv += sum P_ij dO_i and dk += scale * sum P_ij (dO_i . v_j - delta_i) q_i over
     /// every query head h of the group and every query i that sees the key.
     /// </summary>
-    public static void BackwardKeyValue(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+    public static void AttentionBackwardKeyValue(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
         ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta, ArrayView<int> qPos, ArrayView<int> kPos,
         ArrayView<float> dk, ArrayView<float> dv)
     {
@@ -294,7 +294,7 @@ public static class AttentionKernels
     }
 
     /// <summary>positions[i] = first + i (the positions of ordinary causal attention).</summary>
-    public static void Positions(int n, ArrayView<int> positions, int first)
+    public static void AttentionPositions(int n, ArrayView<int> positions, int first)
     {
         int start = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
         for (int i = start; i < n; i += stride) positions[i] = first + i;

@@ -23,16 +23,16 @@ public sealed class AttentionLauncher : KernelFamily
     public AttentionLauncher(ComputeDevice device) : base(device)
     {
         forward = Load<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>,
-            ArrayView<float>, ArrayView<float>>(AttentionKernels.Forward);
+            ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionForward);
         backwardQuery = Device.Accelerator.LoadKernel<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
-            AttentionKernels.BackwardQuery);
-        RegisterExtra(AttentionKernels.BackwardQuery);
+            AttentionKernels.AttentionBackwardQuery);
+        RegisterExtra(AttentionKernels.AttentionBackwardQuery);
         backwardKeyValue = Device.Accelerator.LoadKernel<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
-            AttentionKernels.BackwardKeyValue);
-        RegisterExtra(AttentionKernels.BackwardKeyValue);
-        positions = Load<int, ArrayView<int>, int>(AttentionKernels.Positions);
+            AttentionKernels.AttentionBackwardKeyValue);
+        RegisterExtra(AttentionKernels.AttentionBackwardKeyValue);
+        positions = Load<int, ArrayView<int>, int>(AttentionKernels.AttentionPositions);
     }
 
     /// <summary>The sizes of a call with the usual scale 1/sqrt(headDim); geometry is filled in at launch.</summary>

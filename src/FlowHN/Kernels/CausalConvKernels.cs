@@ -46,7 +46,7 @@ public static class CausalConvKernels
     public const int PartialSlots = MaxWidth + 1;
 
     /// <summary>y = [silu](bias + causal depthwise convolution of x).</summary>
-    public static void Forward(CausalConvShape s, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias,
+    public static void CausalConvForward(CausalConvShape s, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias,
         ArrayView<float> state, ArrayView<float> y)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
@@ -75,7 +75,7 @@ public static class CausalConvKernels
     /// dx += dL/dx (and dState += dL/dState when the shape has a state); partial rows receive the weight and
     /// bias gradient sums of each (batch, chunk), summed by <see cref="WeightGradFinish"/>.
     /// </summary>
-    public static void Backward(CausalConvShape s, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias,
+    public static void CausalConvBackward(CausalConvShape s, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> bias,
         ArrayView<float> state, ArrayView<float> dy, ArrayView<float> dx, ArrayView<float> dState, ArrayView<float> partial)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
@@ -135,7 +135,7 @@ public static class CausalConvKernels
     }
 
     /// <summary>dWeight[d, j] and dBias[d] += the sums of the partial rows (one thread per output, fixed order).</summary>
-    public static void WeightGradFinish(CausalConvShape s, ArrayView<float> partial, ArrayView<float> dWeight, ArrayView<float> dBias)
+    public static void CausalConvWeightGradFinish(CausalConvShape s, ArrayView<float> partial, ArrayView<float> dWeight, ArrayView<float> dBias)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
         int channels = s.Channels, width = s.Width, rows = s.PartialRows, n = (width + 1) * channels;
@@ -156,7 +156,7 @@ public static class CausalConvKernels
     /// tail[b, i, d] = the input at time L - (W-1) + i (from the state when that time is negative): the state
     /// that continues the convolution in a following segment.
     /// </summary>
-    public static void Tail(CausalConvShape s, ArrayView<float> x, ArrayView<float> state, ArrayView<float> tail)
+    public static void CausalConvTail(CausalConvShape s, ArrayView<float> x, ArrayView<float> state, ArrayView<float> tail)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
         int channels = s.Channels, steps = s.Width - 1, n = s.Batch * steps * channels;

@@ -17,12 +17,12 @@ public sealed class CausalConvLauncher : KernelFamily
     public CausalConvLauncher(ComputeDevice device) : base(device)
     {
         forward = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-            CausalConvKernels.Forward);
+            CausalConvKernels.CausalConvForward);
         backward = Device.Accelerator.LoadKernel<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.Backward);
-        RegisterExtra(CausalConvKernels.Backward);
-        finish = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.WeightGradFinish);
-        tail = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.Tail);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvBackward);
+        RegisterExtra(CausalConvKernels.CausalConvBackward);
+        finish = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvWeightGradFinish);
+        tail = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvTail);
     }
 
     /// <summary>The sizes of a call; chunk 0 picks the timesteps per thread for the device.</summary>

@@ -13,7 +13,7 @@ namespace FlowHN.Kernels;
 public static class CrossEntropyKernels
 {
     /// <summary>Per row: lse = log sum exp(logits), loss = lse - logits[target]; ignored rows get 0.</summary>
-    public static void Forward(int rows, int vocab, int lanesPerRow, ArrayView<float> logits, ArrayView<int> targets,
+    public static void CrossEntropyForward(int rows, int vocab, int lanesPerRow, ArrayView<float> logits, ArrayView<int> targets,
         ArrayView<float> rowLoss, ArrayView<float> logSumExp, int ignoreIndex)
     {
         var scratch = SharedMemory.GetDynamic<float>();
@@ -41,7 +41,7 @@ public static class CrossEntropyKernels
     /// <summary>
     /// loss[0] = sum(rowLoss) / count, loss[1] = count of rows whose target is not ignored (single group).
     /// </summary>
-    public static void Mean(int rows, ArrayView<float> rowLoss, ArrayView<int> targets, ArrayView<float> loss, int ignoreIndex)
+    public static void CrossEntropyMean(int rows, ArrayView<float> rowLoss, ArrayView<int> targets, ArrayView<float> loss, int ignoreIndex)
     {
         var scratch = SharedMemory.GetDynamic<float>();
         int lane = Group.IdxX, lanes = Group.DimX;
@@ -65,7 +65,7 @@ public static class CrossEntropyKernels
     /// dlogits = dloss / count * (softmax(logits) - onehot(target)); rows with an ignored target get zero.
     /// <paramref name="accumulate"/> = 1 adds to dlogits instead of overwriting it.
     /// </summary>
-    public static void Backward(int rows, int vocab, int lanesPerRow, ArrayView<float> logits, ArrayView<int> targets,
+    public static void CrossEntropyBackward(int rows, int vocab, int lanesPerRow, ArrayView<float> logits, ArrayView<int> targets,
         ArrayView<float> logSumExp, ArrayView<float> loss, ArrayView<float> dLoss, ArrayView<float> dLogits, int ignoreIndex,
         int accumulate)
     {
@@ -98,11 +98,11 @@ public sealed class CrossEntropyLauncher : KernelFamily
 
     public CrossEntropyLauncher(ComputeDevice device) : base(device)
     {
-        forward = Load<int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(CrossEntropyKernels.Forward);
-        mean = Load<int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(CrossEntropyKernels.Mean);
+        forward = Load<int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(CrossEntropyKernels.CrossEntropyForward);
+        mean = Load<int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(CrossEntropyKernels.CrossEntropyMean);
         backward = Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, int, int>(CrossEntropyKernels.Backward);
-        RegisterExtra(CrossEntropyKernels.Backward);
+            ArrayView<float>, ArrayView<float>, int, int>(CrossEntropyKernels.CrossEntropyBackward);
+        RegisterExtra(CrossEntropyKernels.CrossEntropyBackward);
     }
 
     /// <summary>Writes loss[0] (mean over counted rows) and loss[1] (the count); keeps rowLoss and logSumExp.</summary>

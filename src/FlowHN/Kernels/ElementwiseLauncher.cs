@@ -26,15 +26,15 @@ public sealed class ElementwiseLauncher : KernelFamily
     {
         map = new()
         {
-            [UnaryOp.Silu] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Map<SiluFunction>),
-            [UnaryOp.Softplus] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Map<SoftplusFunction>),
-            [UnaryOp.Exp] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Map<ExpFunction>),
+            [UnaryOp.Silu] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SiluForward),
+            [UnaryOp.Softplus] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SoftplusForward),
+            [UnaryOp.Exp] = Load<int, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ExpForward),
         };
         mapBackward = new()
         {
-            [UnaryOp.Silu] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MapBackward<SiluFunction>),
-            [UnaryOp.Softplus] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MapBackward<SoftplusFunction>),
-            [UnaryOp.Exp] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.MapBackward<ExpFunction>),
+            [UnaryOp.Silu] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SiluBackward),
+            [UnaryOp.Softplus] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SoftplusBackward),
+            [UnaryOp.Exp] = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ExpBackward),
         };
         linear = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float>(ElementwiseKernels.LinearCombination);
         multiply = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Multiply);

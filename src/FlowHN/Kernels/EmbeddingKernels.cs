@@ -8,7 +8,7 @@ namespace FlowHN.Kernels;
 public static class EmbeddingKernels
 {
     /// <summary>y[t, j] = table[ids[t], j].</summary>
-    public static void Gather(int n, int dim, ArrayView<int> ids, ArrayView<float> table, ArrayView<float> y)
+    public static void EmbeddingGather(int n, int dim, ArrayView<int> ids, ArrayView<float> table, ArrayView<float> y)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
         for (int i = first; i < n; i += stride)
@@ -23,7 +23,7 @@ public static class EmbeddingKernels
     /// dTable[id, :] += sum of dy over the positions holding id. One group per distinct id, positions taken in
     /// the order of <paramref name="order"/> (the positions sorted by id): no atomics, so it is deterministic.
     /// </summary>
-    public static void ScatterAdd(int dim, ArrayView<int> uniqueIds, ArrayView<int> starts, ArrayView<int> order,
+    public static void EmbeddingScatterAdd(int dim, ArrayView<int> uniqueIds, ArrayView<int> starts, ArrayView<int> order,
         ArrayView<float> dy, ArrayView<float> dTable)
     {
         int lane = Group.IdxX, lanes = Group.DimX;
@@ -48,9 +48,9 @@ public sealed class EmbeddingLauncher : KernelFamily
 
     public EmbeddingLauncher(ComputeDevice device) : base(device)
     {
-        gather = Load<int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(EmbeddingKernels.Gather);
+        gather = Load<int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(EmbeddingKernels.EmbeddingGather);
         scatterAdd = Load<int, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
-            EmbeddingKernels.ScatterAdd);
+            EmbeddingKernels.EmbeddingScatterAdd);
     }
 
     public void Gather(int tokens, int dim, ArrayView<int> ids, ArrayView<float> table, ArrayView<float> y)

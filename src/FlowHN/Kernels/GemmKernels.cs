@@ -25,7 +25,7 @@ public static class GemmKernels
 {
     private const int Block = 4; // register block per thread along M and along N
 
-    public static void Tiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int tileK)
+    public static void GemmTiled(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmShape s, int tileK)
     {
         var shared = SharedMemory.GetDynamic<float>();
         int tx = Group.IdxX, ty = Group.IdxY;

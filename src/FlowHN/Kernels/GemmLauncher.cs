@@ -20,7 +20,7 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
 
     public GemmLauncher(ComputeDevice device) : base(device)
     {
-        tiled = Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmKernels.Tiled);
+        tiled = Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmKernels.GemmTiled);
         var requested = device.Options.Gemm;
         if (device.IsCuda && requested != GemmBackendKind.Ilgpu)
         {

@@ -18,16 +18,16 @@ public sealed class ReduceLauncher : KernelFamily
     {
         partials = new()
         {
-            [ReductionKind.Sum] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.Partials<SumReduction>),
-            [ReductionKind.SumOfSquares] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.Partials<SumOfSquaresReduction>),
-            [ReductionKind.Max] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.Partials<MaxReduction>),
+            [ReductionKind.Sum] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.SumPartials),
+            [ReductionKind.SumOfSquares] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.SumOfSquaresPartials),
+            [ReductionKind.Max] = Load<int, ArrayView<float>, ArrayView<float>>(ReduceKernels.MaxPartials),
         };
         // Partials are already mapped (squared), so every finish only combines.
         finish = new()
         {
-            [ReductionKind.Sum] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.Finish<SumReduction>),
-            [ReductionKind.SumOfSquares] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.Finish<SumReduction>),
-            [ReductionKind.Max] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.Finish<MaxReduction>),
+            [ReductionKind.Sum] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.SumFinish),
+            [ReductionKind.SumOfSquares] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.SumFinish),
+            [ReductionKind.Max] = Load<int, ArrayView<float>, ArrayView<float>, int, float>(ReduceKernels.MaxFinish),
         };
         columnPartials = Load<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
             ReduceKernels.ColumnSumPartials);

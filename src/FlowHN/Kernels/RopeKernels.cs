@@ -28,7 +28,7 @@ public static class RopeKernels
     /// y = R(direction * angle) x per pair; <paramref name="accumulate"/> = 1 adds to y instead. x and y may
     /// be the same view (each thread reads its pair before writing it).
     /// </summary>
-    public static void Rotate(RopeShape s, ArrayView<float> x, ArrayView<float> y, ArrayView<int> positions, float direction,
+    public static void RopeRotate(RopeShape s, ArrayView<float> x, ArrayView<float> y, ArrayView<int> positions, float direction,
         int accumulate)
     {
         int start = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
@@ -63,7 +63,7 @@ public sealed class RopeLauncher : KernelFamily
 
     public RopeLauncher(ComputeDevice device) : base(device)
     {
-        rotate = Load<RopeShape, ArrayView<float>, ArrayView<float>, ArrayView<int>, float, int>(RopeKernels.Rotate);
+        rotate = Load<RopeShape, ArrayView<float>, ArrayView<float>, ArrayView<int>, float, int>(RopeKernels.RopeRotate);
     }
 
     public static RopeShape Shape(int batch, int length, int heads, int headDim, float theta = 10000f)

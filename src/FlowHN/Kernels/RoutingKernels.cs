@@ -24,7 +24,7 @@ public struct RoutingShape
 public static class RoutingKernels
 {
     /// <summary>part[b, i, :] = seq[b, positions[i], :], or += with <paramref name="accumulate"/> = 1.</summary>
-    public static void Gather(RoutingShape s, ArrayView<float> seq, ArrayView<int> positions, ArrayView<float> part,
+    public static void RoutingGather(RoutingShape s, ArrayView<float> seq, ArrayView<int> positions, ArrayView<float> part,
         int accumulate)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
@@ -36,7 +36,7 @@ public static class RoutingKernels
     }
 
     /// <summary>seq[b, positions[i], :] = part[b, i, :], or += with <paramref name="accumulate"/> = 1.</summary>
-    public static void Scatter(RoutingShape s, ArrayView<float> part, ArrayView<int> positions, ArrayView<float> seq,
+    public static void RoutingScatter(RoutingShape s, ArrayView<float> part, ArrayView<int> positions, ArrayView<float> seq,
         int accumulate)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
@@ -65,8 +65,8 @@ public sealed class RoutingLauncher : KernelFamily
 
     public RoutingLauncher(ComputeDevice device) : base(device)
     {
-        gather = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.Gather);
-        scatter = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.Scatter);
+        gather = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.RoutingGather);
+        scatter = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.RoutingScatter);
     }
 
     public static RoutingShape Shape(int batch, int length, int count, int dim)

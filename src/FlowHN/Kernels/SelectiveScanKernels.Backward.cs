@@ -10,7 +10,7 @@ public static partial class SelectiveScanKernels
     /// bound is the same for all threads of a warp, so the lane shuffles always see every lane; threads without
     /// a channel (past the last channel or unit) run along with zeros and write nothing.
     /// </summary>
-    public static void Backward(SelectiveScanShape s, SelectiveScanInputs p, ArrayView<float> dy, ArrayView<float> boundaries,
+    public static void SelectiveScanBackward(SelectiveScanShape s, SelectiveScanInputs p, ArrayView<float> dy, ArrayView<float> boundaries,
         ScanBackwardTargets g)
     {
         var scratch = new ChannelScratch

@@ -41,7 +41,7 @@ public struct SelectiveScanInputs
 
 /// <summary>
 /// Where the backward writes: du, ddelta, dz and dInitial accumulate (+=); the partials are scratch summed by
-/// <see cref="SelectiveScanKernels.SumBlocks"/> and <see cref="SelectiveScanKernels.ParamGradFinish"/>.
+/// <see cref="SelectiveScanKernels.SelectiveScanSumBlocks"/> and <see cref="SelectiveScanKernels.SelectiveScanParamGradFinish"/>.
 /// </summary>
 public struct ScanBackwardTargets
 {
@@ -91,7 +91,7 @@ public static partial class SelectiveScanKernels
     public const int SaveBoundaries = 1, WriteFinal = 2;
 
     /// <summary>y = the scan's output; saves chunk-boundary states and the final state when asked.</summary>
-    public static void Forward(SelectiveScanShape s, SelectiveScanInputs p, ArrayView<float> y, ArrayView<float> boundaries,
+    public static void SelectiveScanForward(SelectiveScanShape s, SelectiveScanInputs p, ArrayView<float> y, ArrayView<float> boundaries,
         ArrayView<float> final, int outputs)
     {
         var h = LocalMemory.Allocate<float>(MaxStates);
@@ -134,7 +134,7 @@ public static partial class SelectiveScanKernels
     }
 
     /// <summary>target[i] += sum over blocks k of partial[k * count + i], in block order.</summary>
-    public static void SumBlocks(long count, int blocks, ArrayView<float> partial, ArrayView<float> target)
+    public static void SelectiveScanSumBlocks(long count, int blocks, ArrayView<float> partial, ArrayView<float> target)
     {
         long first = Grid.GlobalIndex.X, stride = (long)Grid.DimX * Group.DimX;
         for (long i = first; i < count; i += stride)
@@ -147,7 +147,7 @@ public static partial class SelectiveScanKernels
     }
 
     /// <summary>dA_log, dD and dDeltaBias += the parameter partials summed over the batch, in batch order.</summary>
-    public static void ParamGradFinish(SelectiveScanShape s, ArrayView<float> paramPartial, ArrayView<float> dALog,
+    public static void SelectiveScanParamGradFinish(SelectiveScanShape s, ArrayView<float> paramPartial, ArrayView<float> dALog,
         ArrayView<float> dSkip, ArrayView<float> dDeltaBias)
     {
         int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;

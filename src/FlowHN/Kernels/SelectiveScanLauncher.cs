@@ -21,12 +21,12 @@ public sealed class SelectiveScanLauncher : KernelFamily
     public SelectiveScanLauncher(ComputeDevice device) : base(device)
     {
         forward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
-            SelectiveScanKernels.Forward);
+            SelectiveScanKernels.SelectiveScanForward);
         backward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
-            SelectiveScanKernels.Backward);
-        sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SumBlocks);
+            SelectiveScanKernels.SelectiveScanBackward);
+        sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SelectiveScanSumBlocks);
         paramFinish = Load<SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-            SelectiveScanKernels.ParamGradFinish);
+            SelectiveScanKernels.SelectiveScanParamGradFinish);
     }
 
     /// <summary>
