@@ -1,23 +1,134 @@
 #!/usr/bin/env bash
-# Runs inside the extracted bundle on a GPU machine: device info, every kernel against its float64 reference on
-# CUDA with both matrix-product backends, then the paper's throughput table (flowhn bench) at the 135M preset, then
-# FlowHN 1B at batch 8 x 1024 (the MFU and memory targets; bench.md puts measured memory next to the memory model).
-# Output goes to stdout and to results/ next to this script. Usage: gpu-validate.sh [results-dir] [preset]
+# Runs inside the extracted bundle (tools/publish-gpu.sh) on a GPU machine with the NVIDIA driver and no .NET, and
+# answers in one short run what a GPU lease is for: does every kernel match its float64 reference on CUDA, how fast
+# is a training step at 135M (fp32 and TF32) and at 1B, where does the time go (an nsys trace), on what exactly
+# (GPU clocks and power, driver, cuBLAS file and version, ILGPU's PTX ISA, the bundle's commit).
+#
+# Usage: gpu-validate.sh [--dry-run] [output-dir]     (output-dir: the argument, else $OUT, else ./results here)
+#
+# Every stage runs under `timeout` and writes its files as soon as it ends, so a lease cut short still leaves what
+# was measured; stages.tsv lists each stage's status and seconds. The whole run also keeps to a total budget
+# (FLOWHN_VALIDATE_BUDGET seconds, default 540 = 9 minutes): a stage gets at most what remains of it, and 1B runs
+# last because it is the longest and the most likely to fail.
+#
+# Time estimate on an H100 (no GPU has run this code yet; from the step-time predictions of the GPU-readiness and
+# hot-path issues and the step counts below; every flowhn process also pays start-up, roughly 20-40 s to compile
+# the ~50 kernels through ILGPU and the driver's PTX JIT):
+#   env        nvidia-smi and `flowhn info` (compiles the GEMM kernel only)                      ~15 s
+#   check      every kernel on CUDA at GPU sizes vs float64 host references (the largest: the
+#              scan at 2x1024x1536x16, cross-entropy over 257 x 50,257; seconds of host float64)  ~90 s
+#   135m fp32  7 models (flowhn none/fac, transformer, mamba, shm, jamba, hymba) x (2 warm-up + 5 timed
+#              + 3 breakdown steps); predicted ~0.15-0.2 s per fp32 step (6.6 TFLOP at ~50 TFLOP/s of
+#              cuBLAS, plus ~23 ms of scalar attention) -> ~14 s of steps, ~3-5 s of host init per model  ~70 s
+#   135m tf32  the same 7 models, ~52 ms per TF32 step (predicted) -> ~4 s of steps                    ~60 s
+#   nsys fac   FlowHN fac at 135M, 1 warm-up + 2 timed steps under nsys, then its kernel summary        ~60 s
+#   1b         FlowHN none and fac at batch 8 x 1024, 1 warm-up + 3 timed steps each, fp32; predicted
+#              ~1.5-2 s per step (0.78 s with TF32) -> ~15 s of steps, up to 30-60 s of host init each  ~150 s
+#   total                                                                                       ~445 s (7.4 min)
+# The timeouts (stages below) are about twice each estimate; the total budget caps the worst case at 9 minutes.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-"$here/results"}
-preset=${2:-135m}
+dry_run=0
+if [ "${1:-}" = "--dry-run" ]; then dry_run=1; shift; fi
+out=${1:-${OUT:-"$here/results"}}
+budget=${FLOWHN_VALIDATE_BUDGET:-540}
+flowhn="$here/flowhn"
+bench135=(bench --device cuda --preset 135m --archs all --splits none,fac --steps 5 --warmup 2 --breakdown)
+
+# name | timeout (s) | estimate (s) | what it runs (for --dry-run)
+stages=(
+    "env|60|15|nvidia-smi (clocks, power, driver), bundle commit, flowhn info --device cuda (cuBLAS file and version, PTX ISA)"
+    "check|180|90|flowhn check --device cuda"
+    "bench-135m-fp32|150|70|flowhn ${bench135[*]}"
+    "bench-135m-tf32|120|60|flowhn ${bench135[*]} --tf32"
+    "nsys-fac|120|60|nsys profile flowhn bench --device cuda --preset 135m --archs flowhn --splits fac --steps 2 --warmup 1 (skipped without nsys)"
+    "bench-1b|240|150|flowhn bench --device cuda --preset 1b --archs flowhn --splits none,fac --batch 8 --seq 1024 --steps 3 --warmup 1"
+)
+declare -A limits
+for s in "${stages[@]}"; do IFS='|' read -r name limit _ _ <<<"$s"; limits[$name]=$limit; done
+
+if [ "$dry_run" = 1 ]; then
+    total=0 estimate=0
+    printf '%-16s %8s %9s  %s\n' stage timeout estimate command
+    for s in "${stages[@]}"; do
+        IFS='|' read -r name limit guess what <<<"$s"
+        printf '%-16s %7ss %8ss  %s\n' "$name" "$limit" "$guess" "$what"
+        total=$((total + limit)) estimate=$((estimate + guess))
+    done
+    echo "output: $out; estimated ${estimate} s in all; sum of timeouts ${total} s, capped by the total budget of ${budget} s"
+    exit 0
+fi
+
 mkdir -p "$out"
+cd "$here" || exit 1
+start=$(date +%s)
 status=0
-{
-    echo "# flowhn GPU validation, $(date -u +%Y-%m-%dT%H:%MZ)"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true
-    "$here/flowhn" info --device cuda
-} 2>&1 | tee "$out/info.txt"
-"$here/flowhn" check --device cuda --gemm cublas 2>&1 | tee "$out/check-cublas.txt" || status=1
-"$here/flowhn" check --device cuda --gemm ilgpu 2>&1 | tee "$out/check-ilgpu.txt" || status=1
-"$here/flowhn" bench --device cuda --preset "$preset" --archs all --steps 10 --warmup 3 --breakdown \
-    --out "$out/bench-$preset" 2>&1 | tee "$out/bench-$preset.txt" || status=1
-"$here/flowhn" bench --device cuda --preset 1b --archs flowhn --splits none,fac --batch 8 --seq 1024 --steps 3 --warmup 1 \
-    --out "$out/bench-1b" 2>&1 | tee "$out/bench-1b.txt" || status=1
+printf 'stage\tstatus\tseconds\ttimeout\n' > "$out/stages.tsv"
+
+# run_stage NAME COMMAND...: output to NAME.txt (and the terminal), one line in stages.tsv as soon as it ends.
+run_stage() {
+    local name=$1 limit=${limits[$1]} left code began result
+    shift
+    left=$((budget - ($(date +%s) - start)))
+    if [ "$left" -lt 20 ]; then
+        printf '%s\tskipped (total budget spent)\t0\t%s\n' "$name" "$limit" >> "$out/stages.tsv"
+        status=1
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    echo "== $name (timeout ${limit} s) =="
+    began=$(date +%s)
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$out/$name.txt"
+    code=${PIPESTATUS[0]}
+    case $code in
+        0) result=ok ;;
+        124 | 137) result="TIMEOUT after ${limit} s"; status=1 ;;
+        *) result="FAILED (exit $code)"; status=1 ;;
+    esac
+    printf '%s\t%s\t%s\t%s\n' "$name" "$result" "$(($(date +%s) - began))" "$limit" >> "$out/stages.tsv"
+    echo "== $name: $result =="
+}
+
+env_record() {
+    echo "# flowhn GPU validation, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "host: $(hostname)"
+    echo "bundle commit: $(cat "$here/COMMIT" 2>/dev/null || echo unknown)"
+    echo "flowhn --version: $("$flowhn" --version)"
+    echo
+    nvidia-smi --query-gpu=name,driver_version,pstate,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.draw,power.limit,temperature.gpu,memory.total,ecc.mode.current \
+        --format=csv || echo "nvidia-smi failed"
+    echo
+    nvidia-smi -q -d CLOCK,POWER,PERFORMANCE 2>/dev/null | head -n 80
+    echo
+    echo "cuBLAS files the loader knows:"
+    (ldconfig -p 2>/dev/null | grep -i cublas) || echo "  none in the ld.so cache"
+    echo "FLOWHN_CUBLAS=${FLOWHN_CUBLAS:-} CUDA_HOME=${CUDA_HOME:-}"
+    echo
+    "$flowhn" info --device cuda
+}
+
+nsys_trace() {
+    if ! command -v nsys >/dev/null; then
+        echo "nsys not found: no trace"
+        return 0
+    fi
+    nsys --version
+    nsys profile --trace=cuda,nvtx,osrt --sample=none --force-overwrite=true -o "$out/nsys-fac" \
+        "$flowhn" bench --device cuda --preset 135m --archs flowhn --splits fac --steps 2 --warmup 1 --out "$out/nsys-fac-bench" || return
+    # Per-kernel GPU time (kernel names are distinct: Kernel_AttentionForward, Kernel_SelectiveScanBackward, ...).
+    nsys stats --report cuda_gpu_kern_sum --format csv --output "$out/nsys-fac" "$out/nsys-fac.nsys-rep" || true
+}
+
+export -f env_record nsys_trace
+export here out flowhn
+run_stage env bash -c env_record
+run_stage check "$flowhn" check --device cuda
+run_stage bench-135m-fp32 "$flowhn" "${bench135[@]}" --out "$out/bench-135m-fp32"
+run_stage bench-135m-tf32 "$flowhn" "${bench135[@]}" --tf32 --out "$out/bench-135m-tf32"
+run_stage nsys-fac bash -c nsys_trace
+run_stage bench-1b "$flowhn" bench --device cuda --preset 1b --archs flowhn --splits none,fac --batch 8 --seq 1024 \
+    --steps 3 --warmup 1 --out "$out/bench-1b"
+
+echo "total $(($(date +%s) - start)) s; stages:"
+column -t -s $'\t' "$out/stages.tsv" 2>/dev/null || cat "$out/stages.tsv"
 exit $status

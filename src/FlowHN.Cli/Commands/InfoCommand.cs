@@ -1,5 +1,6 @@
 using System.CommandLine;
 using FlowHN.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace FlowHN.Cli.Commands;
 
@@ -23,6 +24,8 @@ public static class InfoCommand
             // On CUDA: the cuBLAS the run uses. On the CPU: what a CUDA run would load from here (nothing is called).
             var cublas = device.IsCuda ? CublasLibrary.Current : CublasLibrary.Load(CublasSearch.FromEnvironment());
             o.WriteLine($"cuBLAS:       {cublas.Describe()}{(device.IsCuda ? "" : " (not used on the CPU accelerator)")}");
+            if (device.Accelerator is CudaAccelerator cuda)
+                o.WriteLine($"PTX:          ILGPU targets {cuda.Architecture} with PTX ISA {cuda.InstructionSet} (driver API {cuda.DriverVersion})");
             o.WriteLine($"peak:         {device.Peak}");
             o.WriteLine($"MFU uses:     {(gemm.UsesTf32 ? "tf32" : "fp32")} peak, {device.Peak.For(gemm.UsesTf32) / 1e12:0.###} TFLOP/s");
             return 0;
