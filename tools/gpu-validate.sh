@@ -16,7 +16,8 @@
 # the ~50 kernels through ILGPU and the driver's PTX JIT):
 #   env        nvidia-smi and `flowhn info` (compiles the GEMM kernel only)                      ~15 s
 #   check      every kernel on CUDA at GPU sizes vs float64 host references (the largest: the
-#              scan at 2x1024x1536x16, cross-entropy over 257 x 50,257; seconds of host float64)  ~90 s
+#              scan at 135M's 8x1024x1536x16, attention at head dims 24/64/128, cross-entropy over
+#              257 x 50,257; about a minute of single-threaded host float64 in all)             ~90 s
 #   135m fp32  7 models (flowhn none/fac, transformer, mamba, shm, jamba, hymba) x (2 warm-up + 5 timed
 #              + 3 breakdown steps); predicted ~0.15-0.2 s per fp32 step (6.6 TFLOP at ~50 TFLOP/s of
 #              cuBLAS, plus ~23 ms of scalar attention) -> ~14 s of steps, ~3-5 s of host init per model  ~70 s

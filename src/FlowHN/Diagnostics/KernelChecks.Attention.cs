@@ -7,28 +7,37 @@ namespace FlowHN.Diagnostics;
 
 public static partial class KernelChecks
 {
-    /// <summary>Grouped heads, a length that is no multiple of any tile, an odd head dim on the CPU.</summary>
-    private static AttentionShape AttentionSize(ComputeDevice d, int queryLength) => d.IsCuda
-        ? AttentionLauncher.Shape(2, queryLength, 300, 8, 2, 64)
-        : AttentionLauncher.Shape(2, queryLength, 37, 4, 2, 24);
-
-    /// <summary>One sequence and one KV head: an odd number of query and key rows, so the last group has spare rows.</summary>
-    private static AttentionShape OddAttentionSize(ComputeDevice d) => d.IsCuda
-        ? AttentionLauncher.Shape(1, 301, 301, 8, 1, 64)
-        : AttentionLauncher.Shape(1, 37, 37, 1, 1, 8);
+    /// <summary>
+    /// Head dims a GPU launches with different lanes per row: 24 (the 135M preset; 8 lanes, 16 rows per group),
+    /// 64 (1b; 16 lanes, 8 rows) and 128 (a whole warp per row, 4 rows).
+    /// </summary>
+    private static readonly int[] GpuHeadDims = [24, 64, 128];
 
     /// <summary>
-    /// Three cases, the worst error counts: ordinary causal attention, queries for only the last third of the
-    /// positions attending to keys of all positions (the mask by position), and odd row counts.
+    /// Per head dim, three cases: ordinary causal attention (grouped heads, a length that is no multiple of any
+    /// tile), queries for only the last third of the positions attending to keys of all positions (the mask by
+    /// position), and an odd number of query and key rows (one sequence, 3 query heads on 1 KV head), so the last
+    /// group has spare rows; on a GPU also more rows than its grid holds. The CPU runs one small set with an odd
+    /// head dim in the odd case.
     /// </summary>
-    private static double AttentionCheck(ComputeDevice d, Random random, bool backward)
+    private static IEnumerable<(AttentionShape Shape, int FirstQuery)> AttentionCases(ComputeDevice d)
     {
-        int length = AttentionSize(d, 1).KeyLength;
-        int subset = length / 3;
-        return Math.Max(Math.Max(AttentionCase(d, random, AttentionSize(d, length), 0, backward),
-            AttentionCase(d, random, AttentionSize(d, subset), length - subset, backward)),
-            AttentionCase(d, random, OddAttentionSize(d), 0, backward));
+        foreach (int headDim in d.IsCuda ? GpuHeadDims : [24])
+        {
+            var full = d.IsCuda ? AttentionLauncher.Shape(2, 300, 300, 8, 2, headDim) : AttentionLauncher.Shape(2, 37, 37, 4, 2, headDim);
+            int length = full.KeyLength, subset = length / 3;
+            yield return (full, 0);
+            yield return (AttentionLauncher.Shape(full.Batch, subset, length, full.QueryHeads, full.KvHeads, headDim), length - subset);
+            yield return (d.IsCuda ? AttentionLauncher.Shape(1, 301, 301, 3, 1, headDim) : AttentionLauncher.Shape(1, 37, 37, 1, 1, 8), 0);
+            // More query rows (73,728) than a GPU's grid holds at once (32 groups per multiprocessor), so groups
+            // stride over rows as in a training step; short sequences keep the float64 reference cheap.
+            if (d.IsCuda) yield return (AttentionLauncher.Shape(48, 48, 48, 32, 8, headDim), 0);
+        }
     }
+
+    /// <summary>Every case; the worst error counts.</summary>
+    private static double AttentionCheck(ComputeDevice d, Random random, bool backward) =>
+        AttentionCases(d).ToList().Max(c => AttentionCase(d, random, c.Shape, c.FirstQuery, backward));
 
     private static double AttentionCase(ComputeDevice d, Random random, AttentionShape s, int firstQuery, bool backward)
     {

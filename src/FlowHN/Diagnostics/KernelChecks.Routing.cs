@@ -7,8 +7,20 @@ namespace FlowHN.Diagnostics;
 
 public static partial class KernelChecks
 {
-    /// <summary>Sizes that are no multiple of any group or warp; model-sized rows on a GPU.</summary>
-    private static (int Batch, int Length, int Dim) RoutingSize(ComputeDevice d) => d.IsCuda ? (3, 1031, 768) : (2, 37, 24);
+    /// <summary>
+    /// Sizes that are no multiple of any group or warp, with odd sequence lengths and odd routed token counts (a
+    /// third and a half of 1,031 or 77); on a GPU model-sized rows and a small case with an odd width too.
+    /// </summary>
+    private static (int Batch, int Length, int Dim)[] RoutingSizes(ComputeDevice d) => d.IsCuda ? [(3, 1031, 768), (1, 77, 45)] : [(2, 37, 24)];
+
+    private static double RoutingGatherCheck(ComputeDevice d, Random random) =>
+        RoutingSizes(d).Max(size => RoutingGatherCase(d, random, size));
+
+    private static double RoutingScatterAddCheck(ComputeDevice d, Random random) =>
+        RoutingSizes(d).Max(size => RoutingScatterAddCase(d, random, size));
+
+    private static double RoutingMergeCheck(ComputeDevice d, Random random) =>
+        RoutingSizes(d).Max(size => RoutingMergeCase(d, random, size));
 
     /// <summary>
     /// A random sorted subset of 0..length-1 and the sorted rest: scattered positions, like a fac plan's SSM
@@ -23,9 +35,9 @@ public static partial class KernelChecks
     private static Tensor UpInts(ComputeDevice d, int[] data) => Tensor.FromArray(d, data, data.Length);
 
     /// <summary>Gather, and gather-add onto a random start (the backward of a merge).</summary>
-    private static double RoutingGatherCheck(ComputeDevice d, Random random)
+    private static double RoutingGatherCase(ComputeDevice d, Random random, (int Batch, int Length, int Dim) size)
     {
-        var (batch, length, dim) = RoutingSize(d);
+        var (batch, length, dim) = size;
         var (positions, _) = RandomPartition(random, length, length / 3);
         var s = RoutingLauncher.Shape(batch, length, positions.Length, dim);
         var x = Randoms(random, batch * length * dim);
@@ -42,9 +54,9 @@ public static partial class KernelChecks
     }
 
     /// <summary>The backward of a gather: adds onto a random start, and nothing to rows not in the list.</summary>
-    private static double RoutingScatterAddCheck(ComputeDevice d, Random random)
+    private static double RoutingScatterAddCase(ComputeDevice d, Random random, (int Batch, int Length, int Dim) size)
     {
-        var (batch, length, dim) = RoutingSize(d);
+        var (batch, length, dim) = size;
         var (positions, _) = RandomPartition(random, length, length / 2);
         var s = RoutingLauncher.Shape(batch, length, positions.Length, dim);
         var dy = Randoms(random, s.Elements);
@@ -56,9 +68,9 @@ public static partial class KernelChecks
     }
 
     /// <summary>Two branches' rows put back into a NaN-filled sequence: any row left unwritten fails the check.</summary>
-    private static double RoutingMergeCheck(ComputeDevice d, Random random)
+    private static double RoutingMergeCase(ComputeDevice d, Random random, (int Batch, int Length, int Dim) size)
     {
-        var (batch, length, dim) = RoutingSize(d);
+        var (batch, length, dim) = size;
         var (first, second) = RandomPartition(random, length, 2 * length / 5);
         var s1 = RoutingLauncher.Shape(batch, length, first.Length, dim);
         var s2 = RoutingLauncher.Shape(batch, length, second.Length, dim);

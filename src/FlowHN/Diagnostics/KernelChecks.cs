@@ -231,9 +231,21 @@ public static partial class KernelChecks
         return RelativeError(y.ToArray(), [expected]);
     }
 
-    private static double RmsNormCheck(ComputeDevice d, Random random, bool backward)
+    /// <summary>
+    /// Row shapes for the row kernels. On a GPU each row length picks a group size (128 threads below 1,024
+    /// columns, 256 below 4,096, then 512) and rows beyond 32 groups per multiprocessor are strided over: 768 (the
+    /// 135M width), 2,048 (1b) with few rows, and more rows than any GPU's grid cap (8,193, one batch of 135M tokens).
+    /// </summary>
+    private static (int Rows, int Cols)[] NormSizes(ComputeDevice d) => d.IsCuda ? [(515, 768), (67, 2048), (8193, 768)] : [(13, 37)];
+
+    private static double RmsNormCheck(ComputeDevice d, Random random, bool backward) =>
+        NormSizes(d).Max(size => RmsNormCase(d, random, size.Rows, size.Cols, backward));
+
+    private static double AddRmsNormCheck(ComputeDevice d, Random random, bool backward) =>
+        NormSizes(d).Max(size => AddRmsNormCase(d, random, size.Rows, size.Cols, backward));
+
+    private static double RmsNormCase(ComputeDevice d, Random random, int rows, int cols, bool backward)
     {
-        int rows = d.IsCuda ? 515 : 13, cols = d.IsCuda ? 768 : 37;
         const float eps = 1e-6f;
         var x = Randoms(random, rows * cols);
         var w = Randoms(random, cols);
@@ -253,9 +265,8 @@ public static partial class KernelChecks
     }
 
     /// <summary>The fused residual add + RMSNorm against the float64 norm of x + y (and its gradients).</summary>
-    private static double AddRmsNormCheck(ComputeDevice d, Random random, bool backward)
+    private static double AddRmsNormCase(ComputeDevice d, Random random, int rows, int cols, bool backward)
     {
-        int rows = d.IsCuda ? 515 : 13, cols = d.IsCuda ? 768 : 37;
         const float eps = 1e-6f;
         var x = Randoms(random, rows * cols);
         var y = Randoms(random, rows * cols);
@@ -281,9 +292,15 @@ public static partial class KernelChecks
         return Math.Max(Math.Max(RelativeError(dx.ToArray(), expected), RelativeError(dy.ToArray(), expected)), RelativeError(dw.ToArray(), dwRef));
     }
 
-    private static double EmbeddingCheck(ComputeDevice d, Random random, bool backward)
+    /// <summary>On a GPU the gradient's group is the row width up to 256 threads: a model width and a narrow one.</summary>
+    private static (int Dim, int Tokens)[] EmbeddingSizes(ComputeDevice d) => d.IsCuda ? [(768, 4099), (40, 77)] : [(24, 67)];
+
+    private static double EmbeddingCheck(ComputeDevice d, Random random, bool backward) =>
+        EmbeddingSizes(d).Max(size => EmbeddingCase(d, random, size.Dim, size.Tokens, backward));
+
+    private static double EmbeddingCase(ComputeDevice d, Random random, int dim, int tokens, bool backward)
     {
-        int vocab = 53, dim = d.IsCuda ? 768 : 24, tokens = d.IsCuda ? 4099 : 67;
+        const int vocab = 53;
         var ids = Enumerable.Range(0, tokens).Select(_ => random.Next(vocab)).ToArray();
         var table = Randoms(random, vocab * dim);
         using var index = TokenIndex.FromHost(d, ids, tokens);
@@ -305,9 +322,17 @@ public static partial class KernelChecks
         return RelativeError(dTable.ToArray(), expected);
     }
 
-    private static double CrossEntropyCheck(ComputeDevice d, Random random, bool backward)
+    /// <summary>
+    /// GPT-2's vocabulary (512-thread rows on a GPU), a 256-thread row length, and a byte-sized vocabulary with more
+    /// rows than the GPU's grid cap, so rows are strided over.
+    /// </summary>
+    private static (int Rows, int Vocab)[] CrossEntropySizes(ComputeDevice d) => d.IsCuda ? [(257, 50257), (67, 1500), (8193, 97)] : [(11, 97)];
+
+    private static double CrossEntropyCheck(ComputeDevice d, Random random, bool backward) =>
+        CrossEntropySizes(d).Max(size => CrossEntropyCase(d, random, size.Rows, size.Vocab, backward));
+
+    private static double CrossEntropyCase(ComputeDevice d, Random random, int rows, int vocab, bool backward)
     {
-        int rows = d.IsCuda ? 257 : 11, vocab = d.IsCuda ? 50257 : 97;
         const int ignore = -1;
         var logits = Randoms(random, rows * vocab, 2);
         var targets = Enumerable.Range(0, rows).Select(r => r % 5 == 3 ? ignore : random.Next(vocab)).ToArray();
