@@ -35,7 +35,7 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
         if (requested == GemmBackendKind.Host && device.IsCuda)
             throw new UserException("--gemm host is for the CPU accelerator; on CUDA use auto, cublas or ilgpu.");
         host = !device.IsCuda && requested is GemmBackendKind.Auto or GemmBackendKind.Host;
-        string cublasName = $"cuBLAS {CublasLibrary.Current.Version}".TrimEnd();
+        string cublasName = cublas is null ? "" : $"cuBLAS {CublasLibrary.Current.Version}".TrimEnd();
         BackendName = cublas is not null ? (device.Options.Tf32 ? $"{cublasName} (TF32 tensor cores)" : $"{cublasName} (fp32)")
             : host ? "host SIMD (CPU accelerator memory)"
             : FallbackReason is not null ? "ILGPU tiled (WITHOUT cuBLAS: not found, see the warning)" : "ILGPU tiled";
