@@ -40,7 +40,7 @@ public sealed class MambaMixer : Module, ISequenceMixer
         bNorm = Add(new RmsNorm(device, Child("b_layernorm"), n, eps));
         cNorm = Add(new RmsNorm(device, Child("c_layernorm"), n, eps));
         dtProj = Add(new Linear(device, Child("dt_proj"), r, inner, random));
-        dtProj.Weight.CopyFrom(Uniform(random, r * inner, 1 / Math.Sqrt(r))); // Mamba's "random" dt init, dt_scale 1
+        dtProj.Weight.Initialise(Uniform(random, r * inner, 1 / Math.Sqrt(r))); // Mamba's "random" dt init, dt_scale 1
         DtBias = AddParameter("dt_proj.bias", [inner], DtBiasInit(random, inner), weightDecay: false);
         ALog = AddParameter("A_log", [inner, n],
             Enumerable.Range(0, inner).SelectMany(_ => Enumerable.Range(1, n).Select(k => (float)Math.Log(k))).ToArray(), weightDecay: false);

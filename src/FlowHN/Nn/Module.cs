@@ -37,7 +37,7 @@ public abstract class Module : IDisposable
 
     protected Parameter AddParameter(string local, int[] shape, float[] values, bool weightDecay)
     {
-        var p = Parameter.Create(Device, Child(local), shape, values, weightDecay);
+        var p = Parameter.Plan(Device, Child(local), shape, values, weightDecay);
         parameters.Add(p);
         return p;
     }
@@ -46,11 +46,15 @@ public abstract class Module : IDisposable
     protected static float[] NormalInit(Random random, long count, double std) =>
         Normal.Samples(random, 0, std).Take((int)count).Select(v => (float)v).ToArray();
 
-    /// <summary>The flat buffers of all parameters, once <see cref="PackParameters"/> has run.</summary>
+    /// <summary>The flat buffers of all parameters, once <see cref="AllocateParameters"/> has run.</summary>
     public ParameterStore? Store { get; private set; }
 
-    /// <summary>Moves every parameter of this module tree into one flat buffer (see <see cref="ParameterStore"/>).</summary>
-    public void PackParameters() => Store ??= ParameterStore.Pack(Device, Parameters().ToList());
+    /// <summary>
+    /// Gives every parameter of this module tree its device memory: one flat weight buffer and one flat gradient
+    /// buffer, allocated once (see <see cref="ParameterStore"/>). Modules plan their parameters when built and
+    /// the root allocates them when the tree is complete; nothing runs before.
+    /// </summary>
+    public void AllocateParameters() => Store ??= ParameterStore.Allocate(Device, Parameters().ToList());
 
     public void ZeroGrad()
     {
@@ -65,5 +69,15 @@ public abstract class Module : IDisposable
         Store?.Dispose();
         Store = null;
         GC.SuppressFinalize(this);
+    }
+}
+
+public static class ModuleExtensions
+{
+    /// <summary>Allocates a freshly built module tree's parameters and returns it: <c>new Linear(...).Allocated()</c>.</summary>
+    public static T Allocated<T>(this T module) where T : Module
+    {
+        module.AllocateParameters();
+        return module;
     }
 }

@@ -68,7 +68,9 @@ public sealed class Trainer : IDisposable
         if (device.IsCuda && model.Config.Arch != "transformer") // memory the driver takes for the scan's local arrays
             available -= SelectiveScanLauncher.LocalMemoryReserve(device.Accelerator.NumMultiprocessors,
                 device.Accelerator.MaxNumThreadsPerMultiprocessor);
-        long held = device.Allocator.BytesReserved; // weights, gradients and moments as allocated, rounding included
+        // Weights, gradients and moments as allocated (exact sizes: cached blocks are not needed, they go back
+        // to the driver when an allocation needs their room).
+        long held = device.Allocator.BytesInUse;
         double activations = memory.ActivationBytesPerToken * tokens;
         const double gib = 1 << 30;
         console.WriteLine($"memory: {held / gib:0.##} GiB of weights, gradients and AdamW moments + {activations / gib:0.##} GiB of " +
