@@ -1,3 +1,4 @@
+using FlowHN.Kernels;
 using FlowHN.Runtime;
 using ILGPU;
 using ILGPU.Runtime;
@@ -45,19 +46,15 @@ public sealed class ParameterStore : IDisposable
     public static ParameterStore Allocate(ComputeDevice device, IReadOnlyList<Parameter> parameters)
     {
         var store = new ParameterStore(device, ParameterLayout.Plan(parameters));
-        var stream = device.CurrentStream.Native;
-        store.weights.View.MemSetToZero(stream); // the alignment padding
-        store.grads.View.MemSetToZero(stream);
-        device.Counters.Kernel();
-        device.Counters.Kernel();
+        Launch.ZeroFill(device, store.weights.View); // the alignment padding
+        Launch.ZeroFill(device, store.grads.View);
         foreach (var p in store.Parameters) p.Bind(store, store.weights, store.grads, store.Offsets[p]);
         return store;
     }
 
     public void ZeroGradients()
     {
-        Gradients.MemSetToZero(device.CurrentStream.Native);
-        device.Counters.Kernel();
+        Launch.ZeroFill(device, Gradients);
     }
 
     public void Dispose()

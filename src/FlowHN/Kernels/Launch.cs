@@ -50,6 +50,30 @@ internal static class Launch
     /// </summary>
     public const int MaxElements = int.MaxValue / 2;
 
+    /// <summary>
+    /// Splits [0, n) into consecutive chunks of at most <paramref name="chunk"/> elements, in order. Ranges that
+    /// can pass 2^30 elements (the flat parameter, gradient and moment buffers of a 1B model) are launched chunk
+    /// by chunk: kernels index inside a chunk with 32-bit ints, the chunk's offset stays 64-bit on the host.
+    /// </summary>
+    public static IEnumerable<(long Start, long Count)> Chunks(long n, long chunk = MaxElements)
+    {
+        if (chunk < 1) throw new ArgumentOutOfRangeException(nameof(chunk), "A chunk holds at least one element.");
+        for (long start = 0; start < n; start += chunk) yield return (start, Math.Min(chunk, n - start));
+    }
+
+    /// <summary>Elements zeroed per memset: 1 GiB, well inside the 32-bit byte counts some back ends use.</summary>
+    public const long ZeroChunk = 1L << 28;
+
+    /// <summary>Zeroes a view of any length, one memset per <see cref="ZeroChunk"/> elements.</summary>
+    public static void ZeroFill(ComputeDevice device, ArrayView<float> view)
+    {
+        foreach (var (start, count) in Chunks(view.Length, ZeroChunk))
+        {
+            view.SubView(start, count).MemSetToZero(device.CurrentStream.Native);
+            device.Counters.Kernel();
+        }
+    }
+
     public static int CheckedInt(long n, string what)
     {
         if (n > MaxElements)

@@ -94,8 +94,7 @@ public sealed class AdamW : IDisposable
     private static DeviceBlock Zeroed(ComputeDevice device, long length)
     {
         var block = device.Allocator.AllocateExact(Math.Max(1, length));
-        block.View.MemSetToZero(device.CurrentStream.Native);
-        device.Counters.Kernel();
+        Launch.ZeroFill(device, block.View);
         return block;
     }
 
