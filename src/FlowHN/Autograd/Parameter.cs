@@ -12,7 +12,8 @@ namespace FlowHN.Autograd;
 /// </summary>
 public sealed class Parameter : Tensor
 {
-    private float[]? initialValues; // held from planning until the store uploads them
+    private ParameterInit? init; // from planning until the store allocates the parameter
+    private ulong seed;
 
     private Parameter(ComputeDevice device, DeviceBlock? block, int[] shape, string name, bool weightDecay)
         : base(device, block, 0, shape, ContiguousStrides(shape), DType.Float32, ownsBlock: block is not null)
@@ -41,21 +42,29 @@ public sealed class Parameter : Tensor
         return p;
     }
 
-    /// <summary>A parameter without device memory yet: a <see cref="ParameterStore"/> places it and uploads the values.</summary>
-    internal static Parameter Plan(ComputeDevice device, string name, int[] shape, float[] values, bool weightDecay)
+    /// <summary>
+    /// A parameter without device memory yet: a <see cref="ParameterStore"/> places it, draws its initial values
+    /// from <paramref name="init"/> and <paramref name="seed"/> and uploads them.
+    /// </summary>
+    internal static Parameter Plan(ComputeDevice device, string name, int[] shape, ParameterInit init, ulong seed, bool weightDecay)
     {
-        CheckLength(name, shape, values);
-        var p = new Parameter(device, null, shape, name, weightDecay) { initialValues = values };
+        var p = new Parameter(device, null, shape, name, weightDecay) { init = init, seed = seed };
         p.Grad = new Tensor(device, null, 0, (int[])shape.Clone(), ContiguousStrides(shape), DType.Float32, ownsBlock: false);
         return p;
     }
 
-    /// <summary>Replaces the initial values of a planned parameter (or the values of an allocated one).</summary>
-    internal void Initialise(float[] values)
+    /// <summary>Replaces how a planned parameter is initialised (an allocated one is filled at once).</summary>
+    internal void Initialise(ParameterInit init, ulong seed)
     {
-        CheckLength(Name, Shape, values);
-        if (IsAllocated) CopyFrom(values);
-        else initialValues = values;
+        if (IsAllocated) CopyFrom(InitialValues(init, seed));
+        else (this.init, this.seed) = (init, seed);
+    }
+
+    private float[] InitialValues(ParameterInit from, ulong withSeed)
+    {
+        var values = new float[Length];
+        from.Fill(values, withSeed);
+        return values;
     }
 
     /// <summary>Places a planned parameter at <paramref name="offset"/> of the store's buffers and uploads its values.</summary>
@@ -65,8 +74,8 @@ public sealed class Parameter : Tensor
         Rebind(weights, offset, ownsBlock: false);
         Grad!.Rebind(grads, offset, ownsBlock: false);
         Store = store;
-        CopyFrom(initialValues!);
-        initialValues = null;
+        CopyFrom(InitialValues(init!, seed));
+        init = null;
     }
 
     /// <summary>Zeroes this parameter's gradient (a model zeroes all of its store's gradients in one memset).</summary>
