@@ -103,15 +103,26 @@ public sealed class LaunchCounters
     public long Downloads { get; private set; }
     public long Transfers => Uploads + Downloads;
 
+    /// <summary>
+    /// Times the host waited for a stream, or would on a GPU: stream and device synchronisations, downloads,
+    /// and uploads from ordinary (pageable) host arrays, which ILGPU finishes before it returns. Counted the same
+    /// way on every device, so a CPU test shows which steps make a GPU wait for the host.
+    /// </summary>
+    public long HostSyncs { get; private set; }
+
+    internal void HostSync() => HostSyncs++;
+
     internal void Kernel() => Launches++;
 
+    /// <summary>An upload from a pageable host array (the copy finishes before the call returns).</summary>
     internal void Upload(long bytes)
     {
         Uploads++;
         UploadBytes += bytes;
+        HostSyncs++;
     }
 
-    internal void Download() => Downloads++;
+    internal void Download() => Downloads++; // its wait is counted by the stream's synchronisation
 
     internal void Matmul(long m, long n, long k, long batch)
     {
@@ -127,7 +138,7 @@ public sealed class LaunchCounters
 
     public void Reset()
     {
-        Launches = Uploads = UploadBytes = Downloads = 0;
+        Launches = Uploads = UploadBytes = Downloads = HostSyncs = 0;
         MatmulFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

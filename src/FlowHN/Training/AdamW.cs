@@ -85,6 +85,9 @@ public sealed class AdamW : IDisposable
         });
     }
 
+    /// <summary>The last step's global gradient norm before clipping, on the device (one element).</summary>
+    internal ArrayView<float> GradNormView => norm.View.SubView(0, 1);
+
     /// <summary>The global gradient norm before clipping of the last step (reads the device).</summary>
     public float LastGradNorm() => norm.ToArray()[0];
 

@@ -218,4 +218,54 @@ public class TrainingTests
         model.ZeroGrad();
         Assert.All(model.Parameters(), p => Assert.All(p.Grad!.ToArray(), g => Assert.Equal(0f, g)));
     }
+
+    [Theory]
+    [InlineData("transformer")]
+    [InlineData("flowhn")]
+    public void StepsBetweenLogLinesReadNothingBackAndUploadTheirBatchOnce(string arch)
+    {
+        using var cache = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        (long Syncs, long Downloads, long Uploads) Train(int steps)
+        {
+            using var run = new TempFolder();
+            using var model = LanguageModel.Create(device, Small with { Arch = arch }, seed: 3);
+            // Logging, evaluation and the checkpoint all at the last step: the steps before it are plain steps.
+            var options = QuickOptions(steps) with { LogEvery = steps, EvalEvery = steps, CheckpointEvery = steps };
+            using var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null);
+            var c = device.Counters;
+            var before = (c.HostSyncs, c.Downloads, c.Uploads);
+            trainer.Run();
+            return (c.HostSyncs - before.HostSyncs, c.Downloads - before.Downloads, c.Uploads - before.Uploads);
+        }
+        var four = Train(4);
+        var eight = Train(8);
+        // Four more plain steps: no download (losses and gradient norms stay on the device until the one read at
+        // the end), one upload each (token ids, id plan and targets together) and no other host synchronisation.
+        Assert.Equal(0, eight.Downloads - four.Downloads);
+        Assert.Equal(4, eight.Uploads - four.Uploads);
+        Assert.Equal(4, eight.Syncs - four.Syncs);
+    }
+
+    [Fact]
+    public void ANonFiniteLossBetweenLogLinesStillStopsBeforeTheNextCheckpoint()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        var options = QuickOptions(6) with { LogEvery = 100, CheckpointEvery = 3 };
+        using (var model = LanguageModel.Create(device, Small, seed: 7))
+        using (var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null))
+            trainer.Run(stopAfter: 3);
+        using var poisoned = LanguageModel.Create(device, Small, seed: 7);
+        using var resumed = new Trainer(device, poisoned, data, options, run.Path, TextWriter.Null);
+        resumed.Resume();
+        var weight = poisoned.Parameters().First();
+        weight.CopyFrom(Enumerable.Repeat(float.NaN, (int)weight.Length).ToArray());
+        var e = Assert.Throws<UserException>(() => resumed.Run());
+        Assert.Contains("step 4", e.Message); // read at step 6's checkpoint, named by the first bad step
+        Assert.Equal(3, Checkpoint.LoadState(Checkpoint.PathIn(run.Path)).Step);
+    }
 }
