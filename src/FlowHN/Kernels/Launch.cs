@@ -50,6 +50,30 @@ internal static class Launch
     /// </summary>
     public const int MaxElements = int.MaxValue / 2;
 
+    /// <summary>
+    /// Splits [0, n) into consecutive chunks of at most <paramref name="chunk"/> elements, in order. Ranges that
+    /// can pass 2^30 elements (the flat parameter, gradient and moment buffers of a 1B model) are launched chunk
+    /// by chunk: kernels index inside a chunk with 32-bit ints, the chunk's offset stays 64-bit on the host.
+    /// </summary>
+    public static IEnumerable<(long Start, long Count)> Chunks(long n, long chunk = MaxElements)
+    {
+        if (chunk < 1) throw new ArgumentOutOfRangeException(nameof(chunk), "A chunk holds at least one element.");
+        for (long start = 0; start < n; start += chunk) yield return (start, Math.Min(chunk, n - start));
+    }
+
+    /// <summary>Elements zeroed per memset: 1 GiB, well inside the 32-bit byte counts some back ends use.</summary>
+    public const long ZeroChunk = 1L << 28;
+
+    /// <summary>Zeroes a view of any length, one memset per <see cref="ZeroChunk"/> elements.</summary>
+    public static void ZeroFill(ComputeDevice device, ArrayView<float> view)
+    {
+        foreach (var (start, count) in Chunks(view.Length, ZeroChunk))
+        {
+            view.SubView(start, count).MemSetToZero(device.CurrentStream.Native);
+            device.Counters.Kernel();
+        }
+    }
+
     public static int CheckedInt(long n, string what)
     {
         if (n > MaxElements)
@@ -79,15 +103,26 @@ public sealed class LaunchCounters
     public long Downloads { get; private set; }
     public long Transfers => Uploads + Downloads;
 
+    /// <summary>
+    /// Times the host waited for a stream, or would on a GPU: stream and device synchronisations, downloads,
+    /// and uploads from ordinary (pageable) host arrays, which ILGPU finishes before it returns. Counted the same
+    /// way on every device, so a CPU test shows which steps make a GPU wait for the host.
+    /// </summary>
+    public long HostSyncs { get; private set; }
+
+    internal void HostSync() => HostSyncs++;
+
     internal void Kernel() => Launches++;
 
+    /// <summary>An upload from a pageable host array (the copy finishes before the call returns).</summary>
     internal void Upload(long bytes)
     {
         Uploads++;
         UploadBytes += bytes;
+        HostSyncs++;
     }
 
-    internal void Download() => Downloads++;
+    internal void Download() => Downloads++; // its wait is counted by the stream's synchronisation
 
     internal void Matmul(long m, long n, long k, long batch)
     {
@@ -103,7 +138,7 @@ public sealed class LaunchCounters
 
     public void Reset()
     {
-        Launches = Uploads = UploadBytes = Downloads = 0;
+        Launches = Uploads = UploadBytes = Downloads = HostSyncs = 0;
         MatmulFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

@@ -69,12 +69,20 @@ public sealed class OptimLauncher : KernelFamily
         clipFactor = Load<ArrayView<float>, ArrayView<float>, float>(OptimKernels.ClipFactor);
     }
 
+    /// <summary>
+    /// One AdamW update of a range of any length, launched in chunks of at most <paramref name="chunkElements"/>
+    /// elements (each element's update is independent, so chunking changes no result).
+    /// </summary>
     public void AdamW(ArrayView<float> param, ArrayView<float> grad, ArrayView<float> m, ArrayView<float> v,
-        ArrayView<float> gradScale, AdamWStep step)
+        ArrayView<float> gradScale, AdamWStep step, long chunkElements = Launch.MaxElements)
     {
-        Counters.Kernel();
-        int n = Launch.CheckedInt(param.Length, "parameter");
-        adamW(Stream, Launch.Grid1D(Device, n), n, param, grad, m, v, gradScale, step);
+        foreach (var (start, count) in Launch.Chunks(param.Length, Math.Min(chunkElements, Launch.MaxElements)))
+        {
+            Counters.Kernel();
+            int n = (int)count;
+            adamW(Stream, Launch.Grid1D(Device, n), n, param.SubView(start, count), grad.SubView(start, count),
+                m.SubView(start, count), v.SubView(start, count), gradScale, step);
+        }
     }
 
     public void ClipFactor(ArrayView<float> sumOfSquares, ArrayView<float> norm, float maxNorm)

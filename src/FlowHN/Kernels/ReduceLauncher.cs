@@ -34,17 +34,42 @@ public sealed class ReduceLauncher : KernelFamily
         columnFinish = Load<int, int, ArrayView<float>, ArrayView<float>>(ReduceKernels.ColumnSumFinish);
     }
 
-    /// <summary>result[index] = scale * reduce(x). Stays on the device: nothing is read back.</summary>
-    public void Reduce(ReductionKind kind, ArrayView<float> x, ArrayView<float> result, int index = 0, float scale = 1f)
+    /// <summary>
+    /// result[index] = scale * reduce(x), for x of any length. Stays on the device: nothing is read back.
+    /// Up to <paramref name="chunkElements"/> elements take two launches (per-group partials, then one group
+    /// combines them). A longer x is reduced chunk by chunk into one total per chunk, and one group combines
+    /// the totals in chunk order: a fixed order, so results are bitwise reproducible at any length.
+    /// </summary>
+    public void Reduce(ReductionKind kind, ArrayView<float> x, ArrayView<float> result, int index = 0, float scale = 1f,
+        long chunkElements = Launch.MaxElements)
     {
-        int n = Launch.CheckedInt(x.Length, "reduction input");
+        if (x.Length <= chunkElements)
+        {
+            ReduceChunk(kind, x, result, index, scale);
+            return;
+        }
+        var chunks = Launch.Chunks(x.Length, chunkElements).ToList();
+        using var totals = Scratch(chunks.Count);
+        for (int c = 0; c < chunks.Count; c++) ReduceChunk(kind, x.SubView(chunks[c].Start, chunks[c].Count), totals.View, c, 1f);
+        Finish(kind, chunks.Count, totals.View, result, index, scale);
+    }
+
+    private void ReduceChunk(ReductionKind kind, ArrayView<float> x, ArrayView<float> result, int index, float scale)
+    {
+        int n = Launch.CheckedInt(x.Length, "reduction chunk");
         var config = Launch.Grid1D(Device, n, Device.GroupSize);
         using var scratch = Scratch(config.GridDim.X);
         partials[kind](Stream, config, n, x, scratch.View);
+        Counters.Kernel();
+        Finish(kind, config.GridDim.X, scratch.View, result, index, scale);
+    }
+
+    /// <summary>result[index] = scale * combination of count partials (already mapped), by one group.</summary>
+    private void Finish(ReductionKind kind, int count, ArrayView<float> partialValues, ArrayView<float> result, int index, float scale)
+    {
         int group = Device.GroupSize;
         finish[kind](Stream, Launch.Config(new Index3D(1, 1, 1), new Index3D(group, 1, 1), group),
-            config.GridDim.X, scratch.View, result, index, scale);
-        Counters.Kernel();
+            count, partialValues, result, index, scale);
         Counters.Kernel();
     }
 

@@ -48,11 +48,11 @@ public abstract class LanguageModel : Module
         _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
     };
 
-    /// <summary>Builds the architecture with its parameters packed into one flat buffer.</summary>
+    /// <summary>Builds the architecture and allocates its parameters in one flat buffer.</summary>
     public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed)
     {
         var model = Build(device, config, seed);
-        model.PackParameters();
+        model.AllocateParameters();
         return model;
     }
 

@@ -31,10 +31,9 @@ public sealed class ParallelBlock : Module
         ssmBranch = Add(new DecoderLayer(device, Child("ssm_branch"), c.Dim, c.MlpHidden, c.NormEps, random, residualStd,
             n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, residualStd), "mamba"));
         int fusedWidth = concatFusion ? 2 * c.Dim : c.Dim;
-        fuseBranches = AddParameter("fusion.w_b.weight", [c.Dim, fusedWidth], NormalInit(random, (long)c.Dim * fusedWidth, residualStd),
-            weightDecay: true);
+        fuseBranches = AddParameter("fusion.w_b.weight", [c.Dim, fusedWidth], ParameterInit.Normal(residualStd), weightDecay: true, random);
         fusionNorm = Add(new RmsNorm(device, Child("fusion.norm"), c.Dim, c.NormEps));
-        fuseOut = AddParameter("fusion.w_f.weight", [c.Dim, c.Dim], NormalInit(random, (long)c.Dim * c.Dim, residualStd), weightDecay: true);
+        fuseOut = AddParameter("fusion.w_f.weight", [c.Dim, c.Dim], ParameterInit.Normal(residualStd), weightDecay: true, random);
     }
 
     /// <summary>

@@ -20,9 +20,9 @@ public static class SplitTimer
         int seqLen, int repeats = 2)
     {
         var random = new Random(1);
-        using var attention = new AttentionLayer(device, "timing.attn", c.Dim, c.Heads, c.KvHeads, c.MlpHidden, c.Rope, c.NormEps, random, 0.02);
+        using var attention = new AttentionLayer(device, "timing.attn", c.Dim, c.Heads, c.KvHeads, c.MlpHidden, c.Rope, c.NormEps, random, 0.02).Allocated();
         using var ssm = new DecoderLayer(device, "timing.ssm", c.Dim, c.MlpHidden, c.NormEps, random, 0.02,
-            n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, 0.02), "mamba");
+            n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, 0.02), "mamba").Allocated();
         var measurements = new List<Measurement>();
         for (int eighth = 1; eighth < 8; eighth++)
         {

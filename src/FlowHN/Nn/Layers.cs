@@ -10,7 +10,7 @@ public sealed class Linear : Module
     public Linear(ComputeDevice device, string name, int inFeatures, int outFeatures, Random random, double std = 0.02)
         : base(device, name)
     {
-        Weight = AddParameter("weight", [outFeatures, inFeatures], NormalInit(random, (long)inFeatures * outFeatures, std), weightDecay: true);
+        Weight = AddParameter("weight", [outFeatures, inFeatures], ParameterInit.Normal(std), weightDecay: true, random);
     }
 
     public Parameter Weight { get; }
@@ -27,7 +27,7 @@ public sealed class RmsNorm : Module
     public RmsNorm(ComputeDevice device, string name, int dim, float eps = DefaultEps) : base(device, name)
     {
         this.eps = eps;
-        Weight = AddParameter("weight", [dim], Enumerable.Repeat(1f, dim).ToArray(), weightDecay: false);
+        Weight = AddParameter("weight", [dim], ParameterInit.Constant(1f), weightDecay: false);
     }
 
     public Parameter Weight { get; }
@@ -44,7 +44,7 @@ public sealed class Embedding : Module
     public Embedding(ComputeDevice device, string name, int vocab, int dim, Random random, double std = 0.02)
         : base(device, name)
     {
-        Weight = AddParameter("weight", [vocab, dim], NormalInit(random, (long)vocab * dim, std), weightDecay: false);
+        Weight = AddParameter("weight", [vocab, dim], ParameterInit.Normal(std), weightDecay: false, random);
     }
 
     public Parameter Weight { get; }

@@ -32,19 +32,18 @@ public sealed class MambaMixer : Module, ISequenceMixer
         this.shape = shape;
         int inner = shape.Inner, n = shape.State, r = shape.DtRank;
         inProj = Add(new Linear(device, Child("in_proj"), shape.Dim, 2 * inner, random));
-        ConvWeight = AddParameter("conv1d.weight", [inner, shape.ConvWidth],
-            Uniform(random, inner * shape.ConvWidth, 1 / Math.Sqrt(shape.ConvWidth)), weightDecay: true);
-        ConvBias = AddParameter("conv1d.bias", [inner], Uniform(random, inner, 1 / Math.Sqrt(shape.ConvWidth)), weightDecay: false);
+        var convBound = ParameterInit.Uniform(1 / Math.Sqrt(shape.ConvWidth));
+        ConvWeight = AddParameter("conv1d.weight", [inner, shape.ConvWidth], convBound, weightDecay: true, random);
+        ConvBias = AddParameter("conv1d.bias", [inner], convBound, weightDecay: false, random);
         xProj = Add(new Linear(device, Child("x_proj"), inner, r + 2 * n, random));
         dtNorm = Add(new RmsNorm(device, Child("dt_layernorm"), r, eps));
         bNorm = Add(new RmsNorm(device, Child("b_layernorm"), n, eps));
         cNorm = Add(new RmsNorm(device, Child("c_layernorm"), n, eps));
         dtProj = Add(new Linear(device, Child("dt_proj"), r, inner, random));
-        dtProj.Weight.CopyFrom(Uniform(random, r * inner, 1 / Math.Sqrt(r))); // Mamba's "random" dt init, dt_scale 1
-        DtBias = AddParameter("dt_proj.bias", [inner], DtBiasInit(random, inner), weightDecay: false);
-        ALog = AddParameter("A_log", [inner, n],
-            Enumerable.Range(0, inner).SelectMany(_ => Enumerable.Range(1, n).Select(k => (float)Math.Log(k))).ToArray(), weightDecay: false);
-        DSkip = AddParameter("D", [inner], Enumerable.Repeat(1f, inner).ToArray(), weightDecay: false);
+        dtProj.Weight.Initialise(ParameterInit.Uniform(1 / Math.Sqrt(r)), TensorSeed(random)); // Mamba's "random" dt init, dt_scale 1
+        DtBias = AddParameter("dt_proj.bias", [inner], DtBiasInit, weightDecay: false, random);
+        ALog = AddParameter("A_log", [inner, n], ParameterInit.FromIndex(i => (float)Math.Log(i % n + 1)), weightDecay: false); // A = -(1..n)
+        DSkip = AddParameter("D", [inner], ParameterInit.Constant(1f), weightDecay: false);
         if (outputProjection) outProj = Add(new Linear(device, Child("out_proj"), inner, shape.Dim, random, residualStd));
     }
 
@@ -69,14 +68,10 @@ public sealed class MambaMixer : Module, ISequenceMixer
         return outProj is null ? y : outProj.Forward(y);
     }
 
-    private static float[] Uniform(Random random, int count, double bound) =>
-        Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() * 2 - 1) * bound)).ToArray();
-
     /// <summary>Bias whose softplus is log-uniform in [1e-3, 1e-1]: the inverse softplus of such a dt.</summary>
-    private static float[] DtBiasInit(Random random, int count) =>
-        Enumerable.Range(0, count).Select(_ =>
-        {
-            double dt = Math.Exp(Math.Log(1e-3) + random.NextDouble() * (Math.Log(1e-1) - Math.Log(1e-3)));
-            return (float)(dt + Math.Log(1 - Math.Exp(-dt))); // softplus^-1(dt) = dt + log(1 - e^-dt)
-        }).ToArray();
+    private static readonly ParameterInit DtBiasInit = ParameterInit.Draw(random =>
+    {
+        double dt = Math.Exp(Math.Log(1e-3) + random.NextDouble() * (Math.Log(1e-1) - Math.Log(1e-3)));
+        return dt + Math.Log(1 - Math.Exp(-dt)); // softplus^-1(dt) = dt + log(1 - e^-dt)
+    });
 }

@@ -1,6 +1,5 @@
 using FlowHN.Autograd;
 using FlowHN.Runtime;
-using MathNet.Numerics.Distributions;
 
 namespace FlowHN.Nn;
 
@@ -35,22 +34,30 @@ public abstract class Module : IDisposable
         return module;
     }
 
-    protected Parameter AddParameter(string local, int[] shape, float[] values, bool weightDecay)
+    /// <summary>
+    /// Plans a parameter. Its values are drawn when the model is allocated, from a seed of its own taken from
+    /// the model's seeded generator (<paramref name="random"/>) in construction order, so initialisation is
+    /// reproducible and the same on any number of threads.
+    /// </summary>
+    protected Parameter AddParameter(string local, int[] shape, ParameterInit init, bool weightDecay, Random? random = null)
     {
-        var p = Parameter.Create(Device, Child(local), shape, values, weightDecay);
+        var p = Parameter.Plan(Device, Child(local), shape, init, TensorSeed(random), weightDecay);
         parameters.Add(p);
         return p;
     }
 
-    /// <summary>N(0, std) values from the model's seeded generator, so initialisation is reproducible.</summary>
-    protected static float[] NormalInit(Random random, long count, double std) =>
-        Normal.Samples(random, 0, std).Take((int)count).Select(v => (float)v).ToArray();
+    /// <summary>The seed of the next parameter drawn from the model's generator (0 for deterministic inits).</summary>
+    protected static ulong TensorSeed(Random? random) => random is null ? 0 : (ulong)random.NextInt64();
 
-    /// <summary>The flat buffers of all parameters, once <see cref="PackParameters"/> has run.</summary>
+    /// <summary>The flat buffers of all parameters, once <see cref="AllocateParameters"/> has run.</summary>
     public ParameterStore? Store { get; private set; }
 
-    /// <summary>Moves every parameter of this module tree into one flat buffer (see <see cref="ParameterStore"/>).</summary>
-    public void PackParameters() => Store ??= ParameterStore.Pack(Device, Parameters().ToList());
+    /// <summary>
+    /// Gives every parameter of this module tree its device memory: one flat weight buffer and one flat gradient
+    /// buffer, allocated once (see <see cref="ParameterStore"/>). Modules plan their parameters when built and
+    /// the root allocates them when the tree is complete; nothing runs before.
+    /// </summary>
+    public void AllocateParameters() => Store ??= ParameterStore.Allocate(Device, Parameters().ToList());
 
     public void ZeroGrad()
     {
@@ -65,5 +72,15 @@ public abstract class Module : IDisposable
         Store?.Dispose();
         Store = null;
         GC.SuppressFinalize(this);
+    }
+}
+
+public static class ModuleExtensions
+{
+    /// <summary>Allocates a freshly built module tree's parameters and returns it: <c>new Linear(...).Allocated()</c>.</summary>
+    public static T Allocated<T>(this T module) where T : Module
+    {
+        module.AllocateParameters();
+        return module;
     }
 }

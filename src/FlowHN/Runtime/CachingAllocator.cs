@@ -93,10 +93,18 @@ public sealed class CachingAllocator : IDisposable
         return (elements + LargeBucketStep - 1) / LargeBucketStep * LargeBucketStep;
     }
 
-    public DeviceBlock Allocate(long elements)
+    public DeviceBlock Allocate(long elements) => Allocate(elements, BucketFor(elements));
+
+    /// <summary>
+    /// A block rounded only to the 256-byte granularity, for buffers that live as long as a model (parameters,
+    /// gradients, optimizer moments): a bucket's rounding would reserve memory nothing ever uses.
+    /// </summary>
+    public DeviceBlock AllocateExact(long elements) =>
+        Allocate(elements, (Math.Max(1, elements) + SmallestBucket - 1) / SmallestBucket * SmallestBucket);
+
+    private DeviceBlock Allocate(long elements, long bucket)
     {
         OnAllocate?.Invoke(elements);
-        long bucket = BucketFor(elements);
         MemoryBuffer1D<float, Stride1D.Dense> buffer;
         if (free.TryGetValue(bucket, out var stack) && stack.Count > 0)
         {

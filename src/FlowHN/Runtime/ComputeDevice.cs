@@ -22,7 +22,7 @@ public sealed class ComputeDevice : IDisposable
         Accelerator = accelerator;
         Options = options;
         IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
-        DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false);
+        DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false, Counters);
         CurrentStream = DefaultStream;
         Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)));
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
@@ -108,7 +108,7 @@ public sealed class ComputeDevice : IDisposable
         return Environment.ProcessorCount * 3e9 * 32; // AVX2: two 8-wide FMA units at ~3 GHz
     }
 
-    public DeviceStream CreateStream() => new(Accelerator.CreateStream(), owned: true);
+    public DeviceStream CreateStream() => new(Accelerator.CreateStream(), owned: true, Counters);
 
     /// <summary>Sends launches to <paramref name="stream"/> until the returned scope is disposed.</summary>
     public IDisposable UseStream(DeviceStream stream)
@@ -125,7 +125,12 @@ public sealed class ComputeDevice : IDisposable
 
     public DeviceEvent CreateEvent(bool timing = false) => new(this, timing);
 
-    public void Synchronize() => Accelerator.Synchronize();
+    /// <summary>Blocks the host until every stream is idle (counted: see LaunchCounters.HostSyncs).</summary>
+    public void Synchronize()
+    {
+        Counters.HostSync();
+        Accelerator.Synchronize();
+    }
 
     /// <summary>
     /// Starts a scope: tensors allocated until it is disposed are returned to the allocator when it is.

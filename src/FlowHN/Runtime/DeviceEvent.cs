@@ -26,7 +26,9 @@ public sealed class DeviceEvent : IDisposable
         if (handle != IntPtr.Zero) CudaDriver.Check(CudaDriver.EventRecord(handle, stream.NativeHandle), "cuEventRecord");
         else
         {
-            stream.Synchronize();
+            // CPU accelerator: launches already run in order, so this wait is for the host clock only (not
+            // counted as a host synchronisation: a GPU records the event without one).
+            stream.Native.Synchronize();
             hostTicks = Stopwatch.GetTimestamp();
         }
     }
@@ -34,7 +36,9 @@ public sealed class DeviceEvent : IDisposable
     /// <summary>Blocks the host until the recorded work is done.</summary>
     public void Synchronize()
     {
-        if (handle != IntPtr.Zero) CudaDriver.Check(CudaDriver.EventSynchronize(handle), "cuEventSynchronize");
+        if (handle == IntPtr.Zero) return;
+        device.Counters.HostSync();
+        CudaDriver.Check(CudaDriver.EventSynchronize(handle), "cuEventSynchronize");
     }
 
     /// <summary>Milliseconds between two recorded events (both must have completed).</summary>

@@ -7,11 +7,13 @@ namespace FlowHN.Runtime;
 public sealed class DeviceStream : IDisposable
 {
     private readonly bool owned;
+    private readonly Kernels.LaunchCounters counters;
 
-    internal DeviceStream(AcceleratorStream stream, bool owned)
+    internal DeviceStream(AcceleratorStream stream, bool owned, Kernels.LaunchCounters counters)
     {
         Native = stream;
         this.owned = owned;
+        this.counters = counters;
     }
 
     public AcceleratorStream Native { get; }
@@ -25,7 +27,12 @@ public sealed class DeviceStream : IDisposable
             CudaDriver.Check(CudaDriver.StreamWaitEvent(NativeHandle, evt.Handle, 0), "cuStreamWaitEvent");
     }
 
-    public void Synchronize() => Native.Synchronize();
+    /// <summary>Blocks the host until the stream's queued work is done (counted: see LaunchCounters.HostSyncs).</summary>
+    public void Synchronize()
+    {
+        counters.HostSync();
+        Native.Synchronize();
+    }
 
     public void Dispose()
     {

@@ -13,38 +13,46 @@ public enum DType { Float32, Int32 }
 /// </summary>
 public class Tensor : IDisposable
 {
-    internal Tensor(ComputeDevice device, DeviceBlock block, long offset, int[] shape, long[] strides, DType dtype, bool ownsBlock)
+    private DeviceBlock? block;
+
+    /// <param name="block">null only for a parameter planned but not yet allocated (see ParameterStore).</param>
+    internal Tensor(ComputeDevice device, DeviceBlock? block, long offset, int[] shape, long[] strides, DType dtype, bool ownsBlock)
     {
         Device = device;
-        Block = block;
+        this.block = block;
         Offset = offset;
         Shape = shape;
         Strides = strides;
         DType = dtype;
         OwnsBlock = ownsBlock;
-        Birth = ownsBlock ? block.Id : device.Allocator.TakeId();
+        Birth = ownsBlock ? block!.Id : device.Allocator.TakeId();
     }
 
     public ComputeDevice Device { get; }
 
     /// <summary>When this tensor was created, in the allocator's id order (its block's id when it owns one).</summary>
     internal long Birth { get; }
-    internal DeviceBlock Block { get; private set; }
+    internal DeviceBlock Block => block ?? throw new InvalidOperationException(
+        "This parameter has no device memory yet: a model's parameters are allocated together, once the model is " +
+        "built, by AllocateParameters() (LanguageModel.Create calls it).");
+
+    /// <summary>Whether this tensor has device memory (a planned parameter has none until it is allocated).</summary>
+    internal bool IsAllocated => block is not null;
     public long Offset { get; private set; }
     public int[] Shape { get; }
     public long[] Strides { get; }
     public DType DType { get; }
     internal bool OwnsBlock { get; private set; }
 
-    /// <summary>Moves this tensor onto another block (e.g. a parameter packed into one flat buffer).</summary>
+    /// <summary>Places this tensor on a block (a planned parameter on the model's flat buffer).</summary>
     internal void Rebind(DeviceBlock block, long offset, bool ownsBlock)
     {
         if (!IsContiguous) throw new InvalidOperationException("Only contiguous tensors can be rebound.");
-        Block = block;
+        this.block = block;
         Offset = offset;
         OwnsBlock = ownsBlock;
     }
-    public bool IsDisposed => Block.IsFreed;
+    public bool IsDisposed => block is { IsFreed: true };
 
     // Autograd state (see Autograd/Tape.cs).
     public bool RequiresGrad { get; set; }
@@ -272,6 +280,6 @@ public class Tensor : IDisposable
 
     public virtual void Dispose()
     {
-        if (OwnsBlock) Device.Allocator.Free(Block);
+        if (OwnsBlock && block is not null) Device.Allocator.Free(block);
     }
 }

@@ -9,12 +9,16 @@ namespace FlowHN.Tensors;
 /// </summary>
 public sealed class TokenIndex : IDisposable
 {
-    private TokenIndex(Tensor ids, Tensor distinctIds, Tensor starts, Tensor order, int maxId)
+    private readonly Tensor storage; // everything below is a view of this one upload
+
+    private TokenIndex(Tensor storage, Tensor ids, Tensor distinctIds, Tensor starts, Tensor order, Tensor? targets, int maxId)
     {
+        this.storage = storage;
         Ids = ids;
         DistinctIds = distinctIds;
         Starts = starts;
         Order = order;
+        Targets = targets;
         MaxId = maxId;
     }
 
@@ -23,11 +27,19 @@ public sealed class TokenIndex : IDisposable
     /// <summary>Positions of distinct id u are Order[Starts[u] .. Starts[u+1]).</summary>
     public Tensor Starts { get; }
     public Tensor Order { get; }
+    /// <summary>The next-token targets, flat [tokens], when the batch came with them (<see cref="FromBatch"/>).</summary>
+    public Tensor? Targets { get; }
     public int MaxId { get; }
     public int Count => (int)Ids.Length;
     public int DistinctCount => (int)DistinctIds.Length;
 
-    public static TokenIndex FromHost(ComputeDevice device, int[] ids, params int[] shape)
+    public static TokenIndex FromHost(ComputeDevice device, int[] ids, params int[] shape) => Build(device, ids, null, shape);
+
+    /// <summary>Token ids and their next-token targets, uploaded together with the id plan in one copy.</summary>
+    public static TokenIndex FromBatch(ComputeDevice device, int[] ids, int[] targets, params int[] shape) =>
+        Build(device, ids, targets, shape);
+
+    private static TokenIndex Build(ComputeDevice device, int[] ids, int[]? targets, int[] shape)
     {
         int maxId = -1;
         foreach (int id in ids)
@@ -48,19 +60,20 @@ public sealed class TokenIndex : IDisposable
             }
         }
         starts.Add(order.Length);
-        return new TokenIndex(
-            Tensor.FromArray(device, ids, shape),
-            Tensor.FromArray(device, distinct.ToArray(), distinct.Count),
-            Tensor.FromArray(device, starts.ToArray(), starts.Count),
-            Tensor.FromArray(device, order, order.Length),
-            maxId);
+        // One host array, one upload (each upload from a pageable array makes the host wait on a GPU).
+        int[][] parts = [ids, [.. distinct], [.. starts], order, targets ?? []];
+        var packed = new int[parts.Sum(x => x.Length)];
+        var offsets = new long[parts.Length];
+        for (int i = 0, at = 0; i < parts.Length; at += parts[i].Length, i++)
+        {
+            offsets[i] = at;
+            parts[i].CopyTo(packed, at);
+        }
+        var storage = Tensor.FromArray(device, packed, packed.Length);
+        Tensor Part(int i, int[] partShape) => storage.ViewAs(partShape, Tensor.ContiguousStrides(partShape), offsets[i]);
+        return new TokenIndex(storage, Part(0, (int[])shape.Clone()), Part(1, [distinct.Count]), Part(2, [starts.Count]),
+            Part(3, [order.Length]), targets is null ? null : Part(4, [targets.Length]), maxId);
     }
 
-    public void Dispose()
-    {
-        Ids.Dispose();
-        DistinctIds.Dispose();
-        Starts.Dispose();
-        Order.Dispose();
-    }
+    public void Dispose() => storage.Dispose();
 }

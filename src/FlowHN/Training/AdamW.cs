@@ -3,6 +3,7 @@ using FlowHN.Kernels;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace FlowHN.Training;
 
@@ -13,38 +14,32 @@ namespace FlowHN.Training;
 public sealed class AdamW : IDisposable
 {
     private readonly ComputeDevice device;
-    private readonly IReadOnlyList<Parameter> parameters;
     private readonly Dictionary<Parameter, (Tensor M, Tensor V)> state = new();
-    private readonly ParameterStore? store;     // when all parameters are packed: flat moments, few launches
-    private readonly Tensor? flatM, flatV;
-    private readonly Tensor squares;  // per-parameter sums of squares of the gradients
+    private readonly ParameterStore store;     // the parameters' flat buffers: flat moments, few launches
+    private readonly DeviceBlock flatM, flatV; // allocated once, at the store's exact length
     private readonly Tensor total;    // [global sum of squares]
     private readonly Tensor norm;     // [global norm, clip factor]
 
+    /// <param name="parameters">a whole model's parameters, all in one <see cref="ParameterStore"/>.</param>
     public AdamW(ComputeDevice device, IReadOnlyList<Parameter> parameters, double beta1 = 0.9, double beta2 = 0.95,
         double eps = 1e-8, double weightDecay = 0.1, double maxGradNorm = 1.0)
     {
         this.device = device;
-        this.parameters = parameters;
         Beta1 = beta1;
         Beta2 = beta2;
         Epsilon = eps;
         WeightDecay = weightDecay;
         MaxGradNorm = maxGradNorm;
         store = parameters.Count > 0 && parameters[0].Store is { } s && s.Parameters.Count == parameters.Count &&
-                parameters.All(p => p.Store == s) ? s : null;
-        if (store is not null)
-        {
-            flatM = Tensor.Zeros(device, [(int)store.Length]);
-            flatV = Tensor.Zeros(device, [(int)store.Length]);
-            // Each parameter's moments are views of the flat buffers at the parameter's offset (for checkpoints).
-            foreach (var p in parameters)
-                state[p] = (flatM.ViewAs(p.Shape, Tensor.ContiguousStrides(p.Shape), store.Offsets[p]),
-                            flatV.ViewAs(p.Shape, Tensor.ContiguousStrides(p.Shape), store.Offsets[p]));
-        }
-        else
-            foreach (var p in parameters) state[p] = (Tensor.Zeros(device, p.Shape), Tensor.Zeros(device, p.Shape));
-        squares = Tensor.Zeros(device, [Math.Max(1, parameters.Count)]);
+                parameters.All(p => p.Store == s)
+            ? s
+            : throw new ArgumentException("AdamW takes a whole model's parameters, allocated in one store (AllocateParameters).");
+        flatM = Zeroed(device, store.Length);
+        flatV = Zeroed(device, store.Length);
+        // Each parameter's moments are views of the flat buffers at the parameter's offset (for checkpoints).
+        foreach (var p in parameters)
+            state[p] = (new Tensor(device, flatM, store.Offsets[p], p.Shape, Tensor.ContiguousStrides(p.Shape), DType.Float32, ownsBlock: false),
+                        new Tensor(device, flatV, store.Offsets[p], p.Shape, Tensor.ContiguousStrides(p.Shape), DType.Float32, ownsBlock: false));
         total = Tensor.Zeros(device, [1]);
         norm = Tensor.Zeros(device, [2]);
     }
@@ -63,31 +58,15 @@ public sealed class AdamW : IDisposable
     public void Step(double lr)
     {
         StepCount++;
-        var reduce = device.Kernels.Reduce;
-        if (store is not null) reduce.Reduce(ReductionKind.SumOfSquares, store.Gradients, total.View);
-        else
-        {
-            for (int i = 0; i < parameters.Count; i++)
-                reduce.Reduce(ReductionKind.SumOfSquares, parameters[i].Grad!.View, squares.View, i);
-            reduce.Reduce(ReductionKind.Sum, squares.View, total.View);
-        }
+        device.Kernels.Reduce.Reduce(ReductionKind.SumOfSquares, store.Gradients, total.View);
         device.Kernels.Optim.ClipFactor(total.View, norm.View, (float)MaxGradNorm);
         var clipFactor = norm.View.SubView(1, 1);
-        if (store is not null)
-        {
-            // Two launches for all parameters: the decayed range, then the rest.
-            Update(store.Weights.SubView(0, store.DecayLength), store.Gradients.SubView(0, store.DecayLength),
-                flatM!.View.SubView(0, store.DecayLength), flatV!.View.SubView(0, store.DecayLength), clipFactor, lr, decay: true);
-            long rest = store.Length - store.DecayLength;
-            Update(store.Weights.SubView(store.DecayLength, rest), store.Gradients.SubView(store.DecayLength, rest),
-                flatM.View.SubView(store.DecayLength, rest), flatV.View.SubView(store.DecayLength, rest), clipFactor, lr, decay: false);
-            return;
-        }
-        foreach (var p in parameters)
-        {
-            var (m, v) = state[p];
-            Update(p.View, p.Grad!.View, m.View, v.View, clipFactor, lr, p.WeightDecay);
-        }
+        // Two launches for all parameters: the decayed range, then the rest.
+        long decayed = store.DecayLength, rest = store.Length - store.DecayLength;
+        Update(store.Weights.SubView(0, decayed), store.Gradients.SubView(0, decayed),
+            flatM.View.SubView(0, decayed), flatV.View.SubView(0, decayed), clipFactor, lr, decay: true);
+        Update(store.Weights.SubView(decayed, rest), store.Gradients.SubView(decayed, rest),
+            flatM.View.SubView(decayed, rest), flatV.View.SubView(decayed, rest), clipFactor, lr, decay: false);
     }
 
     private void Update(ArrayView<float> param, ArrayView<float> grad, ArrayView<float> m, ArrayView<float> v, ArrayView<float> clipFactor,
@@ -106,19 +85,26 @@ public sealed class AdamW : IDisposable
         });
     }
 
+    /// <summary>The last step's global gradient norm before clipping, on the device (one element).</summary>
+    internal ArrayView<float> GradNormView => norm.View.SubView(0, 1);
+
     /// <summary>The global gradient norm before clipping of the last step (reads the device).</summary>
     public float LastGradNorm() => norm.ToArray()[0];
 
+    /// <summary>Device bytes of the two moment buffers.</summary>
+    public long MomentBytes => 2 * flatM.RequestedElements * sizeof(float);
+
+    private static DeviceBlock Zeroed(ComputeDevice device, long length)
+    {
+        var block = device.Allocator.AllocateExact(Math.Max(1, length));
+        Launch.ZeroFill(device, block.View);
+        return block;
+    }
+
     public void Dispose()
     {
-        foreach (var (m, v) in state.Values) // views of the flat moments own nothing
-        {
-            m.Dispose();
-            v.Dispose();
-        }
-        flatM?.Dispose();
-        flatV?.Dispose();
-        squares.Dispose();
+        device.Allocator.Free(flatM);
+        device.Allocator.Free(flatV);
         total.Dispose();
         norm.Dispose();
     }

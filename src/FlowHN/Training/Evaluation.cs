@@ -12,10 +12,13 @@ public static class Evaluation
     /// <summary>Mean next-token loss of a batch (records its backward only when gradients are on).</summary>
     public static Tensor Loss(ComputeDevice device, LanguageModel model, TokenBatch batch)
     {
-        var ids = TokenIndex.FromHost(device, batch.Inputs, batch.BatchSize, batch.SeqLen);
-        var targets = Tensor.FromArray(device, batch.Targets, batch.BatchSize * batch.SeqLen);
-        return Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), targets, overwriteLogits: true);
+        var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
+        return Loss(model, ids);
     }
+
+    /// <summary>Mean next-token loss of a batch already on the device (<see cref="TokenIndex.FromBatch"/>).</summary>
+    public static Tensor Loss(LanguageModel model, TokenIndex ids) =>
+        Ops.CrossEntropy(model.Forward(ids, ids.Ids.Dim(0), ids.Ids.Dim(1)), ids.Targets!, overwriteLogits: true);
 
     /// <summary>Mean loss over the first <paramref name="maxBatches"/> non-overlapping windows of the tokens.</summary>
     public static double ValidationLoss(ComputeDevice device, LanguageModel model, int[] tokens, int batch, int seqLen, int maxBatches)

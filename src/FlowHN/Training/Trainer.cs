@@ -14,7 +14,8 @@ public sealed record TrainResult(IReadOnlyList<(int Step, double Loss)> Evaluati
 /// <summary>
 /// The training loop: batches from the loader, forward, loss, backward, clipped AdamW step, with evaluation,
 /// progress lines, metrics.jsonl and checkpoints. Everything of a step runs inside a tensor scope, so its
-/// memory is recycled; the only host read per step is the loss at the end of the step.
+/// memory is recycled. Losses and gradient norms stay on the device and are read together on logging,
+/// evaluation and checkpoint steps (see <see cref="DeviceStepLog"/>).
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -68,16 +69,20 @@ public sealed class Trainer : IDisposable
         if (device.IsCuda && model.Config.Arch != "transformer") // memory the driver takes for the scan's local arrays
             available -= SelectiveScanLauncher.LocalMemoryReserve(device.Accelerator.NumMultiprocessors,
                 device.Accelerator.MaxNumThreadsPerMultiprocessor);
-        long held = device.Allocator.BytesReserved; // weights, gradients and moments as allocated, rounding included
+        // Weights, gradients and moments as allocated (exact sizes: cached blocks are not needed, they go back
+        // to the driver when an allocation needs their room).
+        long held = device.Allocator.BytesInUse;
         double activations = memory.ActivationBytesPerToken * tokens;
         const double gib = 1 << 30;
         console.WriteLine($"memory: {held / gib:0.##} GiB of weights, gradients and AdamW moments + {activations / gib:0.##} GiB of " +
                           $"activations per batch of {options.Batch} (predicted) of {available / gib:0.##} GiB");
         if (held + activations <= available) return;
-        // The suggestions leave a quarter of the activations' size for the allocator's rounding to its buckets.
-        long fits = (long)Math.Floor((available - held) / (1.25 * memory.ActivationBytesPerToken * options.SeqLen));
+        // The suggestions leave half the activations' size for the allocator's rounding to its buckets (powers of
+        // two below 4 MiB: 44% on average). The state is counted exactly, so nothing else pads the estimate.
+        const double rounding = 1.5;
+        long fits = (long)Math.Floor((available - held) / (rounding * memory.ActivationBytesPerToken * options.SeqLen));
         var recomputed = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), ActivationMemory.Recomputed);
-        bool recomputeFits = !model.Recompute && held + 1.25 * recomputed.ActivationBytesPerToken * tokens <= available;
+        bool recomputeFits = !model.Recompute && held + rounding * recomputed.ActivationBytesPerToken * tokens <= available;
         throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Name} has " +
                                 $"{available / gib:0.#} GiB. " + (fits >= 1
                                     ? $"Use --batch {fits} or less (with --accum to keep the tokens per step)"
@@ -113,29 +118,26 @@ public sealed class Trainer : IDisposable
         CheckMemory();
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         var clock = Stopwatch.StartNew();
+        var interval = Stopwatch.StartNew();
         int firstStep = step;
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
+        using var stepLog = new DeviceStepLog(device, Math.Min(options.LogEvery, Math.Max(1, lastStep - step)));
+        var pending = new List<(int Step, double Lr, long Tokens)>();
         while (step < lastStep)
         {
-            var stepClock = Stopwatch.StartNew();
             step++;
             double lr = schedule.At(step);
-            double loss = TrainStep(lr);
-            if (!double.IsFinite(loss))
-                throw new UserException($"The loss became {loss} at step {step}; training stopped. " +
-                                        $"The last good checkpoint is in {Checkpoint.PathIn(runDir)}. Try a lower --lr.");
-            losses.Add(loss);
+            TrainStep(lr, stepLog);
             tokensSeen += options.TokensPerStep;
-            double seconds = stepClock.Elapsed.TotalSeconds;
-            double tokensPerSecond = options.TokensPerStep / seconds;
-            double mfu = flopsPerStep / seconds / peak;
-            metrics.Write(new { type = "train", step, loss, lr, grad_norm = optimizer.LastGradNorm(), tokens_per_s = tokensPerSecond,
-                mfu, step_s = seconds, tokens = tokensSeen });
-            if (step % options.LogEvery == 0 || step == options.Steps)
+            pending.Add((step, lr, tokensSeen));
+            bool evaluate = step % options.EvalEvery == 0 || step == options.Steps;
+            bool save = step % options.CheckpointEvery == 0 || step == options.Steps;
+            // The device is read only here: before a line is printed, an evaluation or a checkpoint. A non-finite
+            // loss in any step since the last read stops the run before a checkpoint can hold its weights.
+            if (step % options.LogEvery == 0 || step == lastStep || evaluate || save || stopRequested || stepLog.IsFull)
             {
-                double eta = clock.Elapsed.TotalSeconds / (step - firstStep) * (options.Steps - step);
-                console.WriteLine($"step {step,5}/{options.Steps} | loss {loss:0.0000} | lr {lr:0.00e+00} | " +
-                                  $"{tokensPerSecond,8:N0} tok/s | MFU {mfu * 100:0.00}% | ETA {TimeSpan.FromSeconds(eta):m\\:ss}");
+                ReadSteps(stepLog, pending, interval.Elapsed.TotalSeconds, flopsPerStep, peak, metrics, losses, clock, firstStep);
+                interval.Restart();
             }
             if (stopRequested)
             {
@@ -144,16 +146,49 @@ public sealed class Trainer : IDisposable
                 console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with --resume --out {runDir})");
                 break;
             }
-            if (step % options.EvalEvery == 0 || step == options.Steps) evaluations.Add((step, Evaluate(metrics)));
-            if (step % options.CheckpointEvery == 0 || step == options.Steps) SaveCheckpoint();
+            if (evaluate) evaluations.Add((step, Evaluate(metrics)));
+            if (save) SaveCheckpoint();
         }
         return new TrainResult(evaluations, losses);
     }
 
-    /// <summary>One optimizer step over <c>Accumulation</c> micro-batches; returns the mean loss.</summary>
-    private double TrainStep(double lr)
+    /// <summary>
+    /// Reads the losses and gradient norms of the steps since the last read (one download), stops on a
+    /// non-finite loss, and writes their metrics (time per step: the interval's mean) and the progress line.
+    /// </summary>
+    private void ReadSteps(DeviceStepLog stepLog, List<(int Step, double Lr, long Tokens)> pending, double seconds,
+        double flopsPerStep, double peak, MetricsLog metrics, List<double> losses, Stopwatch clock, int firstStep)
     {
-        double total;
+        var read = stepLog.Read();
+        double stepSeconds = seconds / pending.Count;
+        double tokensPerSecond = options.TokensPerStep / stepSeconds;
+        double mfu = flopsPerStep / stepSeconds / peak;
+        for (int i = 0; i < pending.Count; i++)
+        {
+            var (at, lr, tokens) = pending[i];
+            double loss = read[i].Loss / (double)options.Accumulation;
+            if (!double.IsFinite(loss))
+                throw new UserException($"The loss became {loss} at step {at}; training stopped. " +
+                                        $"The last good checkpoint is in {Checkpoint.PathIn(runDir)}. Try a lower --lr.");
+            losses.Add(loss);
+            metrics.Write(new { type = "train", step = at, loss, lr, grad_norm = read[i].GradNorm, tokens_per_s = tokensPerSecond,
+                mfu, step_s = stepSeconds, tokens });
+            if (at % options.LogEvery == 0 || at == options.Steps)
+            {
+                double eta = clock.Elapsed.TotalSeconds / (at - firstStep) * (options.Steps - at);
+                console.WriteLine($"step {at,5}/{options.Steps} | loss {loss:0.0000} | lr {lr:0.00e+00} | " +
+                                  $"{tokensPerSecond,8:N0} tok/s | MFU {mfu * 100:0.00}% | ETA {TimeSpan.FromSeconds(eta):m\\:ss}");
+            }
+        }
+        pending.Clear();
+    }
+
+    /// <summary>
+    /// One optimizer step over <c>Accumulation</c> micro-batches. Its summed loss and the gradient norm go to
+    /// the step log on the device; nothing is read back.
+    /// </summary>
+    private void TrainStep(double lr, DeviceStepLog stepLog)
+    {
         using (device.BeginScope())
         {
             var lossSum = Tensor.Zeros(device, [1]);
@@ -169,10 +204,9 @@ public sealed class Trainer : IDisposable
                 device.Tape.Backward(options.Accumulation == 1 ? loss : Ops.Scale(loss, 1f / options.Accumulation));
             }
             optimizer.Step(lr);
-            total = lossSum.Item();
+            stepLog.Record(lossSum.View, optimizer.GradNormView);
         }
         model.ZeroGrad();
-        return total / options.Accumulation;
     }
 
     /// <summary>Mean validation loss over the fixed evaluation batches (no gradients).</summary>

@@ -1,3 +1,4 @@
+using FlowHN.Nn;
 using FlowHN.Autograd;
 using FlowHN.Models;
 using FlowHN.Tensors;
@@ -22,7 +23,7 @@ public class FlowHNTests
     public void ParameterCountMatchesTheFormula(SplitStrategy split, SplitContext context)
     {
         var config = Tiny(split, context);
-        using var model = new FlowHNLM(TestDevice.Cpu, config, seed: 1);
+        using var model = new FlowHNLM(TestDevice.Cpu, config, seed: 1).Allocated();
         Assert.Equal(LanguageModel.CountParameters(config), model.ParameterCount);
         var names = model.Parameters().Select(p => p.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
@@ -37,7 +38,7 @@ public class FlowHNTests
     public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(SplitStrategy split, SplitContext context)
     {
         var device = TestDevice.Cpu;
-        using var model = new FlowHNLM(device, Tiny(split, context), seed: 2);
+        using var model = new FlowHNLM(device, Tiny(split, context), seed: 2).Allocated();
         const int length = 9;
         var random = new Random(3);
         int[] a = Enumerable.Range(0, length).Select(_ => random.Next(11)).ToArray();
@@ -61,7 +62,7 @@ public class FlowHNTests
     public void BlockGradientsPassAFiniteDifferenceCheck(SplitStrategy split, SplitContext context)
     {
         var device = TestDevice.Cpu;
-        using var model = new FlowHNLM(device, Tiny(split, context, "0.5") with { Layers = 2 }, seed: 4);
+        using var model = new FlowHNLM(device, Tiny(split, context, "0.5") with { Layers = 2 }, seed: 4).Allocated();
         // Weights of order 1 instead of the 0.02 init, so float32 finite differences resolve every gradient.
         int seed = 40;
         foreach (var p in model.Parameters().Where(p => !p.Name.Contains("A_log") && !p.Name.EndsWith("dt_proj.bias")))
@@ -101,7 +102,7 @@ public class FlowHNTests
         var device = TestDevice.Cpu;
         (float Loss, float[][] Grads) Step(bool concurrent)
         {
-            using var model = new FlowHNLM(device, Tiny(split, context), seed: 5) { BranchConcurrency = concurrent };
+            using var model = new FlowHNLM(device, Tiny(split, context), seed: 5) { BranchConcurrency = concurrent }.Allocated();
             using var scope = device.BeginScope();
             var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10, 4, 4], 2, 5);
             var targets = Tensor.FromArray(device, [5, 2, 9, 0, 3, 3, 10, 4, 4, 1], 10);

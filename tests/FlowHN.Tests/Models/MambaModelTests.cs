@@ -15,7 +15,7 @@ public class MambaModelTests
     [Fact]
     public void ParameterCountAndNamesFollowTheMambaLayout()
     {
-        using var model = new SequentialLM(TestDevice.Cpu, Tiny, seed: 1);
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny, seed: 1).Allocated();
         Assert.Equal(LanguageModel.CountParameters(Tiny), model.ParameterCount);
         var byName = model.Parameters().ToDictionary(p => p.Name);
         Assert.Equal([32, 8], byName["layers.0.mamba.in_proj.weight"].Shape);   // 2 * d_inner
@@ -39,7 +39,7 @@ public class MambaModelTests
     {
         var device = TestDevice.Cpu;
         var random = new Random(3);
-        using var mixer = new MambaMixer(device, "mamba", MambaShape.For(8, state: 4), 1e-6f, random, 0.5);
+        using var mixer = new MambaMixer(device, "mamba", MambaShape.For(8, state: 4), 1e-6f, random, 0.5).Allocated();
         int seed = 20;
         foreach (var p in mixer.Parameters().Where(p => p.Name.Contains("proj.weight")))
             p.CopyFrom(Reference.Random((int)p.Length, seed++, 0.5));

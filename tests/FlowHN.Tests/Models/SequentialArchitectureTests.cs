@@ -1,3 +1,4 @@
+using FlowHN.Nn;
 using FlowHN.Autograd;
 using FlowHN.Models;
 using FlowHN.Tensors;
@@ -22,7 +23,7 @@ public class SequentialArchitectureTests
     public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(string arch)
     {
         var device = TestDevice.Cpu;
-        using var model = new SequentialLM(device, Tiny(arch), seed: 2);
+        using var model = new SequentialLM(device, Tiny(arch), seed: 2).Allocated();
         const int length = 7;
         int[] a = [3, 1, 4, 1, 5, 9, 2];
         using var scope = device.BeginScope();
@@ -43,7 +44,7 @@ public class SequentialArchitectureTests
     [InlineData("jamba", 1)]
     public void HybridsHoldTheirAttentionLayers(string arch, int attentionLayers)
     {
-        using var model = new SequentialLM(TestDevice.Cpu, Tiny(arch), seed: 1);
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny(arch), seed: 1).Allocated();
         Assert.Equal(LanguageModel.CountParameters(Tiny(arch)), model.ParameterCount);
         int found = model.Parameters().Count(p => p.Name.EndsWith("attn.q_proj.weight"));
         Assert.Equal(attentionLayers, found);
@@ -52,7 +53,7 @@ public class SequentialArchitectureTests
     [Fact]
     public void HymbaLayersHoldBothBranchesAndOneOutputProjection()
     {
-        using var model = new SequentialLM(TestDevice.Cpu, Tiny("hymba") with { Layers = 2 }, seed: 1);
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny("hymba") with { Layers = 2 }, seed: 1).Allocated();
         Assert.Equal(LanguageModel.CountParameters(Tiny("hymba") with { Layers = 2 }), model.ParameterCount);
         var names = model.Parameters().Select(p => p.Name).ToHashSet();
         Assert.Contains("layers.1.hymba.attn.q_proj.weight", names);

@@ -1,3 +1,4 @@
+using FlowHN.Nn;
 using FlowHN.Autograd;
 using FlowHN.Models;
 using FlowHN.Tensors;
@@ -14,7 +15,7 @@ public class TransformerTests
     [Fact]
     public void ParameterCountMatchesTheFormulaAndNamesAreStable()
     {
-        using var model = new SequentialLM(TestDevice.Cpu, Tiny, seed: 1);
+        using var model = new SequentialLM(TestDevice.Cpu, Tiny, seed: 1).Allocated();
         Assert.Equal(LanguageModel.CountParameters(Tiny), model.ParameterCount);
         var names = model.Parameters().Select(p => p.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
@@ -29,7 +30,7 @@ public class TransformerTests
     public void GradientsOfEveryKindOfParameterPassAFiniteDifferenceCheck()
     {
         var device = TestDevice.Cpu;
-        using var model = new SequentialLM(device, Tiny, seed: 2);
+        using var model = new SequentialLM(device, Tiny, seed: 2).Allocated();
         using var ids = TokenIndex.FromHost(device, [1, 5, 2, 9, 0, 3, 3, 10, 7, 4], 2, 5);
         // Weights of order 1 instead of the 0.02 init: with tiny weights attention is nearly uniform and many
         // gradients are too small for float32 finite differences to resolve.

@@ -1,3 +1,4 @@
+using FlowHN.Nn;
 using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Runtime;
@@ -85,11 +86,11 @@ public class TrainingTests
         using var run = new TempFolder();
         var data = SampleBytes(cache);
         var device = TestDevice.Cpu;
-        using (var model = new SequentialLM(device, Small, seed: 7))
+        using (var model = new SequentialLM(device, Small, seed: 7).Allocated())
         using (var trainer = new Trainer(device, model, data, QuickOptions(2), run.Path, TextWriter.Null))
             trainer.Run();
 
-        using var poisoned = new SequentialLM(device, Small, seed: 7);
+        using var poisoned = new SequentialLM(device, Small, seed: 7).Allocated();
         using var resumed = new Trainer(device, poisoned, data, QuickOptions(4), run.Path, TextWriter.Null);
         resumed.Resume();
         var weight = poisoned.Parameters().First();
@@ -130,7 +131,7 @@ public class TrainingTests
         using var cache = new TempFolder();
         using var run = new TempFolder();
         var device = TestDevice.Cpu;
-        using var model = new SequentialLM(device, Small, seed: 8);
+        using var model = new SequentialLM(device, Small, seed: 8).Allocated();
         using var trainer = new Trainer(device, model, SampleBytes(cache), QuickOptions(50), run.Path, TextWriter.Null);
         trainer.RequestStop();
         var result = trainer.Run();
@@ -148,27 +149,6 @@ public class TrainingTests
         Assert.Equal(1, Evaluation.Sample(logits, 1.0, 1, random));
         var drawn = Enumerable.Range(0, 200).Select(_ => Evaluation.Sample(logits, 1.0, 2, random)).ToHashSet();
         Assert.Equal([1, 3], drawn.Order());
-    }
-
-    [Fact]
-    public void PackedAndUnpackedParametersTrainAlike()
-    {
-        using var cache = new TempFolder();
-        var data = SampleBytes(cache);
-        var device = TestDevice.Cpu;
-        IReadOnlyList<double> Train(bool packed)
-        {
-            using var run = new TempFolder();
-            using var model = new SequentialLM(device, Small, seed: 9);
-            if (packed) model.PackParameters();
-            using var trainer = new Trainer(device, model, data, QuickOptions(4), run.Path, TextWriter.Null);
-            return trainer.Run().StepLosses;
-        }
-        var unpacked = Train(packed: false);
-        var packed = Train(packed: true);
-        // Same arithmetic per element; only the gradient norm is summed in another order.
-        for (int i = 0; i < unpacked.Count; i++) Assert.Equal(unpacked[i], packed[i], 4);
-        Assert.NotEqual(unpacked[0], unpacked[^1]);
     }
 
     [Theory]
@@ -199,19 +179,36 @@ public class TrainingTests
     }
 
     [Fact]
-    public void PackingKeepsValuesAndPutsDecayedParametersFirst()
+    public void ParametersArePlannedThenAllocatedOnceAtTheirExactSize()
     {
         var device = TestDevice.Cpu;
+        var allocator = device.Allocator;
+        allocator.ReleaseCached(); // other tests leave cached blocks; from here reserved = in use
+        long inUseBefore = allocator.BytesInUse, driverBefore = allocator.DriverAllocations, freesBefore = allocator.Frees;
         using var model = new SequentialLM(device, Small, seed: 10);
-        var before = model.Parameters().ToDictionary(p => p.Name, p => p.ToArray());
-        model.PackParameters();
+        Assert.Equal(inUseBefore, allocator.BytesInUse); // planned: no device memory yet
+        Assert.Throws<InvalidOperationException>(() => model.Parameters().First().View);
+        model.AllocateParameters();
         var store = model.Store!;
+        using var optimizer = new AdamW(device, model.Parameters().ToList());
+        // Weights, gradients, both moments and AdamW's two scalars: six driver allocations, nothing freed or cached.
+        Assert.Equal(driverBefore + 6, allocator.DriverAllocations);
+        Assert.Equal(freesBefore, allocator.Frees);
+        Assert.Equal(allocator.BytesReserved, allocator.BytesInUse);
+        Assert.Equal(store.Bytes + optimizer.MomentBytes + 2 * 64 * sizeof(float), allocator.BytesInUse - inUseBefore); // + [1] and [2]
+        Assert.Equal(4L * store.Length * sizeof(float), store.Bytes + optimizer.MomentBytes);
+        // Only the 64-float alignment of each parameter on top of what the parameters need.
+        Assert.InRange(store.Length - model.ParameterCount, 0, 64L * model.Parameters().Count());
         foreach (var p in model.Parameters())
         {
-            Assert.Equal(before[p.Name], p.ToArray());
             Assert.Equal(0, store.Offsets[p] % 64);
             Assert.Equal(p.WeightDecay, store.Offsets[p] < store.DecayLength);
+            if (p.Name.EndsWith("norm.weight")) Assert.All(p.ToArray(), w => Assert.Equal(1f, w));
         }
+        // The planned values arrived, and building is deterministic.
+        using var again = LanguageModel.Create(device, Small, seed: 10);
+        foreach (var (p, q) in model.Parameters().Zip(again.Parameters())) Assert.Equal(p.ToArray(), q.ToArray());
+        Assert.Contains(model.Parameters().SelectMany(p => p.ToArray()), w => w != 0 && w != 1);
         using (var scope = device.BeginScope())
         {
             var ids = FlowHN.Tensors.TokenIndex.FromHost(device, [1, 2, 3, 4], 1, 4);
@@ -220,5 +217,55 @@ public class TrainingTests
         Assert.Contains(model.Parameters(), p => p.Grad!.ToArray().Any(g => g != 0));
         model.ZeroGrad();
         Assert.All(model.Parameters(), p => Assert.All(p.Grad!.ToArray(), g => Assert.Equal(0f, g)));
+    }
+
+    [Theory]
+    [InlineData("transformer")]
+    [InlineData("flowhn")]
+    public void StepsBetweenLogLinesReadNothingBackAndUploadTheirBatchOnce(string arch)
+    {
+        using var cache = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        (long Syncs, long Downloads, long Uploads) Train(int steps)
+        {
+            using var run = new TempFolder();
+            using var model = LanguageModel.Create(device, Small with { Arch = arch }, seed: 3);
+            // Logging, evaluation and the checkpoint all at the last step: the steps before it are plain steps.
+            var options = QuickOptions(steps) with { LogEvery = steps, EvalEvery = steps, CheckpointEvery = steps };
+            using var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null);
+            var c = device.Counters;
+            var before = (c.HostSyncs, c.Downloads, c.Uploads);
+            trainer.Run();
+            return (c.HostSyncs - before.HostSyncs, c.Downloads - before.Downloads, c.Uploads - before.Uploads);
+        }
+        var four = Train(4);
+        var eight = Train(8);
+        // Four more plain steps: no download (losses and gradient norms stay on the device until the one read at
+        // the end), one upload each (token ids, id plan and targets together) and no other host synchronisation.
+        Assert.Equal(0, eight.Downloads - four.Downloads);
+        Assert.Equal(4, eight.Uploads - four.Uploads);
+        Assert.Equal(4, eight.Syncs - four.Syncs);
+    }
+
+    [Fact]
+    public void ANonFiniteLossBetweenLogLinesStillStopsBeforeTheNextCheckpoint()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        var data = SampleBytes(cache);
+        var device = TestDevice.Cpu;
+        var options = QuickOptions(6) with { LogEvery = 100, CheckpointEvery = 3 };
+        using (var model = LanguageModel.Create(device, Small, seed: 7))
+        using (var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null))
+            trainer.Run(stopAfter: 3);
+        using var poisoned = LanguageModel.Create(device, Small, seed: 7);
+        using var resumed = new Trainer(device, poisoned, data, options, run.Path, TextWriter.Null);
+        resumed.Resume();
+        var weight = poisoned.Parameters().First();
+        weight.CopyFrom(Enumerable.Repeat(float.NaN, (int)weight.Length).ToArray());
+        var e = Assert.Throws<UserException>(() => resumed.Run());
+        Assert.Contains("step 4", e.Message); // read at step 6's checkpoint, named by the first bad step
+        Assert.Equal(3, Checkpoint.LoadState(Checkpoint.PathIn(run.Path)).Step);
     }
 }
