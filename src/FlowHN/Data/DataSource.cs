@@ -75,7 +75,7 @@ public sealed class DataSource
         if (meta.Tokenizer != tokenizer.Name)
         {
             throw new UserException($"The data in '{path}' was prepared with the '{meta.Tokenizer}' tokenizer, but '{tokenizer.Name}' was requested. " +
-                $"Use --tokenizer {meta.Tokenizer}, or re-run `flowhn prepare` with --tokenizer {tokenizer.Name}.");
+                $"Point --data at data prepared with `flowhn prepare --tokenizer {tokenizer.Name}` (a new train run may instead use --tokenizer {meta.Tokenizer}).");
         }
 
         if (validationNames is not null && !SameNames(meta.ValidationNames, validationNames))
@@ -87,6 +87,13 @@ public sealed class DataSource
 
     private static DataSource OpenPrepared(string directory, CorpusMeta meta, ITokenizer tokenizer, PrepareSummary? prepared)
     {
+        // The model's vocabulary comes from here: it must be the tokenizer's (the shards are checked against it too).
+        if (meta.VocabSize != tokenizer.VocabSize || meta.EndOfText < 0 || meta.EndOfText >= tokenizer.VocabSize)
+        {
+            throw new UserException($"'{Path.Combine(directory, CorpusMeta.FileName)}' gives a vocabulary of {meta.VocabSize} (end of text {meta.EndOfText}), " +
+                $"but the '{tokenizer.Name}' tokenizer has {tokenizer.VocabSize} tokens. The file was edited or damaged; re-run `flowhn prepare` to rebuild it.");
+        }
+
         var train = Shard.Open(Path.Combine(directory, meta.Train.File), tokenizer.Name, tokenizer.VocabSize);
         var validation = Shard.Open(Path.Combine(directory, meta.Validation.File), tokenizer.Name, tokenizer.VocabSize);
         if (train.Tokens.Length != meta.Train.Tokens || validation.Tokens.Length != meta.Validation.Tokens)

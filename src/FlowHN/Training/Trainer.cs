@@ -27,7 +27,9 @@ public sealed class Trainer : IDisposable
     private readonly AdamW optimizer;
     private readonly TokenLoader loader;
     private readonly LearningRateSchedule schedule;
+    private readonly CheckpointPromotion promotion;
     private int step;
+    private int savedStep = -1;
     private long tokensSeen;
     private volatile bool stopRequested;
 
@@ -45,6 +47,7 @@ public sealed class Trainer : IDisposable
         optimizer = new AdamW(device, model.Parameters().ToList(), options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.GradClip);
         loader = new TokenLoader(data.Train, (ulong)options.Seed);
         schedule = new LearningRateSchedule(options.LearningRate, options.Steps, options.WarmupFraction, options.MinLrFraction);
+        promotion = new CheckpointPromotion(runDir);
         Directory.CreateDirectory(runDir);
     }
 
@@ -85,19 +88,31 @@ public sealed class Trainer : IDisposable
                                 (recomputeFits ? $", or --recompute, which needs about {(held + recomputed.ActivationBytesPerToken * tokens) / gib:0.#} GiB." : "."));
     }
 
-    /// <summary>Restores weights, optimizer moments, step and data position from the run's checkpoint.</summary>
+    /// <summary>
+    /// Restores weights, optimizer moments, step and data position from the run's checkpoint (repairing a save a
+    /// crash interrupted), and drops the metrics logged after the checkpoint's step.
+    /// </summary>
     public void Resume()
     {
+        if (Checkpoint.Recover(runDir) is { } recovered) console.WriteLine(recovered);
         string dir = Checkpoint.PathIn(runDir);
         var state = Checkpoint.LoadState(dir);
         if (state.Tokenizer != data.TokenizerName)
             throw new UserException($"The checkpoint was trained with the {state.Tokenizer} tokenizer, the data uses {data.TokenizerName}.");
+        if (state.ValidationNames is { } names && !names.Order().SequenceEqual(data.Meta.ValidationNames.Order()))
+            throw new UserException($"The run validates on {string.Join(", ", names)}, but the data in {data.Directory} holds out " +
+                                    $"{string.Join(", ", data.Meta.ValidationNames)}. Resume with the run's --data.");
         Checkpoint.LoadInto(dir, model, optimizer);
         step = state.Step;
+        savedStep = step;
         tokensSeen = state.TokensSeen;
         loader.State = state.LoaderState;
         optimizer.StepCount = state.OptimizerSteps;
+        promotion.LastGoodStep = step;
         console.WriteLine($"resumed from {dir} at step {step}");
+        int dropped = MetricsLog.Reconcile(runDir, step);
+        if (dropped > 0)
+            console.WriteLine($"metrics.jsonl: dropped {dropped} lines logged after step {step} (that work is redone now)");
     }
 
     /// <summary>Trains to the configured step count, or only up to <paramref name="stopAfter"/> steps.</summary>
@@ -105,7 +120,7 @@ public sealed class Trainer : IDisposable
     {
         var evaluations = new List<(int, double)>();
         var losses = new List<double>();
-        using var metrics = new MetricsLog(Path.Combine(runDir, "metrics.jsonl"), append: step > 0);
+        using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
         double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep;
         double peak = device.Peak.For(device.Kernels.Gemm.UsesTf32);
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
@@ -115,15 +130,16 @@ public sealed class Trainer : IDisposable
         var clock = Stopwatch.StartNew();
         int firstStep = step;
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
+        double? evalAtStep = null;
         while (step < lastStep)
         {
             var stepClock = Stopwatch.StartNew();
             step++;
+            evalAtStep = null;
             double lr = schedule.At(step);
             double loss = TrainStep(lr);
-            if (!double.IsFinite(loss))
-                throw new UserException($"The loss became {loss} at step {step}; training stopped. " +
-                                        $"The last good checkpoint is in {Checkpoint.PathIn(runDir)}. Try a lower --lr.");
+            promotion.Confirm(loss); // this step's forward ran on the weights saved after the previous step
+            if (!double.IsFinite(loss)) throw promotion.NonFinite($"The loss became {loss} at step {step}");
             losses.Add(loss);
             tokensSeen += options.TokensPerStep;
             double seconds = stepClock.Elapsed.TotalSeconds;
@@ -139,15 +155,33 @@ public sealed class Trainer : IDisposable
             }
             if (stopRequested)
             {
-                SaveCheckpoint();
                 Interrupted = true;
-                console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with --resume --out {runDir})");
                 break;
             }
-            if (step % options.EvalEvery == 0 || step == options.Steps) evaluations.Add((step, Evaluate(metrics)));
+            if (step % options.EvalEvery == 0 || step == options.Steps)
+            {
+                evalAtStep = Evaluate(metrics);
+                evaluations.Add((step, evalAtStep.Value));
+            }
             if (step % options.CheckpointEvery == 0 || step == options.Steps) SaveCheckpoint();
         }
+        FinishLastCheckpoint(evalAtStep);
+        if (Interrupted)
+            console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with: flowhn train --resume --out {runDir})");
         return new TrainResult(evaluations, losses);
+    }
+
+    /// <summary>
+    /// The run's last weights are saved (also when it stops early) and promoted once a loss computed from them
+    /// is finite: the evaluation of this step when there was one, else one validation batch.
+    /// </summary>
+    private void FinishLastCheckpoint(double? evalAtStep)
+    {
+        if (step > savedStep) SaveCheckpoint();
+        if (!promotion.HasPending) return;
+        double loss = evalAtStep ?? Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, 1);
+        promotion.Confirm(loss);
+        if (!double.IsFinite(loss)) throw promotion.NonFinite($"The weights after step {step} give a loss of {loss}");
     }
 
     /// <summary>One optimizer step over <c>Accumulation</c> micro-batches; returns the mean loss.</summary>
@@ -186,7 +220,13 @@ public sealed class Trainer : IDisposable
 
     public void Dispose() => optimizer.Dispose();
 
-    private void SaveCheckpoint() =>
-        Checkpoint.Save(runDir, model, optimizer,
-            new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options));
+    /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
+    private void SaveCheckpoint()
+    {
+        Checkpoint.SaveNext(runDir, model, optimizer,
+            new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));
+        FaultHooks.At("after-save");
+        promotion.Saved(step);
+        savedStep = step;
+    }
 }
