@@ -17,7 +17,15 @@ public static class CliOption
     {
         option.Validators.Add(result =>
         {
-            T value = result.GetValueOrDefault<T>();
+            T value;
+            try
+            {
+                value = result.GetValueOrDefault<T>();
+            }
+            catch (InvalidOperationException)
+            {
+                return; // not a T at all: the parser has reported that already
+            }
             if (!valid(value)) result.AddError($"{option.Name} must be {range} (got {Format(value)}).");
         });
         return option;
