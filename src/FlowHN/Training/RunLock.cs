@@ -76,7 +76,9 @@ public sealed class RunLock : IDisposable
         try
         {
             using var p = Process.GetProcessById(pid);
-            return !p.HasExited && p.StartTime.ToUniversalTime().Ticks == startTicks;
+            // Start times are derived from boot time and uptime and wobble by milliseconds between readers; a
+            // reused pid would have started at a clearly different moment.
+            return !p.HasExited && Math.Abs(p.StartTime.ToUniversalTime().Ticks - startTicks) < TimeSpan.TicksPerSecond;
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {

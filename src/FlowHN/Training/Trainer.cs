@@ -138,6 +138,7 @@ public sealed class Trainer : IDisposable
             evalAtStep = null;
             double lr = schedule.At(step);
             double loss = TrainStep(lr);
+            if (FaultHooks.Nan("step-" + step)) loss = double.NaN;
             promotion.Confirm(loss); // this step's forward ran on the weights saved after the previous step
             if (!double.IsFinite(loss)) throw promotion.NonFinite($"The loss became {loss} at step {step}");
             losses.Add(loss);
