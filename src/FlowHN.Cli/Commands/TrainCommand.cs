@@ -143,6 +143,7 @@ public static class TrainCommand
         options.Validate();
         bool resume = resumedConfig is not null;
         var data = DataSource.Open(dataPath, tokenizer, cacheDir, validation is { Length: > 0 } ? validation : null);
+        foreach (var warning in data.Prepared?.Warnings ?? []) console.Out.WriteLine(warning);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
         var config = resumedConfig
             ?? Presets.Get(arch, preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };

@@ -115,11 +115,14 @@ public sealed class DataSource
         try
         {
             var meta = CorpusMeta.Load(cache);
-            var current = CorpusPreparer.FindDocuments([textDir])
-                .Select(f => (f.Name, f.Length, f.LastWriteTimeUtc)).Order().ToList();
-            var recorded = meta.Documents.Select(d => (d.File, d.Bytes, d.ModifiedUtc)).Order().ToList();
+            // Sizes first (cheap), then a hash of every file's bytes: an edit that keeps the size and restores the
+            // time is still seen.
+            var files = CorpusPreparer.FindDocuments([textDir]);
+            var recorded = meta.Documents.Select(d => (d.File, d.Bytes, d.Hash)).Order().ToList();
             var same = meta.Tokenizer == tokenizer.Name && meta.VocabSize == tokenizer.VocabSize
-                && SameNames(meta.ValidationNames, names) && current.SequenceEqual(recorded);
+                && SameNames(meta.ValidationNames, names)
+                && files.Select(f => (f.Name, f.Length)).Order().SequenceEqual(recorded.Select(r => (r.File, r.Bytes)))
+                && files.Select(f => (f.Name, f.Length, (string?)TextFile.HashOfFile(f.FullName))).Order().SequenceEqual(recorded);
             return same ? OpenPrepared(cache, meta, tokenizer, prepared: null) : null;
         }
         catch (UserException)
