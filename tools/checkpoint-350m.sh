@@ -16,6 +16,11 @@ rm -rf "$run"
 common=(--device cpu --cache "$work/cache")
 peak() { grep "Maximum resident set size" "$1" | awk '{printf "%.2f GiB", $6 / 1048576}'; }
 
+# The same run killed just before its save: its peak is the model's own (with everything the process loaded),
+# so the difference to the next run's peak is what the save costs.
+/usr/bin/time -v -o "$work/nosave.time" env FLOWHN_FAULT=kill:before-save "$flowhn" train "${common[@]}" --arch transformer --preset 350m \
+    --data "$root/data/sample" --out "$work/nosave" --steps 2 --stop-after 1 --batch 1 --seq 32 --eval-batches 1 || true
+rm -rf "$work/nosave"
 /usr/bin/time -v -o "$work/train.time" "$flowhn" train "${common[@]}" --arch transformer --preset 350m --data "$root/data/sample" \
     --out "$run" --steps 2 --stop-after 1 --batch 1 --seq 32 --eval-batches 1 --log-every 1 | tee "$work/train.txt"
 ls -l "$run/checkpoint"
@@ -25,4 +30,4 @@ ls -l "$run/checkpoint"
 params=$(grep -o '[0-9,]* parameters' "$work/train.txt" | head -1 | tr -d ', parameters')
 echo "parameters: $params (16 bytes each: $(awk -v p="$params" 'BEGIN{printf "%.2f GiB", p * 16 / 2^30}'); weights alone $(awk -v p="$params" 'BEGIN{printf "%.2f GiB", p * 4 / 2^30}'))"
 echo "checkpoint files: $(du -sh "$run/checkpoint" | cut -f1)"
-echo "peak host memory: train + save $(peak "$work/train.time"), eval (load) $(peak "$work/eval.time"), resume (load + train + save) $(peak "$work/resume.time")"
+echo "peak host memory: train killed before its save $(peak "$work/nosave.time"), train + save $(peak "$work/train.time"), eval (load) $(peak "$work/eval.time"), resume (load + train + save) $(peak "$work/resume.time")"

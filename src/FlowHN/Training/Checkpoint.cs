@@ -165,7 +165,7 @@ public static class Checkpoint
     {
         string path = Path.Combine(dir, file);
         if (!File.Exists(path))
-            throw new UserException($"No checkpoint at {dir} (missing {file}). Train first (flowhn train --out RUN), or point at a run folder.");
+            throw new UserException($"No checkpoint at {dir} (missing {file}). The folder holds no finished save of a run: train one first (flowhn train), or name another run folder.");
         try
         {
             return JsonSerializer.Deserialize<T>(File.ReadAllText(path)) ?? throw new JsonException("the file is empty");

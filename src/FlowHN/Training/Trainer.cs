@@ -224,6 +224,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
     private void SaveCheckpoint()
     {
+        FaultHooks.At("before-save");
         Checkpoint.SaveNext(runDir, model, optimizer,
             new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));
         FaultHooks.At("after-save");

@@ -115,6 +115,14 @@ public class ResumeAndInputTests
         AssertOneLine(Run(["eval", "--device", "cpu", "--run", run.Path, .. option.Split(' ')]), expected);
     }
 
+    [Theory]
+    [InlineData("bench --device cpu --steps 0", "--steps must be a positive step count")]
+    [InlineData("bench --device cpu --seq 1", "--seq must be 0 (the default) or at least 2")]
+    [InlineData("models --batch -1", "--batch must be a positive")]
+    [InlineData("models --vocab 1", "--vocab must be at least 2")]
+    public void BenchAndModelsRefuseABadOptionWithOneLine(string command, string expected) =>
+        AssertOneLine(Run(command.Split(' ')), expected);
+
     [Fact]
     public void BadFilesInARunFolderGiveOneLine()
     {
@@ -130,6 +138,13 @@ public class ResumeAndInputTests
         AssertOneLine(Run("eval", "--device", "cpu", "--run", run.Path, "--data", RepoPaths.Sample), "config.json is not valid JSON");
         File.WriteAllText(Path.Combine(dir, "state.json"), "[1, 2");
         AssertOneLine(Run("train", "--device", "cpu", "--resume", "--out", run.Path, "--cache", cache.Path), "state.json is not valid JSON");
+
+        // Messages name only options the command has (eval has no --resume or --out).
+        using var empty = new TempFolder();
+        var none = Run("eval", "--device", "cpu", "--run", empty.Path, "--data", RepoPaths.Sample);
+        AssertOneLine(none, "No checkpoint");
+        Assert.DoesNotContain("--resume", none.Error);
+        Assert.DoesNotContain("--out", none.Error);
 
         // Metrics but no checkpoint: a fresh run refuses instead of truncating them.
         using var metricsOnly = new TempFolder();
