@@ -23,6 +23,12 @@ public static class FlowHnCli
         root.Subcommands.Add(CheckCommand.Create(console));
         root.Subcommands.Add(PtxReportCommand.Create(console));
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+        {
+            // One line per problem, naming the option; --help shows the rest.
+            foreach (var e in parse.Errors) error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
         try
         {
             // No built-in Ctrl+C handling: train saves a checkpoint on Ctrl+C itself.
@@ -34,7 +40,20 @@ public static class FlowHnCli
         catch (UserException e)
         {
             error.WriteLine($"error: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (Exception e) when (CrashReport.IsDiskFull(e))
+        {
+            error.WriteLine($"error: the disk is full ({e.Message}). Free space and run the command again" +
+                            (CrashReport.RunFolder is { } run ? $" (flowhn train --resume --out {run} continues the run)." : "."));
             return 2;
+        }
+        catch (Exception e)
+        {
+            // Last resort: one line here, the full trace in crash.log; the checkpoint is not touched.
+            string log = CrashReport.Write(e);
+            error.WriteLine($"error: unexpected {e.GetType().Name}: {e.Message} (full trace in {log}; please report it)");
+            return CrashReport.ExitCode;
         }
     }
 }

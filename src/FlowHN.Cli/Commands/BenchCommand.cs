@@ -18,11 +18,12 @@ public static class BenchCommand
         var archs = CliOption.Create("--archs", "Architectures, comma-separated, or all (flowhn, transformer, mamba, shm, jamba, hymba).", "all");
         var splits = CliOption.Create("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
         var context = CliOption.Create("--split-context", "FlowHN split context: local or prefix.", "prefix");
-        var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10);
-        var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2);
-        var batch = CliOption.Create("--batch", "Sequences per step (default: 8, or 2 for tiny).", 0);
-        var seq = CliOption.Create("--seq", "Tokens per sequence (default: 1024, or 64 for tiny).", 0);
-        var vocab = CliOption.Create("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0);
+        var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10, CliOption.Positive, "a positive step count");
+        var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2, CliOption.NonNegative, "0 or more steps");
+        var batch = CliOption.Create("--batch", "Sequences per step (default: 8, or 2 for tiny).", 0, CliOption.NonNegative, "0 (the default) or a positive number");
+        var seq = CliOption.Create("--seq", "Tokens per sequence (default: 1024, or 64 for tiny).", 0, v => v == 0 || v >= 2, "0 (the default) or at least 2");
+        var vocab = CliOption.Create("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0,
+            v => v == 0 || v >= 2, "0 (the default) or at least 2");
         var data = CliOption.Create("--data", "Optional: train on this data (prepared shards or .txt folder) instead of synthetic tokens.", "");
         var breakdown = new Option<bool>("--breakdown") { Description = "Also time, forward and backward, FlowHN's branches (attention, SSM, both: overlap " +
                                                                            "efficiency and imbalance), shm's and jamba's attention and Mamba layers, and hymba's heads." };

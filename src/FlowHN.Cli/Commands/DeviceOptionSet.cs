@@ -42,6 +42,9 @@ public sealed class DeviceOptionSet
 
     public void AddTo(Command command)
     {
+        CliOption.Check(PeakTflops, v => v is null || CliOption.Positive(v.Value), "a positive number of TFLOP/s");
+        CliOption.Check(MemoryLimit, CliOption.NonNegative, "0 (all) or a positive number of GiB");
+        CliOption.Check(CpuThreads, CliOption.NonNegative, "0 (one per core) or a positive thread count");
         command.Options.Add(Device);
         command.Options.Add(Gemm);
         command.Options.Add(Tf32);

@@ -14,9 +14,9 @@ public static class ModelsCommand
 {
     public static Command Create(CliConsole console)
     {
-        var vocab = new Option<int>("--vocab") { Description = "Vocabulary size to count with (gpt2: 50257, bytes: 256).", DefaultValueFactory = _ => 50257 };
-        var seq = new Option<int>("--seq") { Description = "Sequence length for the FLOP count.", DefaultValueFactory = _ => 1024 };
-        var batch = new Option<int>("--batch") { Description = "Sequences per step for the memory estimate.", DefaultValueFactory = _ => 8 };
+        var vocab = CliOption.Create("--vocab", "Vocabulary size to count with (gpt2: 50257, bytes: 256).", 50257, v => v >= 2, "at least 2");
+        var seq = CliOption.Create("--seq", "Sequence length for the FLOP count.", 1024, v => v >= 2, "at least 2 tokens");
+        var batch = CliOption.Create("--batch", "Sequences per step for the memory estimate.", 8, CliOption.Positive, "a positive number of sequences");
         var command = new Command("models",
             "List architectures and presets with parameter counts, training FLOPs per token and the memory a training step needs on a GPU " +
             "(state: weights, gradients and AdamW moments; activations per token; the whole step at --batch x --seq, and with " +

@@ -36,6 +36,7 @@ public static class PrepareCommand
         {
             var summary = CorpusPreparer.Prepare(result.GetValue(input)!, Tokenizers.Create(result.GetValue(tokenizer)!),
                 result.GetValue(output)!, result.GetValue(validation)!);
+            foreach (var warning in summary.Warnings) console.Out.WriteLine(warning);
             console.Out.WriteLine(summary.ToString());
             return 0;
         });

@@ -22,6 +22,12 @@ public sealed class RunModel : IDisposable
     public static RunModel Load(ComputeDevice device, string runDir)
     {
         string dir = Checkpoint.PathIn(runDir);
+        if (!Directory.Exists(runDir)) throw new UserException($"No checkpoint: run folder {runDir} does not exist. Point --run at the --out of flowhn train.");
+        if (!Directory.Exists(dir) && Directory.Exists(Checkpoint.OldIn(runDir)))
+        {
+            using var runLock = RunLock.Acquire(runDir); // repairs only when no training process is writing the folder
+            Checkpoint.Recover(runDir);
+        }
         var config = Checkpoint.LoadConfig(dir);
         var state = Checkpoint.LoadState(dir);
         var model = LanguageModel.Create(device, config, seed: 0);

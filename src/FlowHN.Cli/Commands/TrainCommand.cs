@@ -12,36 +12,52 @@ public static class TrainCommand
     public static Command Create(CliConsole console)
     {
         var d = new TrainOptions();
-        var arch = CliOption.Create("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "flowhn");
-        var preset = CliOption.Create("--preset", "Model size preset (see `flowhn models`).", "tiny");
+        var arch = CliOption.OneOf(CliOption.Create("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "flowhn"),
+            Presets.Architectures);
+        var preset = CliOption.OneOf(CliOption.Create("--preset", "Model size preset (see `flowhn models`).", "tiny"), Presets.Names("flowhn"));
         var data = CliOption.Create("--data", "Prepared shard folder (flowhn prepare) or a folder of .txt files (tokenized and cached).", "data/sample");
-        var tokenizer = CliOption.Create("--tokenizer", "gpt2 or bytes; auto = bytes for the tiny preset, gpt2 otherwise.", "auto");
+        var validation = new Option<string[]>("--val")
+        {
+            Description = "Documents (file names without .txt) held out for validation when --data is a text folder " +
+                          "(default: " + string.Join(", ", CorpusPreparer.DefaultValidationBooks) + "); a prepared folder keeps its own split.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var tokenizer = CliOption.OneOf(CliOption.Create("--tokenizer", "gpt2 or bytes; auto = bytes for the tiny preset, gpt2 otherwise.", "auto"),
+            ["auto", "gpt2", "bytes"]);
         var cache = CliOption.Create("--cache", "Where text folders are tokenized to.", Path.Combine("runs", "data-cache"));
         var output = CliOption.Create("--out", "Run folder for metrics.jsonl and the checkpoint (default: runs/ARCH-PRESET-TIME).", "");
-        var steps = CliOption.Create("--steps", "Optimizer steps.", d.Steps);
-        var batch = CliOption.Create("--batch", "Sequences per micro-batch.", d.Batch);
-        var seq = CliOption.Create("--seq", "Tokens per sequence.", d.SeqLen);
-        var accum = CliOption.Create("--accum", "Micro-batches per optimizer step (gradient accumulation).", d.Accumulation);
-        var lr = CliOption.Create("--lr", "Peak learning rate.", d.LearningRate);
-        var minLr = CliOption.Create("--min-lr-fraction", "Final learning rate as a fraction of the peak (cosine decay).", d.MinLrFraction);
-        var warmup = CliOption.Create("--warmup", "Fraction of the steps spent warming up linearly.", d.WarmupFraction);
-        var decay = CliOption.Create("--weight-decay", "AdamW decoupled weight decay (not applied to norms and embeddings).", d.WeightDecay);
-        var clip = CliOption.Create("--grad-clip", "Clip the global gradient norm to this (0 = off).", d.GradClip);
-        var evalEvery = CliOption.Create("--eval-every", "Evaluate on the validation data every N steps (and at the start and end).", d.EvalEvery);
-        var evalBatches = CliOption.Create("--eval-batches", "Validation batches per evaluation.", d.EvalBatches);
-        var checkpointEvery = CliOption.Create("--checkpoint-every", "Save a checkpoint every N steps (and at the end).", d.CheckpointEvery);
-        var logEvery = CliOption.Create("--log-every", "Print a progress line every N steps.", d.LogEvery);
+        var steps = CliOption.Create("--steps", "Optimizer steps: the horizon of the learning-rate schedule.", d.Steps, CliOption.Positive, "a positive step count");
+        var stopAfter = CliOption.Create("--stop-after", "End the run after this step (saving a checkpoint) without changing the schedule's horizon; " +
+                                                         "--resume continues it (0 = run to --steps).", 0, CliOption.NonNegative, "0 or a positive step");
+        var extend = new Option<bool>("--extend") { Description = "With --resume: accept a new --steps, which changes the learning-rate schedule from here on." };
+        var batch = CliOption.Create("--batch", "Sequences per micro-batch.", d.Batch, CliOption.Positive, "a positive number of sequences");
+        var seq = CliOption.Create("--seq", "Tokens per sequence.", d.SeqLen, v => v >= 2, "at least 2 tokens");
+        var accum = CliOption.Create("--accum", "Micro-batches per optimizer step (gradient accumulation).", d.Accumulation, CliOption.Positive, "a positive count");
+        var lr = CliOption.Create("--lr", "Peak learning rate.", d.LearningRate, CliOption.Positive, "a positive number");
+        var minLr = CliOption.Create("--min-lr-fraction", "Final learning rate as a fraction of the peak (cosine decay).", d.MinLrFraction,
+            CliOption.Fraction, "between 0 and 1");
+        var warmup = CliOption.Create("--warmup", "Fraction of the steps spent warming up linearly.", d.WarmupFraction, CliOption.Fraction, "between 0 and 1");
+        var decay = CliOption.Create("--weight-decay", "AdamW decoupled weight decay (not applied to norms and embeddings).", d.WeightDecay,
+            v => CliOption.NonNegative(v) && v < 1, "at least 0 and below 1");
+        var clip = CliOption.Create("--grad-clip", "Clip the global gradient norm to this (0 = off).", d.GradClip, CliOption.NonNegative, "0 (off) or positive");
+        var evalEvery = CliOption.Create("--eval-every", "Evaluate on the validation data every N steps (and at the start and end).", d.EvalEvery,
+            CliOption.Positive, "a positive step count");
+        var evalBatches = CliOption.Create("--eval-batches", "Validation batches per evaluation.", d.EvalBatches, CliOption.Positive, "a positive count");
+        var checkpointEvery = CliOption.Create("--checkpoint-every", "Save a checkpoint every N steps (and at the end).", d.CheckpointEvery,
+            CliOption.Positive, "a positive step count");
+        var logEvery = CliOption.Create("--log-every", "Print a progress line every N steps.", d.LogEvery, CliOption.Positive, "a positive step count");
         var seed = CliOption.Create("--seed", "Seed of initialisation and data order.", d.Seed);
-        var split = CliOption.Create("--split", "FlowHN token split: none, ae (alternating halves), fa (FLOP-aware), fac (FLOP-aware circulating).", "fac");
-        var splitContext = CliOption.Create("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
-                                                  "(attention keys cover all earlier tokens).", "prefix");
-        var splitRatio = CliOption.Create("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
-                                              "times measured on this device) or a number in (0, 1).", "flops");
+        var split = CliOption.OneOf(CliOption.Create("--split", "FlowHN token split: none, ae (alternating halves), fa (FLOP-aware), fac (FLOP-aware circulating).", "fac"),
+            SplitWords.StrategyWords);
+        var splitContext = CliOption.OneOf(CliOption.Create("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
+                                                  "(attention keys cover all earlier tokens).", "prefix"), SplitWords.ContextWords);
+        var splitRatio = CliOption.Check(CliOption.Create("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
+                                              "times measured on this device) or a number in (0, 1).", "flops"), IsRatio, "flops, time or a number between 0 and 1");
         var noConcurrency = new Option<bool>("--no-branch-concurrency")
         {
             Description = "FlowHN: run the two branches of a block one after the other instead of on two CUDA streams (ablation).",
         };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its checkpoint." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its checkpoint, with the options it was started with." };
         var recompute = new Option<bool>("--recompute")
         {
             Description = "Activation checkpointing: keep only each layer's output in the forward and run the layer again in the " +
@@ -50,23 +66,16 @@ public static class TrainCommand
         var deviceOptions = new DeviceOptionSet();
 
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
-        foreach (var option in new Option[] { arch, preset, data, tokenizer, cache, output, steps, batch, seq, accum, lr, minLr, warmup,
-                     decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio, noConcurrency, recompute, resume })
+        foreach (var option in new Option[] { arch, preset, data, validation, tokenizer, cache, output, steps, stopAfter, extend, batch, seq, accum, lr,
+                     minLr, warmup, decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio,
+                     noConcurrency, recompute, resume })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
         {
-            var options = new TrainOptions
-            {
-                Steps = r.GetValue(steps), Batch = r.GetValue(batch), SeqLen = r.GetValue(seq), Accumulation = r.GetValue(accum),
-                LearningRate = r.GetValue(lr), MinLrFraction = r.GetValue(minLr), WarmupFraction = r.GetValue(warmup),
-                WeightDecay = r.GetValue(decay), GradClip = r.GetValue(clip), EvalEvery = r.GetValue(evalEvery),
-                EvalBatches = r.GetValue(evalBatches), CheckpointEvery = r.GetValue(checkpointEvery), LogEvery = r.GetValue(logEvery),
-                Seed = r.GetValue(seed),
-            };
             string archName = r.GetValue(arch)!, presetName = r.GetValue(preset)!;
-            string tokenizerName = r.GetValue(tokenizer)!;
-            if (tokenizerName == "auto") tokenizerName = presetName == "tiny" ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName;
+            if (!Presets.Names(archName).Contains(presetName))
+                throw new UserException($"--preset {presetName} does not exist for --arch {archName}; use one of {string.Join(", ", Presets.Names(archName))}.");
             string runDir = r.GetValue(output)!;
             bool resuming = r.GetValue(resume);
             if (runDir.Length == 0)
@@ -74,35 +83,70 @@ public static class TrainCommand
                 if (resuming) throw new UserException("--resume needs --out pointing at the run folder to continue.");
                 runDir = Path.Combine("runs", $"{archName}-{presetName}-{DateTime.Now:yyyyMMdd-HHmmss}");
             }
-            if (!resuming && Directory.Exists(Checkpoint.PathIn(runDir)))
-                throw new UserException($"{runDir} already holds a checkpoint. Use --resume to continue it, or another --out.");
+            if (r.GetValue(extend) && !resuming) throw new UserException("--extend changes the horizon of a run being resumed; add --resume.");
+            using var runLock = RunLock.Acquire(runDir);
+            CrashReport.RunFolder = runDir;
+            if (runLock.TookOverFrom is { } stale) console.Out.WriteLine(stale);
+            var options = new TrainOptions
+            {
+                Steps = r.GetValue(steps), Batch = r.GetValue(batch), SeqLen = r.GetValue(seq), Accumulation = r.GetValue(accum),
+                LearningRate = r.GetValue(lr), MinLrFraction = r.GetValue(minLr), WarmupFraction = r.GetValue(warmup),
+                WeightDecay = r.GetValue(decay), GradClip = r.GetValue(clip), EvalEvery = r.GetValue(evalEvery),
+                EvalBatches = r.GetValue(evalBatches), CheckpointEvery = r.GetValue(checkpointEvery), LogEvery = r.GetValue(logEvery),
+                Seed = r.GetValue(seed), Data = r.GetValue(data)!,
+            };
+            string tokenizerName = r.GetValue(tokenizer)!;
+            if (tokenizerName == "auto") tokenizerName = presetName == "tiny" ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName;
             var routing = new SplitChoice(SplitWords.ParseStrategy(r.GetValue(split)!), SplitWords.ParseContext(r.GetValue(splitContext)!),
-                ParseRatio(r.GetValue(splitRatio)!), !r.GetValue(noConcurrency));
-            return Train(console, deviceOptions.Read(r), archName, presetName, routing, r.GetValue(data)!, tokenizerName, r.GetValue(cache)!,
-                runDir, options, resuming, r.GetValue(recompute));
+                r.GetValue(splitRatio)!, !r.GetValue(noConcurrency));
+            ModelConfig? config = null;
+            if (resuming)
+            {
+                if (Checkpoint.Recover(runDir) is { } recovered) console.Out.WriteLine(recovered);
+                var state = Checkpoint.LoadState(Checkpoint.PathIn(runDir));
+                config = Checkpoint.LoadConfig(Checkpoint.PathIn(runDir));
+                var check = new ResumeOptions(r, runDir, state);
+                check.Same(arch, config.Arch).Same(preset, config.Preset).Same(tokenizer, state.Tokenizer, v => v == "auto" || v == state.Tokenizer)
+                    .Same(batch, state.Options.Batch).Same(seq, state.Options.SeqLen).Same(accum, state.Options.Accumulation)
+                    .Same(lr, state.Options.LearningRate).Same(minLr, state.Options.MinLrFraction).Same(warmup, state.Options.WarmupFraction)
+                    .Same(decay, state.Options.WeightDecay).Same(clip, state.Options.GradClip).Same(seed, state.Options.Seed)
+                    .Same(split, SplitWords.Word(config.Split)).Same(splitContext, SplitWords.Word(config.SplitContext))
+                    .Same(splitRatio, config.SplitRatio).Same(validation, state.ValidationNames, v => v is null || v.Length == 0 ||
+                        state.ValidationNames is null || v.Order().SequenceEqual(state.ValidationNames.Order()));
+                if (state.Options.Data is { } storedData) check.Same(data, storedData);
+                check.Horizon(steps, r.GetValue(extend));
+                check.ThrowIfAny();
+                options = check.Merge(options, evalEvery, evalBatches, checkpointEvery, logEvery, console.Out);
+                tokenizerName = state.Tokenizer;
+            }
+            else
+            {
+                MetricsLog.RequireFreshFolder(runDir);
+            }
+            int stopAt = r.GetValue(stopAfter);
+            return Train(console, deviceOptions.Read(r), archName, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
+                r.GetValue(cache)!, runDir, options, config, r.GetValue(recompute), stopAt == 0 ? null : stopAt);
         });
         return command;
     }
 
     private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, string Ratio, bool Concurrent);
 
-    private static string ParseRatio(string text)
-    {
-        if (text is "flops" or "time") return text;
-        if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double r)
-            && r > 0 && r < 1) return text;
-        throw new UserException($"--split-ratio must be 'flops', 'time' or a number between 0 and 1, not '{text}'.");
-    }
+    private static bool IsRatio(string text) =>
+        text is "flops" or "time" || (double.TryParse(text, System.Globalization.NumberStyles.Float,
+            System.Globalization.CultureInfo.InvariantCulture, out double r) && r > 0 && r < 1);
 
     private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, SplitChoice split, string dataPath,
-        string tokenizer, string cacheDir, string runDir, TrainOptions options, bool resume, bool recompute)
+        string[]? validation, string tokenizer, string cacheDir, string runDir, TrainOptions options, ModelConfig? resumedConfig, bool recompute,
+        int? stopAfter)
     {
         options.Validate();
-        var data = DataSource.Open(dataPath, tokenizer, cacheDir);
+        bool resume = resumedConfig is not null;
+        var data = DataSource.Open(dataPath, tokenizer, cacheDir, validation is { Length: > 0 } ? validation : null);
+        foreach (var warning in data.Prepared?.Warnings ?? []) console.Out.WriteLine(warning);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
-        var config = resume
-            ? Checkpoint.LoadConfig(Checkpoint.PathIn(runDir))
-            : Presets.Get(arch, preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };
+        var config = resumedConfig
+            ?? Presets.Get(arch, preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };
         if (config.Arch == "flowhn")
             console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
                                   $"ratio {config.SplitRatio}");
@@ -129,27 +173,22 @@ public static class TrainCommand
         }
         using var trainer = new Trainer(device, model, data, options, runDir, console.Out);
         if (resume) trainer.Resume();
-        // Ctrl+C finishes the current step and saves a checkpoint instead of losing the run.
-        bool stopping = false;
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            if (stopping) return; // a second Ctrl+C ends the process at once
-            stopping = true;
-            e.Cancel = true;
-            console.Out.WriteLine("stopping after this step (Ctrl+C again to abort without saving)...");
-            trainer.RequestStop();
-        };
-        Console.CancelKeyPress += onCancel;
         TrainResult result;
-        try
+        int interruptedCode;
+        using (var stop = new StopSignals(trainer, console.Out))
         {
-            result = trainer.Run();
+            if (stopAfter is { } at && at > options.Steps)
+                throw new UserException($"--stop-after {at} is beyond the run's last step ({options.Steps}).");
+            result = trainer.Run(stopAfter);
+            interruptedCode = stop.ExitCode;
         }
-        finally
+        if (trainer.Interrupted) return interruptedCode;
+        if (stopAfter is { } stoppedAt && stoppedAt < options.Steps)
         {
-            Console.CancelKeyPress -= onCancel;
+            console.Out.WriteLine($"stopped after step {stoppedAt} as asked; the schedule still ends at step {options.Steps}. " +
+                                  $"Continue with: flowhn train --resume --out {runDir}");
+            return 0;
         }
-        if (trainer.Interrupted) return 130;
         if (result.Evaluations.Count == 0)
         {
             console.Out.WriteLine($"nothing to do: the run in {runDir} has already reached step {options.Steps} (raise --steps to continue)");

@@ -58,9 +58,10 @@ public sealed record CorpusSplit(string File, long Tokens, IReadOnlyList<CorpusD
 
 /// <summary>
 /// A source text file: its name without extension, file name, size and time, and its token count (including
-/// the end-of-text token that follows it, so the counts of a split add up to the split's total).
+/// the end-of-text token that follows it, so the counts of a split add up to the split's total), and the XXH3-64
+/// hash of its bytes (null in folders prepared by older builds), which decides whether a cache is current.
 /// </summary>
-public sealed record CorpusDocument(string Name, string File, long Bytes, DateTime ModifiedUtc, long Tokens);
+public sealed record CorpusDocument(string Name, string File, long Bytes, DateTime ModifiedUtc, long Tokens, string? Hash = null);
 
 /// <summary>Source-generated serializer: works in trimmed and native-AOT builds, where reflection is off.</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]

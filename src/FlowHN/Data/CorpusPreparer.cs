@@ -10,6 +10,9 @@ public sealed record SplitSummary(int Documents, long Tokens);
 /// <summary>What <see cref="CorpusPreparer.Prepare"/> wrote, in a form a CLI can print.</summary>
 public sealed record PrepareSummary(string OutputDirectory, string Tokenizer, int VocabSize, SplitSummary Train, SplitSummary Validation)
 {
+    /// <summary>Problems worth a line that did not stop the preparation (invalid UTF-8).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public static PrepareSummary From(string directory, CorpusMeta meta) => new(
         directory, meta.Tokenizer, meta.VocabSize,
         new SplitSummary(meta.Train.Documents.Count, meta.Train.Tokens),
@@ -40,6 +43,9 @@ public static class CorpusPreparer
         var heldOut = SplitNames(documents, validationNames);
 
         var encoded = EncodeAll(documents, tokenizer);
+        var warnings = documents.Select((f, i) => (f, encoded[i].File.InvalidSequences)).Where(x => x.InvalidSequences > 0)
+            .Select(x => $"warning: '{x.f.FullName}' has {x.InvalidSequences} byte sequence(s) that are not valid UTF-8; each was read as U+FFFD " +
+                         "(convert the file to UTF-8 to keep its characters)").ToList();
 
         var train = new List<int>();
         var validation = new List<int>();
@@ -50,9 +56,9 @@ public static class CorpusPreparer
             var file = documents[i];
             var name = DocumentName(file);
             var (tokens, docs) = heldOut.Contains(name) ? (validation, validationDocs) : (train, trainDocs);
-            tokens.AddRange(encoded[i]);
+            tokens.AddRange(encoded[i].Tokens);
             tokens.Add(tokenizer.EndOfText);
-            docs.Add(new CorpusDocument(name, file.Name, file.Length, file.LastWriteTimeUtc, encoded[i].Length + 1));
+            docs.Add(new CorpusDocument(name, file.Name, file.Length, file.LastWriteTimeUtc, encoded[i].Tokens.Length + 1, encoded[i].File.Hash));
         }
 
         Directory.CreateDirectory(outDir);
@@ -66,7 +72,7 @@ public static class CorpusPreparer
             new CorpusSplit(CorpusMeta.TrainFile, train.Count, trainDocs),
             new CorpusSplit(CorpusMeta.ValidationFile, validation.Count, validationDocs));
         meta.Save(outDir);
-        return PrepareSummary.From(outDir, meta);
+        return PrepareSummary.From(outDir, meta) with { Warnings = warnings };
     }
 
     /// <summary>
@@ -157,9 +163,9 @@ public static class CorpusPreparer
     /// Tokenizes documents in parallel into their own arrays, so the result (and the error reported, that of
     /// the first bad document in listing order) does not depend on thread timing.
     /// </summary>
-    private static int[][] EncodeAll(IReadOnlyList<FileInfo> documents, ITokenizer tokenizer)
+    private static (int[] Tokens, TextFile File)[] EncodeAll(IReadOnlyList<FileInfo> documents, ITokenizer tokenizer)
     {
-        var encoded = new int[documents.Count][];
+        var encoded = new (int[], TextFile)[documents.Count];
         var errors = new Exception?[documents.Count];
         Parallel.For(0, documents.Count, i =>
         {
@@ -180,13 +186,15 @@ public static class CorpusPreparer
         return encoded;
     }
 
-    private static int[] EncodeDocument(FileInfo file, ITokenizer tokenizer)
+    private static (int[], TextFile) EncodeDocument(FileInfo file, ITokenizer tokenizer)
     {
         string text;
+        TextFile read;
         try
         {
+            read = TextFile.Read(file.FullName);
             // Line endings are not content: the same book with CRLF must give the same tokens.
-            text = File.ReadAllText(file.FullName).Replace("\r\n", "\n", StringComparison.Ordinal);
+            text = read.Text.Replace("\r\n", "\n", StringComparison.Ordinal);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -201,6 +209,6 @@ public static class CorpusPreparer
             throw new UserException($"'{file.FullName}' contains {marker} (token {tokenizer.EndOfText} at position {at}), which would split it into two documents. Remove it from the text.");
         }
 
-        return tokens;
+        return (tokens, read);
     }
 }

@@ -75,7 +75,7 @@ public sealed class DataSource
         if (meta.Tokenizer != tokenizer.Name)
         {
             throw new UserException($"The data in '{path}' was prepared with the '{meta.Tokenizer}' tokenizer, but '{tokenizer.Name}' was requested. " +
-                $"Use --tokenizer {meta.Tokenizer}, or re-run `flowhn prepare` with --tokenizer {tokenizer.Name}.");
+                $"Point --data at data prepared with `flowhn prepare --tokenizer {tokenizer.Name}` (a new train run may instead use --tokenizer {meta.Tokenizer}).");
         }
 
         if (validationNames is not null && !SameNames(meta.ValidationNames, validationNames))
@@ -87,6 +87,13 @@ public sealed class DataSource
 
     private static DataSource OpenPrepared(string directory, CorpusMeta meta, ITokenizer tokenizer, PrepareSummary? prepared)
     {
+        // The model's vocabulary comes from here: it must be the tokenizer's (the shards are checked against it too).
+        if (meta.VocabSize != tokenizer.VocabSize || meta.EndOfText < 0 || meta.EndOfText >= tokenizer.VocabSize)
+        {
+            throw new UserException($"'{Path.Combine(directory, CorpusMeta.FileName)}' gives a vocabulary of {meta.VocabSize} (end of text {meta.EndOfText}), " +
+                $"but the '{tokenizer.Name}' tokenizer has {tokenizer.VocabSize} tokens. The file was edited or damaged; re-run `flowhn prepare` to rebuild it.");
+        }
+
         var train = Shard.Open(Path.Combine(directory, meta.Train.File), tokenizer.Name, tokenizer.VocabSize);
         var validation = Shard.Open(Path.Combine(directory, meta.Validation.File), tokenizer.Name, tokenizer.VocabSize);
         if (train.Tokens.Length != meta.Train.Tokens || validation.Tokens.Length != meta.Validation.Tokens)
@@ -108,11 +115,14 @@ public sealed class DataSource
         try
         {
             var meta = CorpusMeta.Load(cache);
-            var current = CorpusPreparer.FindDocuments([textDir])
-                .Select(f => (f.Name, f.Length, f.LastWriteTimeUtc)).Order().ToList();
-            var recorded = meta.Documents.Select(d => (d.File, d.Bytes, d.ModifiedUtc)).Order().ToList();
+            // Sizes first (cheap), then a hash of every file's bytes: an edit that keeps the size and restores the
+            // time is still seen.
+            var files = CorpusPreparer.FindDocuments([textDir]);
+            var recorded = meta.Documents.Select(d => (d.File, d.Bytes, d.Hash)).Order().ToList();
             var same = meta.Tokenizer == tokenizer.Name && meta.VocabSize == tokenizer.VocabSize
-                && SameNames(meta.ValidationNames, names) && current.SequenceEqual(recorded);
+                && SameNames(meta.ValidationNames, names)
+                && files.Select(f => (f.Name, f.Length)).Order().SequenceEqual(recorded.Select(r => (r.File, r.Bytes)))
+                && files.Select(f => (f.Name, f.Length, (string?)TextFile.HashOfFile(f.FullName))).Order().SequenceEqual(recorded);
             return same ? OpenPrepared(cache, meta, tokenizer, prepared: null) : null;
         }
         catch (UserException)

@@ -77,7 +77,7 @@ public sealed class Shard
         if (expectedTokenizer is not null && tokenizer != expectedTokenizer)
         {
             throw Error(path, $"was prepared with the '{tokenizer}' tokenizer, not '{expectedTokenizer}'",
-                fix: $"Use --tokenizer {tokenizer}, or re-run `flowhn prepare` with --tokenizer {expectedTokenizer}.");
+                fix: $"Prepare the data with `flowhn prepare --tokenizer {expectedTokenizer}` (a new train run may instead use --tokenizer {tokenizer}).");
         }
 
         if (expectedVocab is not null && vocab != expectedVocab)

@@ -48,7 +48,7 @@ public sealed class TokenLoader
         if (tokens.Length < seqLen + 1)
         {
             throw new UserException($"The training data has {tokens.Length} tokens, fewer than seq_len + 1 = {seqLen + 1} needed for one window. " +
-                "Use a shorter --seq-len or more training text.");
+                "Use a shorter --seq or more training text.");
         }
 
         var starts = tokens.Length - seqLen; // window [s, s + seqLen] must fit: s in [0, n - seqLen - 1]
@@ -75,7 +75,7 @@ public sealed class TokenLoader
         if (count == 0)
         {
             throw new UserException($"The validation data has {tokens.Length} tokens, fewer than batch x seq_len + 1 = {(long)batch * seqLen + 1} needed for one evaluation batch. " +
-                "Use a smaller --batch or --seq-len, or hold out more validation text.");
+                "Use a smaller --batch or --seq, or hold out more validation text.");
         }
 
         return Enumerate(tokens, batch, seqLen, count);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using FlowHN.Runtime;
 using ILGPU;
 using ILGPU.Runtime;
@@ -202,6 +203,28 @@ public class Tensor : IDisposable
         Device.CurrentStream.Synchronize();
         Device.Counters.Download();
         return result;
+    }
+
+    /// <summary>
+    /// Downloads elements [offset, offset + buffer.Length) of a contiguous float tensor into a host buffer, so
+    /// large tensors can be streamed to disk through one bounded buffer (waits for queued work).
+    /// </summary>
+    public void CopyRangeToHost(long offset, Span<float> buffer)
+    {
+        if (buffer.IsEmpty) return;
+        View.SubView(offset, buffer.Length).CopyToCPU(Device.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        Device.CurrentStream.Synchronize();
+        Device.Counters.Download();
+    }
+
+    /// <summary>Uploads a host buffer into elements [offset, offset + buffer.Length) of a contiguous float tensor.</summary>
+    public void CopyRangeFromHost(long offset, ReadOnlySpan<float> buffer)
+    {
+        if (buffer.IsEmpty) return;
+        View.SubView(offset, buffer.Length).CopyFromCPU(Device.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        // The host buffer is reused for the next chunk as soon as this returns.
+        Device.CurrentStream.Synchronize();
+        Device.Counters.Upload(4L * buffer.Length);
     }
 
     public int[] ToIntArray()

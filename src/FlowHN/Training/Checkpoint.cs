@@ -5,14 +5,17 @@ using FlowHN.Runtime;
 namespace FlowHN.Training;
 
 /// <summary>What besides the tensors a checkpoint must hold to continue a run exactly.</summary>
+/// <param name="ValidationNames">The documents the run validates on (null in checkpoints from older builds).</param>
 public sealed record TrainState(int Step, ulong LoaderState, int OptimizerSteps, long TokensSeen, string Tokenizer,
-    TrainOptions Options);
+    TrainOptions Options, IReadOnlyList<string>? ValidationNames = null);
 
 /// <summary>
 /// A checkpoint directory: model.safetensors (weights, PyTorch layout), optimizer.safetensors (AdamW moments
 /// as <c>exp_avg.NAME</c> and <c>exp_avg_sq.NAME</c>), config.json (the model) and state.json (the run).
-/// It is written into a temporary directory that then replaces the previous checkpoint by renames, so a crash
-/// at any moment leaves either the old checkpoint or the new one, never a mix.
+/// A save goes to <c>checkpoint.tmp/</c>, which is renamed <c>checkpoint.next/</c> once complete and on disk.
+/// <see cref="Promote"/> then swaps it in (<c>checkpoint/</c> to <c>checkpoint.old/</c>, <c>checkpoint.next/</c>
+/// to <c>checkpoint/</c>, delete <c>checkpoint.old/</c>); the trainer promotes only once a finite loss has been
+/// computed from the saved weights. <see cref="Recover"/> repairs a folder a crash left between the two renames.
 /// </summary>
 public static class Checkpoint
 {
@@ -20,68 +23,178 @@ public static class Checkpoint
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     public static string PathIn(string runDir) => Path.Combine(runDir, DirectoryName);
+    public static string NextIn(string runDir) => PathIn(runDir) + ".next";
+    public static string OldIn(string runDir) => PathIn(runDir) + ".old";
+    private static string TempIn(string runDir) => PathIn(runDir) + ".tmp";
 
-    public static void Save(string runDir, LanguageModel model, AdamW optimizer, TrainState state)
+    /// <summary>Writes a complete checkpoint to <c>checkpoint.next/</c> (replacing an unpromoted one).</summary>
+    public static void SaveNext(string runDir, LanguageModel model, AdamW optimizer, TrainState state)
     {
-        string final = PathIn(runDir), temp = final + ".tmp", old = final + ".old";
+        string temp = TempIn(runDir), next = NextIn(runDir);
         if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
         Directory.CreateDirectory(temp);
-        var parameters = model.Parameters().ToList();
-        Safetensors.Write(Path.Combine(temp, "model.safetensors"),
-            parameters.Select(p => new Safetensors.Entry(p.Name, p.Shape, p.ToArray())),
-            new Dictionary<string, string> { ["format"] = "pt", ["arch"] = model.Config.Arch });
-        Safetensors.Write(Path.Combine(temp, "optimizer.safetensors"), parameters.SelectMany(p =>
+        try
         {
-            var (m, v) = optimizer.StateOf(p);
-            return new[] { new Safetensors.Entry("exp_avg." + p.Name, p.Shape, m.ToArray()),
-                           new Safetensors.Entry("exp_avg_sq." + p.Name, p.Shape, v.ToArray()) };
-        }));
-        File.WriteAllText(Path.Combine(temp, "config.json"), JsonSerializer.Serialize(model.Config, Json));
-        File.WriteAllText(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(state, Json));
+            var parameters = model.Parameters().ToList();
+            Safetensors.Write(Path.Combine(temp, "model.safetensors"),
+                parameters.Select(p => Safetensors.Source.Of(p.Name, p)).ToList(),
+                new Dictionary<string, string> { ["format"] = "pt", ["arch"] = model.Config.Arch });
+            Safetensors.Write(Path.Combine(temp, "optimizer.safetensors"), parameters.SelectMany(p =>
+            {
+                var (m, v) = optimizer.StateOf(p);
+                return new[] { Safetensors.Source.Of("exp_avg." + p.Name, m), Safetensors.Source.Of("exp_avg_sq." + p.Name, v) };
+            }).ToList());
+            WriteDurably(Path.Combine(temp, "config.json"), JsonSerializer.Serialize(model.Config, Json));
+            WriteDurably(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(state, Json)); // written last: marks it complete
+        }
+        catch (IOException e) when (IsDiskFull(e))
+        {
+            TryDelete(temp);
+            throw new UserException($"The disk is full: the checkpoint of step {state.Step} could not be written to {temp}. " +
+                                    $"Free space and resume with --resume --out {runDir}; {PathIn(runDir)} is untouched.", e);
+        }
+        if (Directory.Exists(next)) Directory.Delete(next, recursive: true);
+        Directory.Move(temp, next);
+    }
+
+    /// <summary>Makes <c>checkpoint.next/</c> the checkpoint. A crash at any point leaves a state <see cref="Recover"/> repairs.</summary>
+    public static void Promote(string runDir)
+    {
+        string final = PathIn(runDir), next = NextIn(runDir), old = OldIn(runDir);
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
-        if (Directory.Exists(final)) Directory.Move(final, old);
-        Directory.Move(temp, final);
+        if (Directory.Exists(final))
+        {
+            Directory.Move(final, old);
+            FaultHooks.At("between-renames");
+        }
+        Directory.Move(next, final);
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>Saves and promotes at once (for callers that have already checked the weights).</summary>
+    public static void Save(string runDir, LanguageModel model, AdamW optimizer, TrainState state)
+    {
+        SaveNext(runDir, model, optimizer, state);
+        Promote(runDir);
+    }
+
+    /// <summary>
+    /// Repairs a run folder a crash left with no <c>checkpoint/</c> but a <c>checkpoint.old/</c> (a promotion was
+    /// under way): the promoted <c>checkpoint.next/</c> when it is complete and passes its checksums, else the old
+    /// one. Nothing is deleted. Returns a line saying what was done, or null when nothing needed doing.
+    /// </summary>
+    public static string? Recover(string runDir)
+    {
+        string final = PathIn(runDir), next = NextIn(runDir), old = OldIn(runDir);
+        if (Directory.Exists(final) || !Directory.Exists(old)) return null;
+        if (Directory.Exists(next) && IsComplete(next, out _))
+        {
+            Directory.Move(next, final);
+            return $"recovered: an interrupted save left {next}; it is complete and now the checkpoint";
+        }
+        if (!IsComplete(old, out string why))
+            throw new UserException($"{runDir} holds no usable checkpoint: {old} is damaged ({why}). Start a new run.");
+        Directory.Move(old, final);
+        return $"recovered: an interrupted save left {old}; it is complete and now the checkpoint";
+    }
+
+    /// <summary>Whether a checkpoint directory has its four files and every tensor passes its checksum.</summary>
+    public static bool IsComplete(string dir, out string why)
+    {
+        foreach (var file in new[] { "config.json", "state.json", "model.safetensors", "optimizer.safetensors" })
+            if (!File.Exists(Path.Combine(dir, file)))
+            {
+                why = $"missing {file}";
+                return false;
+            }
+        try
+        {
+            LoadState(dir);
+            LoadConfig(dir);
+            foreach (var file in new[] { "model.safetensors", "optimizer.safetensors" })
+            {
+                using var f = SafetensorsFile.Open(Path.Combine(dir, file));
+                f.Verify();
+            }
+        }
+        catch (UserException e)
+        {
+            why = e.Message;
+            return false;
+        }
+        why = "";
+        return true;
     }
 
     public static ModelConfig LoadConfig(string checkpointDir) =>
-        JsonSerializer.Deserialize<ModelConfig>(ReadText(checkpointDir, "config.json"))
-        ?? throw new UserException($"{checkpointDir}/config.json is empty.");
+        ParseJson<ModelConfig>(checkpointDir, "config.json");
 
     public static TrainState LoadState(string checkpointDir) =>
-        JsonSerializer.Deserialize<TrainState>(ReadText(checkpointDir, "state.json"))
-        ?? throw new UserException($"{checkpointDir}/state.json is empty.");
+        ParseJson<TrainState>(checkpointDir, "state.json");
 
-    /// <summary>Copies saved weights (and, when given, optimizer moments) into the model's parameters.</summary>
+    /// <summary>
+    /// Copies saved weights (and, when given, optimizer moments) into the model's parameters, tensor by tensor
+    /// through one bounded host buffer; each tensor's checksum is verified.
+    /// </summary>
     public static void LoadInto(string checkpointDir, LanguageModel model, AdamW? optimizer)
     {
-        var weights = Safetensors.Read(Path.Combine(checkpointDir, "model.safetensors"));
-        var moments = optimizer is null ? null : Safetensors.Read(Path.Combine(checkpointDir, "optimizer.safetensors"));
+        using var weights = SafetensorsFile.Open(Path.Combine(checkpointDir, "model.safetensors"));
+        using var moments = optimizer is null ? null : SafetensorsFile.Open(Path.Combine(checkpointDir, "optimizer.safetensors"));
+        var buffer = new float[Safetensors.ChunkFloats];
         foreach (var p in model.Parameters())
         {
-            p.CopyFrom(Find(weights, p.Name, p.Shape, checkpointDir));
+            Load(weights, p.Name, p, checkpointDir, buffer);
             if (optimizer is null) continue;
             var (m, v) = optimizer.StateOf(p);
-            m.CopyFrom(Find(moments!, "exp_avg." + p.Name, p.Shape, checkpointDir));
-            v.CopyFrom(Find(moments!, "exp_avg_sq." + p.Name, p.Shape, checkpointDir));
+            Load(moments!, "exp_avg." + p.Name, m, checkpointDir, buffer);
+            Load(moments!, "exp_avg_sq." + p.Name, v, checkpointDir, buffer);
         }
     }
 
-    private static float[] Find(Dictionary<string, Safetensors.Entry> entries, string name, int[] shape, string dir)
+    private static void Load(SafetensorsFile file, string name, Tensors.Tensor target, string dir, float[] buffer)
     {
-        if (!entries.TryGetValue(name, out var e))
+        if (!file.Contains(name))
             throw new UserException($"Checkpoint {dir} has no tensor '{name}': it was saved by a different model.");
-        if (!e.Shape.SequenceEqual(shape))
-            throw new UserException($"Checkpoint {dir}: tensor '{name}' has shape [{string.Join(", ", e.Shape)}], " +
-                                    $"the model expects [{string.Join(", ", shape)}].");
-        return e.Data;
+        if (!file.Shape(name).SequenceEqual(target.Shape))
+            throw new UserException($"Checkpoint {dir}: tensor '{name}' has shape [{string.Join(", ", file.Shape(name))}], " +
+                                    $"the model expects [{string.Join(", ", target.Shape)}].");
+        file.ReadInto(name, (offset, chunk) => target.CopyRangeFromHost(offset, chunk), buffer);
     }
 
-    private static string ReadText(string dir, string file)
+    private static T ParseJson<T>(string dir, string file)
     {
         string path = Path.Combine(dir, file);
         if (!File.Exists(path))
-            throw new UserException($"No checkpoint at {dir} (missing {file}). Start without --resume, or point --out at a run directory.");
-        return File.ReadAllText(path);
+            throw new UserException($"No checkpoint at {dir} (missing {file}). The folder holds no finished save of a run: train one first (flowhn train), or name another run folder.");
+        try
+        {
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(path)) ?? throw new JsonException("the file is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new UserException($"{path} is not valid JSON ({e.Message}). The checkpoint is damaged; use another one.", e);
+        }
+    }
+
+    private static void WriteDurably(string path, string text)
+    {
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write);
+        stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>ENOSPC (28) or EFBIG (27, a file-size limit) from the OS.</summary>
+    internal static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 27 || e.Message.Contains("No space left", StringComparison.Ordinal);
+
+    private static void TryDelete(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: the next save deletes it anyway.
+        }
     }
 }

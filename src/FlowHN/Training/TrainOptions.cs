@@ -20,6 +20,8 @@ public sealed record TrainOptions
     public int CheckpointEvery { get; init; } = 100;
     public int LogEvery { get; init; } = 10;
     public int Seed { get; init; } = 1;
+    /// <summary>The --data the run was started with (kept in state.json so --resume uses the same data).</summary>
+    public string? Data { get; init; }
 
     [System.Text.Json.Serialization.JsonIgnore] public int TokensPerStep => Batch * SeqLen * Accumulation;
 
@@ -27,7 +29,11 @@ public sealed record TrainOptions
     {
         if (Steps <= 0 || Batch <= 0 || SeqLen <= 0 || Accumulation <= 0)
             throw new Runtime.UserException("--steps, --batch, --seq and --accum must be positive.");
-        if (LearningRate <= 0) throw new Runtime.UserException("--lr must be positive.");
+        if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new Runtime.UserException("--lr must be a positive number.");
+        if (!(WarmupFraction is >= 0 and <= 1)) throw new Runtime.UserException("--warmup must be between 0 and 1.");
+        if (!(MinLrFraction is >= 0 and <= 1)) throw new Runtime.UserException("--min-lr-fraction must be between 0 and 1.");
+        if (!(WeightDecay is >= 0 and < 1)) throw new Runtime.UserException("--weight-decay must be at least 0 and below 1.");
+        if (!(GradClip >= 0) || !double.IsFinite(GradClip)) throw new Runtime.UserException("--grad-clip must be 0 (off) or positive.");
         if (EvalEvery <= 0 || CheckpointEvery <= 0 || LogEvery <= 0 || EvalBatches <= 0)
             throw new Runtime.UserException("--eval-every, --eval-batches, --checkpoint-every and --log-every must be positive.");
     }

@@ -28,7 +28,9 @@ public sealed class Trainer : IDisposable
     private readonly AdamW optimizer;
     private readonly TokenLoader loader;
     private readonly LearningRateSchedule schedule;
+    private readonly CheckpointPromotion promotion;
     private int step;
+    private int savedStep = -1;
     private long tokensSeen;
     private volatile bool stopRequested;
 
@@ -46,6 +48,7 @@ public sealed class Trainer : IDisposable
         optimizer = new AdamW(device, model.Parameters().ToList(), options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.GradClip);
         loader = new TokenLoader(data.Train, (ulong)options.Seed);
         schedule = new LearningRateSchedule(options.LearningRate, options.Steps, options.WarmupFraction, options.MinLrFraction);
+        promotion = new CheckpointPromotion(runDir);
         Directory.CreateDirectory(runDir);
     }
 
@@ -90,19 +93,31 @@ public sealed class Trainer : IDisposable
                                 (recomputeFits ? $", or --recompute, which needs about {(held + recomputed.ActivationBytesPerToken * tokens) / gib:0.#} GiB." : "."));
     }
 
-    /// <summary>Restores weights, optimizer moments, step and data position from the run's checkpoint.</summary>
+    /// <summary>
+    /// Restores weights, optimizer moments, step and data position from the run's checkpoint (repairing a save a
+    /// crash interrupted), and drops the metrics logged after the checkpoint's step.
+    /// </summary>
     public void Resume()
     {
+        if (Checkpoint.Recover(runDir) is { } recovered) console.WriteLine(recovered);
         string dir = Checkpoint.PathIn(runDir);
         var state = Checkpoint.LoadState(dir);
         if (state.Tokenizer != data.TokenizerName)
             throw new UserException($"The checkpoint was trained with the {state.Tokenizer} tokenizer, the data uses {data.TokenizerName}.");
+        if (state.ValidationNames is { } names && !names.Order().SequenceEqual(data.Meta.ValidationNames.Order()))
+            throw new UserException($"The run validates on {string.Join(", ", names)}, but the data in {data.Directory} holds out " +
+                                    $"{string.Join(", ", data.Meta.ValidationNames)}. Resume with the run's --data.");
         Checkpoint.LoadInto(dir, model, optimizer);
         step = state.Step;
+        savedStep = step;
         tokensSeen = state.TokensSeen;
         loader.State = state.LoaderState;
         optimizer.StepCount = state.OptimizerSteps;
+        promotion.LastGoodStep = step;
         console.WriteLine($"resumed from {dir} at step {step}");
+        int dropped = MetricsLog.Reconcile(runDir, step);
+        if (dropped > 0)
+            console.WriteLine($"metrics.jsonl: dropped {dropped} lines logged after step {step} (that work is redone now)");
     }
 
     /// <summary>Trains to the configured step count, or only up to <paramref name="stopAfter"/> steps.</summary>
@@ -110,7 +125,7 @@ public sealed class Trainer : IDisposable
     {
         var evaluations = new List<(int, double)>();
         var losses = new List<double>();
-        using var metrics = new MetricsLog(Path.Combine(runDir, "metrics.jsonl"), append: step > 0);
+        using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
         double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep;
         double peak = device.Peak.For(device.Kernels.Gemm.UsesTf32);
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
@@ -123,9 +138,11 @@ public sealed class Trainer : IDisposable
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
         using var stepLog = new DeviceStepLog(device, Math.Min(options.LogEvery, Math.Max(1, lastStep - step)));
         var pending = new List<(int Step, double Lr, long Tokens)>();
+        double? evalAtStep = null;
         while (step < lastStep)
         {
             step++;
+            evalAtStep = null;
             double lr = schedule.At(step);
             TrainStep(lr, stepLog);
             tokensSeen += options.TokensPerStep;
@@ -141,20 +158,26 @@ public sealed class Trainer : IDisposable
             }
             if (stopRequested)
             {
-                SaveCheckpoint();
                 Interrupted = true;
-                console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with --resume --out {runDir})");
                 break;
             }
-            if (evaluate) evaluations.Add((step, Evaluate(metrics)));
+            if (evaluate)
+            {
+                evalAtStep = Evaluate(metrics);
+                evaluations.Add((step, evalAtStep.Value));
+            }
             if (save) SaveCheckpoint();
         }
+        FinishLastCheckpoint(evalAtStep);
+        if (Interrupted)
+            console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with: flowhn train --resume --out {runDir})");
         return new TrainResult(evaluations, losses);
     }
 
     /// <summary>
-    /// Reads the losses and gradient norms of the steps since the last read (one download), stops on a
-    /// non-finite loss, and writes their metrics (time per step: the interval's mean) and the progress line.
+    /// Reads the losses and gradient norms of the steps since the last read (one download), settles a pending
+    /// checkpoint with the first of them (that step's forward ran on the saved weights), stops on a non-finite
+    /// loss, and writes their metrics (time per step: the interval's mean) and the progress line.
     /// </summary>
     private void ReadSteps(DeviceStepLog stepLog, List<(int Step, double Lr, long Tokens)> pending, double seconds,
         double flopsPerStep, double peak, MetricsLog metrics, List<double> losses, Stopwatch clock, int firstStep)
@@ -167,9 +190,9 @@ public sealed class Trainer : IDisposable
         {
             var (at, lr, tokens) = pending[i];
             double loss = read[i].Loss / (double)options.Accumulation;
-            if (!double.IsFinite(loss))
-                throw new UserException($"The loss became {loss} at step {at}; training stopped. " +
-                                        $"The last good checkpoint is in {Checkpoint.PathIn(runDir)}. Try a lower --lr.");
+            if (FaultHooks.Nan("step-" + at)) loss = double.NaN;
+            promotion.Confirm(loss);
+            if (!double.IsFinite(loss)) throw promotion.NonFinite($"The loss became {loss} at step {at}");
             losses.Add(loss);
             metrics.Write(new { type = "train", step = at, loss, lr, grad_norm = read[i].GradNorm, tokens_per_s = tokensPerSecond,
                 mfu, step_s = stepSeconds, tokens });
@@ -181,6 +204,19 @@ public sealed class Trainer : IDisposable
             }
         }
         pending.Clear();
+    }
+
+    /// <summary>
+    /// The run's last weights are saved (also when it stops early) and promoted once a loss computed from them
+    /// is finite: the evaluation of this step when there was one, else one validation batch.
+    /// </summary>
+    private void FinishLastCheckpoint(double? evalAtStep)
+    {
+        if (step > savedStep) SaveCheckpoint();
+        if (!promotion.HasPending) return;
+        double loss = evalAtStep ?? Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, 1);
+        promotion.Confirm(loss);
+        if (!double.IsFinite(loss)) throw promotion.NonFinite($"The weights after step {step} give a loss of {loss}");
     }
 
     /// <summary>
@@ -220,7 +256,14 @@ public sealed class Trainer : IDisposable
 
     public void Dispose() => optimizer.Dispose();
 
-    private void SaveCheckpoint() =>
-        Checkpoint.Save(runDir, model, optimizer,
-            new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options));
+    /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
+    private void SaveCheckpoint()
+    {
+        FaultHooks.At("before-save");
+        Checkpoint.SaveNext(runDir, model, optimizer,
+            new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));
+        FaultHooks.At("after-save");
+        promotion.Saved(step);
+        savedStep = step;
+    }
 }
