@@ -21,6 +21,7 @@ public static class FlowHnCli
         root.Subcommands.Add(ModelsCommand.Create(console));
         root.Subcommands.Add(InfoCommand.Create(console));
         root.Subcommands.Add(CheckCommand.Create(console));
+        root.Subcommands.Add(PlotCommand.Create(console));
         var parse = root.Parse(args);
         try
         {

@@ -141,13 +141,20 @@ public static class TrainCommand
         };
         Console.CancelKeyPress += onCancel;
         TrainResult result;
+        Exception? failure = null;
         try
         {
             result = trainer.Run();
         }
+        catch (Exception e)
+        {
+            failure = e; // for the report; the error itself goes on to the caller
+            throw;
+        }
         finally
         {
             Console.CancelKeyPress -= onCancel;
+            TrainReportStep.Write(console, runDir, device, data, model, options, trainer.Interrupted, failure);
         }
         if (trainer.Interrupted) return 130;
         if (result.Evaluations.Count == 0)

@@ -72,6 +72,8 @@ public class CliTests
         Assert.Contains("val loss", output);
         Assert.True(File.Exists(Path.Combine(run.Path, "checkpoint", "model.safetensors")));
         Assert.Equal(2, File.ReadLines(Path.Combine(run.Path, "metrics.jsonl")).Count(l => l.Contains("\"train\"")));
+        Assert.Contains("| training loss, last step |", File.ReadAllText(Path.Combine(run.Path, "report.md")));
+        Assert.True(File.Exists(Path.Combine(run.Path, "loss.png")));
 
         var again = Run(args);
         Assert.Equal(2, again.Code);
