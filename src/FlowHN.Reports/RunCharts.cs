@@ -66,9 +66,10 @@ public static class RunCharts
             var (ex, ey) = Finite(run.Eval.Select(p => (evalX(p) / scale, p.ValLoss)));
             if (ex.Length > 0)
             {
-                var eval = plot.Add.Scatter(ex, ey, color);
-                eval.LineWidth = 1; // solid: Skia's SVG writer drops dash patterns (and says so on stderr)
-                eval.MarkerSize = 8;
+                // A darker shade of the run's colour, not a dash pattern: Skia's SVG writer drops those (and says so on stderr).
+                var eval = plot.Add.Scatter(ex, ey, color.Darken(0.45));
+                eval.LineWidth = 2;
+                eval.MarkerSize = 9;
                 eval.LegendText = $"{run.Name} validation";
             }
         }

@@ -82,7 +82,9 @@ public static class RunReport
             sb.AppendLine(Invariant, $"| training loss, mean of the last {tail.Count} steps | {Mean(tail.Select(p => p.Loss)):0.0000} |");
             sb.AppendLine(Invariant, $"| tokens/s, median over {steps.Count} steps | {Median(steps.Select(p => p.TokensPerSecond)):N0} |");
             sb.AppendLine(Invariant, $"| MFU, median | {Median(steps.Select(p => p.Mfu)) * 100:0.00}% |");
-            sb.AppendLine(Invariant, $"| step time, median | {Median(steps.Select(p => p.StepSeconds)) * 1000:0.0} ms |");
+            double stepSeconds = Median(steps.Select(p => p.StepSeconds));
+            string stepTime = stepSeconds < 1 ? (stepSeconds * 1000).ToString("0.0 'ms'", Invariant) : stepSeconds.ToString("0.000 's'", Invariant);
+            sb.AppendLine($"| step time, median | {stepTime} |");
             sb.AppendLine(Invariant, $"| tokens seen | {last.Tokens:N0} |");
             double seconds = steps.Select(p => p.StepSeconds).Where(double.IsFinite).Sum();
             sb.AppendLine(Invariant, $"| time in training steps | {TimeSpan.FromSeconds(seconds):h\\:mm\\:ss} |");

@@ -72,10 +72,18 @@ public static class BenchCommand
                 }
             string dir = r.GetValue(output)!;
             Directory.CreateDirectory(dir);
-            var charts = BenchCharts.Write(results, dir);
-            File.WriteAllText(Path.Combine(dir, "bench.md"), BenchReport.Markdown(results, header) + BenchCharts.Markdown(charts));
             File.WriteAllText(Path.Combine(dir, "bench.csv"), BenchReport.Csv(results));
-            console.Out.WriteLine($"wrote {Path.Combine(dir, "bench.md")}, bench.csv and {string.Join(", ", charts)}");
+            IReadOnlyList<string> charts = [];
+            try
+            {
+                charts = BenchCharts.Write(results, dir);
+            }
+            catch (Exception e) // the measurements are what counts: a chart that cannot be drawn must not lose them
+            {
+                console.Error.WriteLine($"warning: no charts written ({e.GetType().Name}: {e.Message})");
+            }
+            File.WriteAllText(Path.Combine(dir, "bench.md"), BenchReport.Markdown(results, header) + (charts.Count > 0 ? BenchCharts.Markdown(charts) : ""));
+            console.Out.WriteLine($"wrote {Path.Combine(dir, "bench.md")}, bench.csv{string.Concat(charts.Select(c => ", " + c))}");
             return 0;
         });
         return command;

@@ -179,6 +179,11 @@ public class CliTests
         foreach (var row in new[] { "| shm | - |", "| jamba | - |", "| flowhn | fac/prefix |" })
             Assert.Equal(2, md.Split(row).Length - 1);
         Assert.Equal(1 + 9, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
+        foreach (var chart in new[] { "bench-tps.png", "bench-breakdown.png", "bench-memory.png" })
+        {
+            Assert.Contains($"]({chart})", md); // embedded in bench.md
+            Assert.True(File.Exists(Path.Combine(output.Path, chart)), chart);
+        }
     }
 
     [Fact]
