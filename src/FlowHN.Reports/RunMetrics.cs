@@ -44,7 +44,14 @@ public sealed class RunMetrics
         if (!File.Exists(path))
             throw new UserException($"{runDir} has no {FileName}: pass a run folder written by flowhn train (its --out).");
         string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(runDir)));
-        return Parse(name, File.ReadLines(path));
+        return Parse(name, ReadLines(path));
+    }
+
+    /// <summary>Reads while a training run may still be appending (its last line may be cut short).</summary>
+    private static IEnumerable<string> ReadLines(string path)
+    {
+        using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+        while (reader.ReadLine() is { } line) yield return line;
     }
 
     public static RunMetrics Parse(string name, IEnumerable<string> lines)

@@ -40,6 +40,16 @@ public class RunMetricsTests
     }
 
     [Fact]
+    public void ReadsARunThatIsStillWritingItsMetrics()
+    {
+        using var folder = new TempFolder();
+        using var writer = new FlowHN.Training.MetricsLog(folder.File("metrics.jsonl"), append: false);
+        writer.Write(new { type = "train", step = 1, loss = 5.0 });
+        var run = RunMetrics.Load(folder.Path);
+        Assert.Equal(5.0, Assert.Single(run.Train).Loss);
+    }
+
+    [Fact]
     public void AFolderWithoutMetricsIsAUserError()
     {
         using var folder = new TempFolder();
