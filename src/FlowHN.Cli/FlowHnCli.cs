@@ -22,6 +22,7 @@ public static class FlowHnCli
         root.Subcommands.Add(InfoCommand.Create(console));
         root.Subcommands.Add(CheckCommand.Create(console));
         root.Subcommands.Add(PtxReportCommand.Create(console));
+        root.Subcommands.Add(PlotCommand.Create(console));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
         {

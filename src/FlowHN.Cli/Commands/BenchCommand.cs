@@ -1,6 +1,7 @@
 using System.CommandLine;
 using FlowHN.Data;
 using FlowHN.Models;
+using FlowHN.Reports;
 using FlowHN.Runtime;
 using FlowHN.Training;
 
@@ -29,7 +30,7 @@ public static class BenchCommand
                                                                            "efficiency and imbalance), shm's and jamba's attention and Mamba layers, and hymba's heads." };
         var noConcurrency = new Option<bool>("--no-branch-concurrency") { Description = "FlowHN branches one after the other (ablation)." };
         var recompute = new Option<bool>("--recompute") { Description = "Activation checkpointing: layers run again in the backward (not with --breakdown)." };
-        var output = CliOption.Create("--out", "Folder for bench.md and bench.csv.", Path.Combine("runs", "bench"));
+        var output = CliOption.Create("--out", "Folder for bench.md, bench.csv and the charts.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();
         var command = new Command("bench", "Measure tokens/s and MFU of every architecture (the paper's table) on this device.");
         foreach (var option in new Option[] { preset, archs, splits, context, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, recompute, output })
@@ -73,9 +74,18 @@ public static class BenchCommand
                 }
             string dir = r.GetValue(output)!;
             Directory.CreateDirectory(dir);
-            File.WriteAllText(Path.Combine(dir, "bench.md"), BenchReport.Markdown(results, header));
             File.WriteAllText(Path.Combine(dir, "bench.csv"), BenchReport.Csv(results));
-            console.Out.WriteLine($"wrote {Path.Combine(dir, "bench.md")} and bench.csv");
+            IReadOnlyList<string> charts = [];
+            try
+            {
+                charts = BenchCharts.Write(results, dir);
+            }
+            catch (Exception e) // the measurements are what counts: a chart that cannot be drawn must not lose them
+            {
+                console.Error.WriteLine($"warning: no charts written ({e.GetType().Name}: {e.Message})");
+            }
+            File.WriteAllText(Path.Combine(dir, "bench.md"), BenchReport.Markdown(results, header) + (charts.Count > 0 ? BenchCharts.Markdown(charts) : ""));
+            console.Out.WriteLine($"wrote {Path.Combine(dir, "bench.md")}, bench.csv{string.Concat(charts.Select(c => ", " + c))}");
             return 0;
         });
         return command;

@@ -175,12 +175,25 @@ public static class TrainCommand
         if (resume) trainer.Resume();
         TrainResult result;
         int interruptedCode;
+        Exception? failure = null;
         using (var stop = new StopSignals(trainer, console.Out))
         {
-            if (stopAfter is { } at && at > options.Steps)
-                throw new UserException($"--stop-after {at} is beyond the run's last step ({options.Steps}).");
-            result = trainer.Run(stopAfter);
-            interruptedCode = stop.ExitCode;
+            try
+            {
+                if (stopAfter is { } at && at > options.Steps)
+                    throw new UserException($"--stop-after {at} is beyond the run's last step ({options.Steps}).");
+                result = trainer.Run(stopAfter);
+                interruptedCode = stop.ExitCode;
+            }
+            catch (Exception e)
+            {
+                failure = e; // for the report; the error itself goes on to the caller
+                throw;
+            }
+            finally
+            {
+                TrainReportStep.Write(console, runDir, device, data, model, options, trainer.Interrupted, failure);
+            }
         }
         if (trainer.Interrupted) return interruptedCode;
         if (stopAfter is { } stoppedAt && stoppedAt < options.Steps)

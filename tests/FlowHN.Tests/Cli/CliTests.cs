@@ -72,6 +72,8 @@ public class CliTests
         Assert.Contains("val loss", output);
         Assert.True(File.Exists(Path.Combine(run.Path, "checkpoint", "model.safetensors")));
         Assert.Equal(2, File.ReadLines(Path.Combine(run.Path, "metrics.jsonl")).Count(l => l.Contains("\"train\"")));
+        Assert.Contains("| training loss, last step |", File.ReadAllText(Path.Combine(run.Path, "report.md")));
+        Assert.True(File.Exists(Path.Combine(run.Path, "loss.png")));
 
         var again = Run(args);
         Assert.Equal(2, again.Code);
@@ -177,6 +179,11 @@ public class CliTests
         foreach (var row in new[] { "| shm | - |", "| jamba | - |", "| flowhn | fac/prefix |" })
             Assert.Equal(2, md.Split(row).Length - 1);
         Assert.Equal(1 + 9, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
+        foreach (var chart in new[] { "bench-tps.png", "bench-breakdown.png", "bench-memory.png" })
+        {
+            Assert.Contains($"]({chart})", md); // embedded in bench.md
+            Assert.True(File.Exists(Path.Combine(output.Path, chart)), chart);
+        }
     }
 
     [Fact]
