@@ -41,7 +41,7 @@ public static class EvalCommand
             string? taskName = r.GetValue(task)?.Trim().ToLowerInvariant();
             if (taskName is not null && !Tasks.Contains(taskName))
                 throw new UserException($"Unknown --task '{r.GetValue(task)}'; use one of: {string.Join(", ", Tasks)} (or none for the default set).");
-            if (taskName is not null && r.GetResult(data) is null)
+            if (taskName is not null && r.GetResult(data) is not { Implicit: false })
                 throw new UserException($"--task {taskName} needs --data ({(taskName == "ppl" ? "a .txt file or folder" : "a JSONL file")}).");
             if (r.GetValue(maxLength) < 0) throw new UserException($"--max-length must be >= 0 (0 = the trained length), got {r.GetValue(maxLength)}.");
             using var device = ComputeDevice.Create(deviceOptions.Read(r));

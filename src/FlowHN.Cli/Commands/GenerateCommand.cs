@@ -44,7 +44,7 @@ public static class GenerateCommand
             if (r.GetValue(promptFile) is string file)
             {
                 if (!File.Exists(file)) throw new UserException($"--prompt-file {file} does not exist.");
-                if (r.GetResult(prompt) is null) texts.Clear();
+                if (r.GetResult(prompt) is not { Implicit: false }) texts.Clear();
                 texts.Add(File.ReadAllText(file));
             }
             using var device = ComputeDevice.Create(deviceOptions.Read(r));

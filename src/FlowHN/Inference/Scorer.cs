@@ -16,7 +16,8 @@ public sealed record ContinuationScore(double LogLikelihood, bool Greedy);
 /// batch (causal models: padding after a token never changes its logits; FlowHN routes by absolute position,
 /// so padding does not move the routing either) and run through one forward per batch. Per-token losses come
 /// from the cross-entropy kernel on the device; logits are downloaded only for the greedy check's rows.
-/// An item longer than <c>maxLength + 1</c> tokens keeps its end (the context is cut from the left).
+/// An item longer than <c>maxLength + 1</c> tokens keeps its end (the context is cut from the left); a continuation
+/// longer than maxLength is kept whole, after one context token (every architecture runs any length).
 /// </summary>
 public sealed class Scorer
 {
@@ -55,9 +56,9 @@ public sealed class Scorer
         if (r.Context.Length == 0) throw new ArgumentException($"Item {index + 1}: the context is empty (start it with the end-of-text token).");
         int n = r.Continuation.Length;
         if (n == 0) throw new UserException($"Item {index + 1}: the continuation has no token.");
-        if (n > maxLength) throw new UserException($"Item {index + 1}: the continuation has {n} tokens, more than --max-length {maxLength}.");
+        // The context is cut from the left to fit maxLength, but the continuation and one context token are always kept.
         var all = r.Context.Concat(r.Continuation).ToArray();
-        all = all[Math.Max(0, all.Length - maxLength - 1)..];
+        all = all[Math.Max(0, all.Length - Math.Max(maxLength, n) - 1)..];
         var tokens = all[..^1];
         var targets = new int[tokens.Length];
         Array.Fill(targets, -1);
