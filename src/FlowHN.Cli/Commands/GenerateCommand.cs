@@ -22,7 +22,7 @@ public static class GenerateCommand
         var topP = CliOption.Create("--top-p", "Then keep the smallest set of tokens whose probability reaches p, in (0, 1] (1 = all).", 1.0);
         var seed = CliOption.Create("--seed", "Seed of the sampler (prompt i uses seed + i).", 1);
         var maxContext = CliOption.Create("--max-context",
-            "Tokens the model sees at most (0 = the trained length): a longer prompt keeps its end; a full context restarts from its last half.", 0);
+            "Tokens the model sees at most (0 = the trained length): a longer prompt keeps its end, leaving room for --tokens (up to half); a full context restarts from its last half.", 0);
         var noCache = new Option<bool>("--no-cache") { Description = "Run the whole context through the model for every token (slow; for comparison)." };
         var compare = new Option<bool>("--compare-uncached")
         {
@@ -64,7 +64,7 @@ public static class GenerateCommand
                 var result = results[i];
                 if (result.TruncatedTokens > 0)
                     console.Error.WriteLine($"note: prompt {i + 1} has {prompts[i].Count} tokens; keeping its last {result.Prompt.Length} " +
-                                            $"(--max-context {context})");
+                                            $"to leave room for {options.MaxNewTokens} new in --max-context {context}");
                 if (results.Count > 1) console.Out.WriteLine($"--- prompt {i + 1}");
                 console.Out.WriteLine(tokenizer.Decode(result.Prompt) + tokenizer.Decode(result.Tokens) + (result.Stopped ? " [end of text]" : ""));
             }

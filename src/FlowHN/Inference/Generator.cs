@@ -15,10 +15,15 @@ public sealed record GenerationOptions
     /// <summary>Sequence i samples with a generator seeded Seed + i.</summary>
     public int Seed { get; init; } = 1;
     /// <summary>
-    /// Tokens the model sees at most: a longer prompt keeps its last MaxContext tokens; when a sequence reaches it,
-    /// decoding starts again from its last MaxContext / 2 tokens (a new prefill).
+    /// Tokens the model sees at most: a longer prompt keeps its end (<see cref="PromptLimit"/>); when a sequence
+    /// reaches it, decoding starts again from its last MaxContext / 2 tokens (a new prefill).
     /// </summary>
     public int MaxContext { get; init; } = 1024;
+    /// <summary>
+    /// Prompt tokens kept (the last ones): room is left for the new tokens, but at most half the context is given
+    /// up, so generation runs without a restart unless it is longer than half the context.
+    /// </summary>
+    public int PromptLimit => Math.Max(MaxContext - MaxNewTokens, MaxContext / 2);
     /// <summary>Generation of a sequence stops after this token (end of text); null: never.</summary>
     public int? StopToken { get; init; }
     /// <summary>false: every token runs the whole context through the model again (for comparison).</summary>
@@ -66,7 +71,7 @@ public sealed class Generator(ComputeDevice device, LanguageModel model)
         for (int i = 0; i < prompts.Count; i++)
         {
             if (prompts[i].Count == 0) throw new UserException("A prompt is empty: give at least one token of text.");
-            int cut = Math.Max(0, prompts[i].Count - options.MaxContext);
+            int cut = Math.Max(0, prompts[i].Count - options.PromptLimit);
             sequences.Add(new Sequence(new GenerationResult(prompts[i].Skip(cut).ToArray(), cut, new List<int>()), new Random(options.Seed + i)));
         }
         long prefillTokens = 0, decoded = 0;

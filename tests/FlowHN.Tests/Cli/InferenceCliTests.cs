@@ -69,7 +69,7 @@ public class InferenceCliTests(TrainedRun run) : IClassFixture<TrainedRun>
         string prompt = string.Join(" ", Enumerable.Repeat("Anne walked to the sea", 10));
         var (code, output, error) = Generate("--prompt", prompt, "--tokens", "3", "--temperature", "0", "--compare-uncached");
         Assert.True(code == 0, error);
-        Assert.Matches(@"note: prompt 1 has \d+ tokens; keeping its last 16 \(--max-context 16\)", error);
+        Assert.Matches(@"note: prompt 1 has \d+ tokens; keeping its last 13 to leave room for 3 new in --max-context 16", error);
         Assert.Contains("uncached: prefill", error);
         Assert.Contains("tokens identical", error);
         Assert.False(output.StartsWith(prompt), "the printed text starts where the kept context starts");

@@ -163,8 +163,9 @@ public class DecodingTests
         var prompt = Tokens(30, 4);
         var greedy = new GenerationOptions { MaxNewTokens = 6, Sampling = new SamplingOptions(Temperature: 0), MaxContext = 10 };
         var (results, _) = generator.Generate([prompt], greedy);
-        Assert.Equal(20, results[0].TruncatedTokens);
-        Assert.Equal(prompt[20..], results[0].Prompt);
+        // Room for the 6 new tokens, but at most half the context given up: the last 5 prompt tokens stay.
+        Assert.Equal(25, results[0].TruncatedTokens);
+        Assert.Equal(prompt[25..], results[0].Prompt);
         int first = results[0].Tokens[0];
         var (stopped, _) = generator.Generate([prompt], greedy with { StopToken = first });
         Assert.Equal([first], stopped[0].Tokens);
