@@ -42,7 +42,8 @@ public sealed class Scorer
         for (int first = 0; first < order.Length; first += batch)
         {
             var items = order.Skip(first).Take(batch).ToArray();
-            ScoreBatch(items.Select(i => inputs[i]).ToArray(), greedy).CopyTo(scores.AsSpan(), items);
+            var batchScores = ScoreBatch(items.Select(i => inputs[i]).ToArray(), greedy);
+            for (int j = 0; j < items.Length; j++) scores[items[j]] = batchScores[j];
             progress?.Invoke(first + items.Length);
         }
         return scores;
@@ -111,14 +112,5 @@ public sealed class Scorer
                 if (v > target) return false;
         }
         return true;
-    }
-}
-
-internal static class SpanScatter
-{
-    /// <summary>destination[indices[i]] = source[i].</summary>
-    public static void CopyTo<T>(this T[] source, Span<T> destination, int[] indices)
-    {
-        for (int i = 0; i < indices.Length; i++) destination[indices[i]] = source[i];
     }
 }

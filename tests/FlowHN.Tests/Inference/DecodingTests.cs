@@ -143,7 +143,9 @@ public class DecodingTests
         int[][] prompts = [Tokens(5, 1), Tokens(17, 2), Tokens(2, 3)];
         var options = new GenerationOptions { MaxNewTokens = 12, Sampling = new SamplingOptions(Temperature: 0), MaxContext = 20 };
         var (together, stats) = generator.Generate(prompts, options);
-        Assert.Equal(24, stats.PrefillTokens);
+        // The 17-token prompt keeps its last 10 (room for new tokens, at most half the context given up); it then
+        // fills the context of 20 and restarts from its last half.
+        Assert.Equal(5 + 10 + 2, stats.PrefillTokens);
         Assert.Equal(36, stats.DecodedTokens);
         for (int i = 0; i < prompts.Length; i++)
         {
