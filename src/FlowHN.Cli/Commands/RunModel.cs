@@ -32,6 +32,7 @@ public sealed class RunModel : IDisposable
         var state = Checkpoint.LoadState(dir);
         var model = LanguageModel.Create(device, config, seed: 0);
         Checkpoint.LoadInto(dir, model, optimizer: null);
+        model.TrainedLength = state.Options.SeqLen; // FlowHN's routing by position repeats the trained plan
         return new RunModel(model, Tokenizers.Create(state.Tokenizer), state);
     }
 

@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -115,6 +116,36 @@ public sealed class FlowHNLM : LanguageModel
         foreach (var block in blocks)
             x = MemorySegment.Run(Device, x, (input, again) => block.Forward(input, batch, routing, streams, again ? null : Profile),
                 Recompute);
+        return head.Forward(finalNorm.Forward(x));
+    }
+
+    /// <summary>
+    /// Setting it makes every forward route tokens by absolute position with the plan of this length (see
+    /// <see cref="PositionRouting"/>); forwards at this length are unchanged.
+    /// </summary>
+    public override int? TrainedLength
+    {
+        get => base.TrainedLength;
+        set
+        {
+            base.TrainedLength = value;
+            routing.ByPosition = value is int length && Config.Split != SplitStrategy.None
+                ? new PositionRouting(Config.Split, Config.SplitContext, Config.Layers, length,
+                    Config.Split is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating && length >= 2 ? AttentionTokens(length) : 0)
+                : null;
+        }
+    }
+
+    public override InferenceState CreateInferenceState() => new(blocks.Select(b => b.CreateCache()).ToList());
+
+    public override Tensor ForwardCached(TokenIndex ids, int seqLen, InferenceState state)
+    {
+        if (Config.Split != SplitStrategy.None && routing.ByPosition is null)
+            throw new InvalidOperationException("Decoding a split FlowHN model needs its TrainedLength (the routing rule's period).");
+        var x = embed.Forward(ids);
+        for (int i = 0; i < blocks.Count; i++)
+            x = blocks[i].ForwardCached(x, state.Position, routing.ByPosition, Config.SplitContext, (HybridCache)state.Layers[i]);
+        state.Advance(seqLen);
         return head.Forward(finalNorm.Forward(x));
     }
 

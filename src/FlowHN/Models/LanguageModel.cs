@@ -1,3 +1,4 @@
+using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -16,6 +17,23 @@ public abstract class LanguageModel : Module
     public ModelConfig Config { get; }
 
     public abstract Tensor Forward(TokenIndex ids, int batch, int seqLen);
+
+    /// <summary>
+    /// The sequence length the model was trained at. FlowHN routes tokens by absolute position with the plan of
+    /// this length (see <see cref="FlowHNLM"/>), so that forwards of any length, and decoding, agree; training
+    /// leaves it unset and uses the plan of each batch's own length (the same plan at the trained length).
+    /// </summary>
+    public virtual int? TrainedLength { get; set; }
+
+    /// <summary>An empty decoding state for one sequence (see <see cref="InferenceState"/>).</summary>
+    public abstract InferenceState CreateInferenceState();
+
+    /// <summary>
+    /// Inference on one sequence: the next-token logits [1, n, vocab] of <paramref name="ids"/> (n tokens at the
+    /// state's next positions), continuing from and updating <paramref name="state"/>. The prompt at once is the
+    /// prefill; one token at a time is decoding. No gradients are recorded (call it under a NoGradScope).
+    /// </summary>
+    public abstract Tensor ForwardCached(TokenIndex ids, int seqLen, InferenceState state);
 
     /// <summary>
     /// Activation checkpointing: each layer (FlowHN: each block) keeps only its output during the forward and

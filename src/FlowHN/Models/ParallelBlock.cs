@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -52,26 +53,87 @@ public sealed class ParallelBlock : Module
         var ssmInput = Ops.Reshape(x, x.Shape);
         int profiled = profile?.BeginBlock() ?? -1;
         streams?.Fork();
-        Tensor attended, scanned;
+        // Routing by position (inference) may leave a branch without a token in a short sequence: it is skipped.
+        Tensor? attended = null, scanned = null;
         using (streams is null ? null : Device.UseStream(streams.First))
         {
             profile?.AttentionStart(profiled);
-            attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
+            if (tables is not { Routing.AttentionPositions.Length: 0 })
+                attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
             profile?.AttentionEnd(profiled);
         }
         using (streams is null ? null : Device.UseStream(streams.Second))
         {
             profile?.SsmStart(profiled);
-            scanned = SsmBranch(ssmInput, batch, tables, all);
+            if (tables is not { Routing.SsmPositions.Length: 0 })
+                scanned = SsmBranch(ssmInput, batch, tables, all);
             profile?.SsmEnd(profiled);
         }
         streams?.Join();
         profile?.EndBlock(profiled);
+        return split
+            ? FuseSplit(x, attended, tables!.AttentionPositions, scanned, tables.SsmPositions)
+            : FuseBoth(x, attended!, scanned!);
+    }
 
-        Tensor fused = split
-            ? Ops.Linear(Ops.MergeTokens(attended, tables!.AttentionPositions, scanned, tables.SsmPositions, seqLen), fuseBranches)
-            // W_b [ssm ; attn] as two products with the halves of W_b: no concatenated tensor is needed.
-            : Ops.Add(Ops.Linear(scanned, Ops.SliceLast(fuseBranches, 0, dim)), Ops.Linear(attended, Ops.SliceLast(fuseBranches, dim, dim)));
+    /// <summary>
+    /// Inference on one sequence (batch 1): the block on a chunk of tokens at absolute positions
+    /// start..start+L-1, continuing from the cache. Each token goes to the branch <paramref name="byPosition"/>
+    /// gives its position (null: no split, both branches). The attention branch appends the keys it may later
+    /// need (prefix: every token's; local: its own tokens'; no split: every token's); the SSM branch continues its
+    /// conv and scan states over its own tokens, in order, as the full forward's scan over its gathered tokens does.
+    /// </summary>
+    public Tensor ForwardCached(Tensor x, int start, PositionRouting? byPosition, SplitContext context, HybridCache cache)
+    {
+        int length = x.Dim(1);
+        var all = Positions(Enumerable.Range(start, length).ToArray());
+        if (byPosition is null)
+        {
+            var attendedAll = attentionBranch.ForwardCached(x, all, null, all, cache.Attention)!;
+            var scannedAll = ssmBranch.Forward(x, new SequenceContext(1, length, all, cache.Mamba));
+            return FuseBoth(x, attendedAll, scannedAll);
+        }
+        var (attentionRows, ssmRows) = byPosition.Chunk(index, start, length);
+        var attentionIndex = Positions(attentionRows);
+        var attentionAt = Positions(attentionRows.Select(i => start + i).ToArray());
+        var attentionTokens = attentionRows.Length == 0 ? null : Ops.GatherTokens(x, attentionIndex);
+        var attended = context == SplitContext.Prefix
+            ? attentionBranch.ForwardCached(attentionTokens, attentionAt, x, all, cache.Attention)
+            : attentionTokens is null ? null : attentionBranch.ForwardCached(attentionTokens, attentionAt, null, attentionAt, cache.Attention);
+        var ssmIndex = Positions(ssmRows);
+        Tensor? scanned = null;
+        if (ssmRows.Length > 0)
+        {
+            var ssmTokens = Ops.GatherTokens(x, ssmIndex);
+            scanned = ssmBranch.Forward(ssmTokens,
+                new SequenceContext(1, ssmRows.Length, Positions(ssmRows.Select(i => start + i).ToArray()), cache.Mamba));
+        }
+        return FuseSplit(x, attended, attentionIndex, scanned, ssmIndex);
+    }
+
+    public HybridCache CreateCache() => new(attentionBranch.CreateCache(), new MambaCache());
+
+    private Tensor Positions(int[] positions) => positions.Length == 0
+        ? Tensor.Empty(Device, [0], DType.Int32)
+        : Tensor.FromArray(Device, positions, positions.Length);
+
+    /// <summary>No split: y = x + W_b [ssm ; attn], out = y + W_f RMSNorm(y).</summary>
+    private Tensor FuseBoth(Tensor x, Tensor attended, Tensor scanned) =>
+        // W_b [ssm ; attn] as two products with the halves of W_b: no concatenated tensor is needed.
+        FuseOut(x, Ops.Add(Ops.Linear(scanned, Ops.SliceLast(fuseBranches, 0, dim)),
+            Ops.Linear(attended, Ops.SliceLast(fuseBranches, dim, dim))));
+
+    /// <summary>Split: the branches' rows put back at their positions (one branch may be absent), then fused.</summary>
+    private Tensor FuseSplit(Tensor x, Tensor? attended, Tensor attentionRows, Tensor? scanned, Tensor ssmRows)
+    {
+        var merged = attended is null ? scanned!
+            : scanned is null ? attended
+            : Ops.MergeTokens(attended, attentionRows, scanned, ssmRows, x.Dim(1));
+        return FuseOut(x, Ops.Linear(merged, fuseBranches));
+    }
+
+    private Tensor FuseOut(Tensor x, Tensor fused)
+    {
         var y = Ops.Add(x, fused);
         return Ops.Add(y, Ops.Linear(fusionNorm.Forward(y), fuseOut));
     }

@@ -1,3 +1,4 @@
+using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -33,6 +34,22 @@ public sealed class RoutingTables : IDisposable
         BlockCount = blockCount;
     }
 
+    /// <summary>
+    /// When set (inference), every length is routed by absolute position (see <see cref="PositionRouting"/>);
+    /// at the rule's period that is the training plan itself. Unset, each length gets its own training plan.
+    /// </summary>
+    public PositionRouting? ByPosition
+    {
+        get => byPosition;
+        set
+        {
+            byPosition = value;
+            DisposeBlocks();
+        }
+    }
+
+    private PositionRouting? byPosition;
+
     public SplitStrategy Strategy { get; }
     public SplitContext Context { get; }
     public int BlockCount { get; }
@@ -41,6 +58,13 @@ public sealed class RoutingTables : IDisposable
     public BlockTables For(int blockIndex, int seqLen)
     {
         if (blocks.TryGetValue((blockIndex, seqLen), out var tables)) return tables;
+        if (byPosition is not null && seqLen != byPosition.Period)
+        {
+            var plan = byPosition.Plan(blockIndex, seqLen);
+            tables = new BlockTables(plan, Upload(plan.AttentionPositions), Upload(plan.SsmPositions));
+            blocks.Add((blockIndex, seqLen), tables);
+            return tables;
+        }
         int a = 0;
         if (Strategy is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating
             && !attentionTokensBySeqLen.TryGetValue(seqLen, out a))
@@ -65,17 +89,24 @@ public sealed class RoutingTables : IDisposable
         return positions;
     }
 
-    private Tensor Upload(int[] positions) => Tensor.FromArray(device, positions, [positions.Length], persistent: true);
+    private Tensor Upload(int[] positions) => positions.Length == 0
+        ? Tensor.Empty(device, [0], DType.Int32, persistent: true) // a branch with no token (routing by position)
+        : Tensor.FromArray(device, positions, [positions.Length], persistent: true);
 
     public void Dispose()
+    {
+        DisposeBlocks();
+        foreach (var t in allPositions.Values) t.Dispose();
+        allPositions.Clear();
+    }
+
+    private void DisposeBlocks()
     {
         foreach (var t in blocks.Values)
         {
             t.AttentionPositions.Dispose();
             t.SsmPositions.Dispose();
         }
-        foreach (var t in allPositions.Values) t.Dispose();
         blocks.Clear();
-        allPositions.Clear();
     }
 }

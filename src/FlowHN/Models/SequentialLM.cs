@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -109,6 +110,18 @@ public sealed class SequentialLM : LanguageModel
                 return output;
             }, Recompute);
         }
+        return head.Forward(finalNorm.Forward(x));
+    }
+
+    public override InferenceState CreateInferenceState() => new(layers.Select(l => l.CreateCache()).ToList());
+
+    public override Tensor ForwardCached(TokenIndex ids, int seqLen, InferenceState state)
+    {
+        var positions = Tensor.FromArray(Device, Enumerable.Range(state.Position, seqLen).ToArray(), seqLen);
+        var x = embed.Forward(ids);
+        for (int i = 0; i < layers.Count; i++)
+            x = layers[i].Forward(x, new SequenceContext(1, seqLen, positions, state.Layers[i]));
+        state.Advance(seqLen);
         return head.Forward(finalNorm.Forward(x));
     }
 

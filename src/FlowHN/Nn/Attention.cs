@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -32,8 +33,38 @@ public sealed class Attention : Module, ISequenceMixer
         if (outputProjection) output = Add(new Linear(device, Child("o_proj"), dim, dim, random, residualStd));
     }
 
-    public Tensor Forward(Tensor x, SequenceContext context) =>
-        Forward(x, x, context.Batch, context.Positions, context.Positions);
+    public Tensor Forward(Tensor x, SequenceContext context) => context.Cache is AttentionCache cache
+        ? ForwardCached(x, x, context.Positions, context.Positions, cache)!
+        : Forward(x, x, context.Batch, context.Positions, context.Positions);
+
+    /// <summary>
+    /// Inference (batch 1): appends the keys and values of <paramref name="newKeys"/> [1, n, d] at
+    /// <paramref name="newKeyPositions"/> (host copy needed) to the cache, then lets the queries of
+    /// <paramref name="queries"/> (null: none, only the keys are recorded) attend to every cached key that is not
+    /// later. With the whole sequence at once this is the uncached forward; one token at a time it is decoding.
+    /// </summary>
+    public Tensor? ForwardCached(Tensor? queries, Tensor? newKeys, Tensor queryPositions, Tensor newKeyPositions, AttentionCache cache)
+    {
+        if (newKeys is not null)
+        {
+            int lk = newKeys.Dim(1);
+            var k = Ops.Reshape(key.Forward(newKeys), 1, lk, kvHeads, headDim);
+            var v = Ops.Reshape(value.Forward(newKeys), 1, lk, kvHeads, headDim);
+            if (rope) k = Ops.Rope(k, newKeyPositions);
+            cache.Append(k, v, newKeyPositions.HostInts
+                ?? throw new ArgumentException("Attention.ForwardCached: key positions need their host copy."));
+        }
+        if (queries is null) return null;
+        int lq = queries.Dim(1);
+        var q = Ops.Reshape(query.Forward(queries), 1, lq, heads, headDim);
+        if (rope) q = Ops.Rope(q, queryPositions);
+        var attended = Ops.Attention(q, cache.Keys, cache.Values, queryPositions, cache.Positions);
+        var concatenated = Ops.Reshape(attended, 1, lq, heads * headDim);
+        return output is null ? concatenated : output.Forward(concatenated);
+    }
+
+    /// <summary>An empty cache shaped for this layer's keys and values.</summary>
+    public AttentionCache CreateCache(int capacity = 64) => new(Device, kvHeads, headDim, capacity);
 
     /// <summary>
     /// Queries from <paramref name="queries"/> [B, Lq, d] at positions <paramref name="queryPositions"/>, keys and
@@ -75,6 +106,14 @@ public sealed class DecoderLayer : Module
         mlpNorm = Add(new RmsNorm(device, Child("mlp_norm"), dim, eps));
         mlp = Add(new SwiGluMlp(device, Child("mlp"), dim, mlpHidden, random, residualStd));
     }
+
+    /// <summary>An empty inference cache for this layer's mixer.</summary>
+    public ILayerCache CreateCache() => mixer switch
+    {
+        Attention attention => attention.CreateCache(),
+        HymbaMixer hymba => hymba.CreateCache(),
+        _ => new MambaCache(),
+    };
 
     public Tensor Forward(Tensor x, SequenceContext context)
     {

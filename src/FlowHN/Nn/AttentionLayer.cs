@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -35,4 +36,21 @@ public sealed class AttentionLayer : Module
         var (h, hNormed) = mlpNorm.ForwardAfterResidual(x, attention.Forward(normed, keys, batch, queryPositions, keyPositions));
         return Ops.Add(h, mlp.Forward(hNormed));
     }
+
+    /// <summary>
+    /// Inference (batch 1): like <see cref="Forward"/>, with keys and values appended to and read from
+    /// <paramref name="cache"/>. <paramref name="x"/> null: no routed token in this call, the key source's keys are
+    /// only recorded (prefix context) and null is returned.
+    /// </summary>
+    public Tensor? ForwardCached(Tensor? x, Tensor? queryPositions, Tensor? keySource, Tensor? keyPositions, AttentionCache cache)
+    {
+        var normed = x is null ? null : attentionNorm.Forward(x);
+        var keys = keySource is null ? normed : attentionNorm.Forward(keySource);
+        var attended = attention.ForwardCached(normed, keys, queryPositions ?? keyPositions!, keyPositions ?? queryPositions!, cache);
+        if (x is null) return null;
+        var (h, hNormed) = mlpNorm.ForwardAfterResidual(x, attended!);
+        return Ops.Add(h, mlp.Forward(hNormed));
+    }
+
+    public AttentionCache CreateCache(int capacity = 64) => attention.CreateCache(capacity);
 }

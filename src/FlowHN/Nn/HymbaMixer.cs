@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -32,12 +33,15 @@ public sealed class HymbaMixer : Module, ISequenceMixer
 
     public Tensor Forward(Tensor x, SequenceContext context)
     {
+        var cache = context.Cache as HybridCache;
         int part = Timer?.BeginPart(attention: true) ?? -1;
-        var attended = attentionNorm.Forward(attention.Forward(x, context));
+        var attended = attentionNorm.Forward(attention.Forward(x, cache is null ? context : context with { Cache = cache.Attention }));
         Timer?.EndPart(part);
         part = Timer?.BeginPart(attention: false) ?? -1;
-        var scanned = ssmNorm.Forward(ssm.Forward(x, context));
+        var scanned = ssmNorm.Forward(ssm.Forward(x, cache is null ? context : context with { Cache = cache.Mamba }));
         Timer?.EndPart(part);
         return output.Forward(Ops.Scale(Ops.Add(attended, scanned), 0.5f));
     }
+
+    public HybridCache CreateCache() => new(attention.CreateCache(), new MambaCache());
 }

@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -56,15 +57,25 @@ public sealed class MambaMixer : Module, ISequenceMixer
     public Tensor Forward(Tensor x, SequenceContext context)
     {
         int inner = shape.Inner, n = shape.State, r = shape.DtRank;
+        var cache = context.Cache as MambaCache;
         var projected = inProj.Forward(x);                       // [B, L, 2 inner]
-        var u = Ops.CausalConv1d(Ops.SliceLast(projected, 0, inner), ConvWeight, ConvBias, silu: true);
+        Tensor u, convState = null!;
+        if (cache is null) u = Ops.CausalConv1d(Ops.SliceLast(projected, 0, inner), ConvWeight, ConvBias, silu: true);
+        else (u, convState) = Ops.CausalConv1dWithState(Ops.SliceLast(projected, 0, inner), ConvWeight, ConvBias, silu: true, cache.Conv);
         var z = Ops.SliceLast(projected, inner, inner);
         var dbc = xProj.Forward(u);                              // [B, L, r + 2n]
         var dt = dtNorm.Forward(Ops.SliceLast(dbc, 0, r));
         var b = bNorm.Forward(Ops.SliceLast(dbc, r, n));
         var c = cNorm.Forward(Ops.SliceLast(dbc, r + n, n));
         var delta = dtProj.Forward(dt);                          // softplus(delta + bias) happens in the scan
-        var y = Ops.SelectiveScan(u, delta, DtBias, ALog, b, c, DSkip, z);
+        Tensor y;
+        if (cache is null) y = Ops.SelectiveScan(u, delta, DtBias, ALog, b, c, DSkip, z);
+        else
+        {
+            // Inference: continue from the cached states and keep the ones this segment ends with.
+            (y, var scanState) = Ops.SelectiveScanWithState(u, delta, DtBias, ALog, b, c, DSkip, z, cache.Ssm);
+            cache.Update(convState, scanState);
+        }
         return outProj is null ? y : outProj.Forward(y);
     }
 

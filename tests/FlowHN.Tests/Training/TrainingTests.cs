@@ -145,9 +145,9 @@ public class TrainingTests
     {
         float[] logits = [0.1f, 2.5f, -1f, 2.4f];
         var random = new Random(1);
-        Assert.Equal(1, Evaluation.Sample(logits, 0, 0, random));
-        Assert.Equal(1, Evaluation.Sample(logits, 1.0, 1, random));
-        var drawn = Enumerable.Range(0, 200).Select(_ => Evaluation.Sample(logits, 1.0, 2, random)).ToHashSet();
+        Assert.Equal(1, new FlowHN.Inference.SamplingOptions(0, 0).Sample(logits, random));
+        Assert.Equal(1, new FlowHN.Inference.SamplingOptions(1.0, 1).Sample(logits, random));
+        var drawn = Enumerable.Range(0, 200).Select(_ => new FlowHN.Inference.SamplingOptions(1.0, 2).Sample(logits, random)).ToHashSet();
         Assert.Equal([1, 3], drawn.Order());
     }
 
