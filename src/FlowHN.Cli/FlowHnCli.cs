@@ -21,6 +21,7 @@ public static class FlowHnCli
         root.Subcommands.Add(ModelsCommand.Create(console));
         root.Subcommands.Add(InfoCommand.Create(console));
         root.Subcommands.Add(CheckCommand.Create(console));
+        CrashReport.RunFolder = null; // set by a command once it knows its run folder
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
         {
