@@ -23,6 +23,7 @@ public static class FlowHnCli
         root.Subcommands.Add(CheckCommand.Create(console));
         root.Subcommands.Add(PtxReportCommand.Create(console));
         root.Subcommands.Add(PlotCommand.Create(console));
+        CrashReport.RunFolder = null; // set by a command once it knows its run folder
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
         {

@@ -20,12 +20,16 @@ public sealed class RunLock : IDisposable
         this.content = content;
     }
 
+    /// <summary>The folder this lock created (removed again if the run leaves it empty, e.g. when the data is missing).</summary>
+    private string? createdFolder;
+
     /// <summary>Line a stale lock leaves for the log, or null.</summary>
     public string? TookOverFrom { get; private init; }
 
     public static RunLock Acquire(string runDir)
     {
         if (File.Exists(runDir)) throw new UserException($"--out {runDir} is a file, not a folder. Choose a folder for the run.");
+        bool created = !Directory.Exists(runDir);
         Directory.CreateDirectory(runDir);
         string path = Path.Combine(runDir, FileName);
         using var me = Process.GetCurrentProcess();
@@ -38,7 +42,7 @@ public sealed class RunLock : IDisposable
                 using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
                 using (var writer = new StreamWriter(stream))
                     writer.Write(content);
-                return new RunLock(path, content) { TookOverFrom = staleLine };
+                return new RunLock(path, content) { TookOverFrom = staleLine, createdFolder = created ? runDir : null };
             }
             catch (IOException) when (File.Exists(path))
             {
@@ -90,5 +94,7 @@ public sealed class RunLock : IDisposable
     {
         // Only our own lock is removed (a stale-lock takeover by another process must not be undone).
         if (File.Exists(path) && ReadHolder(path) == content) File.Delete(path);
+        if (createdFolder is not null && Directory.Exists(createdFolder) && !Directory.EnumerateFileSystemEntries(createdFolder).Any())
+            Directory.Delete(createdFolder);
     }
 }

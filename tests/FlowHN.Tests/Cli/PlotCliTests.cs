@@ -1,4 +1,5 @@
 using FlowHN.Cli;
+using FlowHN.Runtime;
 using FlowHN.Tests.Reports;
 
 namespace FlowHN.Tests.Cli;
@@ -66,7 +67,7 @@ public class PlotCliTests
         var (code, _, error) = Run("train", "--device", "cpu", "--preset", "tiny", "--data", RepoPaths.Sample, "--cache", cache.Path,
             "--out", run.Path, "--steps", "4", "--batch", "2", "--seq", "16", "--eval-batches", "1", "--lr", "1e30", "--warmup", "0",
             "--grad-clip", "0");
-        Assert.Equal(2, code);
+        Assert.Equal(UserException.NonFiniteExitCode, code);
         Assert.Contains("NaN", error);
         string report = File.ReadAllText(Path.Combine(run.Path, "report.md"));
         Assert.Contains("Stopped by an error: The loss became NaN", report);

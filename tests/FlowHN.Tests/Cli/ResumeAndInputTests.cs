@@ -154,6 +154,20 @@ public class ResumeAndInputTests
     }
 
     [Fact]
+    public void EvalOfWeightsWhoseLossIsNotFiniteExits3()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        Assert.Equal(0, Run(Tiny(run.Path, cache.Path, "--steps", "1")).Code);
+        string model = Path.Combine(Checkpoint.PathIn(run.Path), "model.safetensors");
+        var tensors = Safetensors.Read(model).Values
+            .Select(e => e with { Data = e.Name == "final_norm.weight" ? Enumerable.Repeat(float.NaN, e.Data.Length).ToArray() : e.Data });
+        Safetensors.Write(model, tensors.ToList()); // valid checksums, poisoned values
+        AssertOneLine(Run("eval", "--device", "cpu", "--run", run.Path, "--data", RepoPaths.Sample, "--batches", "1"),
+            "gives a loss of NaN", code: 3);
+    }
+
+    [Fact]
     public void AMetaJsonVocabularyThatDisagreesWithTheTokenizerIsRefused()
     {
         using var text = new TempFolder();

@@ -89,6 +89,10 @@ public class RunFolderTests
         using var taken = RunLock.Acquire(run.Path);
         Assert.Contains("stale", taken.TookOverFrom);
 
+        string fresh = Path.Combine(run.Path, "fresh");
+        RunLock.Acquire(fresh).Dispose(); // a run that failed before writing anything leaves no empty folder
+        Assert.False(Directory.Exists(fresh));
+
         using var file = new TempFolder();
         var notAFolder = Assert.Throws<UserException>(() => RunLock.Acquire(file.Write("x", "")));
         Assert.Contains("is a file", notAFolder.Message);
