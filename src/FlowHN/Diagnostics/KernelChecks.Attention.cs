@@ -7,15 +7,21 @@ namespace FlowHN.Diagnostics;
 
 public static partial class KernelChecks
 {
-    /// <summary>Grouped heads, a length that is no multiple of any tile, an odd head dim on the CPU.</summary>
+    /// <summary>
+    /// Grouped heads and a length that is no multiple of the key tile (32 on a GPU; 16 on the CPU, where 19 keys
+    /// make a full tile and a ragged one: enough, and small, since a GPU's geometry on the CPU is slow).
+    /// </summary>
     private static AttentionShape AttentionSize(ComputeDevice d, int queryLength) => d.IsCuda
         ? AttentionLauncher.Shape(2, queryLength, 300, 8, 2, 64)
-        : AttentionLauncher.Shape(2, queryLength, 37, 4, 2, 24);
+        : AttentionLauncher.Shape(2, queryLength, 19, 4, 2, 24);
 
-    /// <summary>One sequence and one KV head: an odd number of query and key rows, so the last group has spare rows.</summary>
+    /// <summary>
+    /// One sequence and one KV head: an odd number of query and key rows, so the last group has spare rows (19
+    /// rows in groups of 4 with a GPU's 32 lanes per row), which must not read past the end of q and dO.
+    /// </summary>
     private static AttentionShape OddAttentionSize(ComputeDevice d) => d.IsCuda
         ? AttentionLauncher.Shape(1, 301, 301, 8, 1, 64)
-        : AttentionLauncher.Shape(1, 37, 37, 1, 1, 8);
+        : AttentionLauncher.Shape(1, 19, 19, 1, 1, 8);
 
     /// <summary>
     /// Three cases, the worst error counts: ordinary causal attention, queries for only the last third of the
