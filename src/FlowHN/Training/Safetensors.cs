@@ -56,7 +56,10 @@ public static class Safetensors
     }
 
     /// <summary>Reads every F32 tensor; anything malformed is a user error naming the file.</summary>
-    public static Dictionary<string, Entry> Read(string path)
+    public static Dictionary<string, Entry> Read(string path) => Read(path, out _);
+
+    /// <summary>Reads every F32 tensor and the header's <c>__metadata__</c> strings.</summary>
+    public static Dictionary<string, Entry> Read(string path, out IReadOnlyDictionary<string, string> metadata)
     {
         if (!File.Exists(path)) throw new UserException($"Checkpoint file {path} does not exist.");
         byte[] all = File.ReadAllBytes(path);
@@ -66,6 +69,9 @@ public static class Safetensors
             if (headerLength > (ulong)all.Length - 8) throw new FormatException("header length beyond end of file");
             var header = JsonNode.Parse(Encoding.UTF8.GetString(all, 8, (int)headerLength))!.AsObject();
             long dataStart = 8 + (long)headerLength;
+            metadata = header["__metadata__"] is JsonObject meta
+                ? meta.ToDictionary(kv => kv.Key, kv => (string?)kv.Value ?? "")
+                : new Dictionary<string, string>();
             var result = new Dictionary<string, Entry>();
             foreach (var (name, node) in header)
             {
