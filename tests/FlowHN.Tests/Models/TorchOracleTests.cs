@@ -19,12 +19,14 @@ namespace FlowHN.Tests.Models;
 /// </summary>
 public class TorchOracleTests(ITestOutputHelper output)
 {
-    // Scaled errors (max |ours - torch| / max |torch| per tensor) that float32 arithmetic stays well under
-    // (measured: below 2e-6) and that a wrong op, a swapped weight or a missing term exceeds by orders of magnitude.
+    // Scaled errors (max |ours - torch| / max |torch| per tensor) and relative errors that float32 stays far under
+    // (measured on both presets: logits 7e-7, gradients 7e-6, losses 8e-8, AdamW losses 2e-6 and gradient norms
+    // 2e-5) and that a wrong op exceeds: an RMSNorm eps of 1e-5 instead of 1e-6 already fails every model.
     private const double LogitTolerance = 2e-5;
     private const double GradientTolerance = 1e-4;
-    private const double LossTolerance = 1e-5;        // relative, per loss value
-    private const double AdamWLossTolerance = 1e-4;   // relative; three steps of size lr amplify float32 noise a little
+    private const double LossTolerance = 1e-5;
+    private const double AdamWLossTolerance = 2e-5;
+    private const double AdamWNormTolerance = 2e-4;   // three steps amplify float32 noise in the later gradients
 
     private static readonly Lazy<Fixture> Reference = new(Fixture.Load);
 
@@ -99,7 +101,7 @@ public class TorchOracleTests(ITestOutputHelper output)
         var normError = Error.Of("adamw.grad_norms", [.. norms], fixture[$"{name}.adamw.grad_norms"]);
         Report(name, deviceName, [lossError, normError]);
         Assert.True(lossError.MaxRel <= AdamWLossTolerance, lossError.ToString());
-        Assert.True(normError.MaxRel <= AdamWLossTolerance, normError.ToString());
+        Assert.True(normError.MaxRel <= AdamWNormTolerance, normError.ToString());
     }
 
     private void Report(string name, string deviceName, IReadOnlyList<Error> errors)
