@@ -17,7 +17,7 @@ public static partial class KernelChecks
     /// </summary>
     private static MambaCheckSize[] ScanSizes(ComputeDevice d) => d.IsCuda
         ? [new(2, 1024, 1536, 16, 0, false), new(2, 300, 96, 16, 0, true), new(1, 77, 40, 32, 0, true)]
-        : [new(2, 19, 24, 16, 8, false), new(2, 19, 5, 4, 8, true), new(1, 9, 7, 32, 0, true)];
+        : [new(2, 11, 24, 16, 4, false), new(2, 19, 5, 4, 8, true), new(1, 5, 7, 32, 0, true)];
 
     /// <summary>Width 4 with SiLU and a state, width 3 plain; chunks that split the sequence unevenly.</summary>
     private static (MambaCheckSize Size, int Width, bool Silu)[] ConvSizes(ComputeDevice d) => d.IsCuda
