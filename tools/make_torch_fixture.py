@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """An independent PyTorch oracle for FlowHN.NET's models.
 
-Builds tiny Transformer, Mamba, Hymba and FlowHN (split none; fac with the prefix context) language models
-in plain PyTorch (float64), written from the paper's description (shared PAPER notes) and the weight names
-and layouts documented in the README, not from the C# code. Writes one safetensors file with, per model:
-its weights, the logits and mean cross-entropy loss of one batch, the gradient of every weight, and the
-losses and gradient norms of three AdamW steps with the project's defaults (betas 0.9/0.95, eps 1e-8,
-weight decay 0.1 on projection matrices and conv weights only, clipping at global norm 1.0).
+Builds tiny Transformer, Mamba, Hymba and FlowHN (split none; fac with the prefix context) language models in
+plain PyTorch (float64), written from the paper (arXiv 2505.19472 and the Mamba, Jamba and Hymba designs it
+builds on) and the weight names and layouts documented in the README, not from the C# code. Writes one
+safetensors file with, per model: its weights, the logits and mean cross-entropy loss of one batch, the gradient
+of every weight, and the losses and gradient norms of three AdamW steps with the project's defaults (betas
+0.9/0.95, eps 1e-8, weight decay 0.1 on projection matrices and conv weights only, clipping at global norm 1.0).
 tests/FlowHN.Tests/Models/TorchOracleTests.cs compares the C# models with it element by element.
 
 Needs Debian's python3-torch (apt-get install python3-torch); nothing else. Run from the repository root:

@@ -88,7 +88,7 @@ public sealed class ComputeDevice : IDisposable
     /// group. By default one OS thread per core in total: more threads than cores makes group barriers wait on
     /// descheduled threads.
     /// </summary>
-    internal static int CpuMultiprocessors(DeviceOptions options)
+    private static int CpuMultiprocessors(DeviceOptions options)
     {
         int threadsPerGroup = options.CpuWarpSize * options.CpuWarpsPerGroup;
         if (options.CpuThreads <= 0) return Math.Max(1, Environment.ProcessorCount / threadsPerGroup);
