@@ -36,7 +36,7 @@ public sealed class DeviceOptionSet
 
     public Option<int> CpuThreads { get; } = new("--cpu-threads")
     {
-        Description = "CPU accelerator: worker threads (0 = one per core).",
+        Description = "CPU accelerator: worker threads in all (0 = one per core; a multiple of 2, the threads of one group).",
         DefaultValueFactory = _ => 0,
     };
 
@@ -74,6 +74,6 @@ public sealed class DeviceOptionSet
         Tf32 = result.GetValue(Tf32),
         PeakTflops = result.GetValue(PeakTflops),
         MemoryLimitGiB = result.GetValue(MemoryLimit),
-        CpuMultiprocessors = result.GetValue(CpuThreads),
+        CpuThreads = result.GetValue(CpuThreads),
     };
 }

@@ -19,20 +19,4 @@ public static partial class Ops
         // d(scale * sum)/dx = scale everywhere.
         return Record(y, dy => x.Device.Kernels.Elementwise.AccumulateScalar(dy.View, Gradients.For(x).View, scale), x);
     }
-
-    /// <summary>Sum of squares (for gradient norms); not differentiable.</summary>
-    public static Tensor SumOfSquares(Tensor x)
-    {
-        var y = Scalar(x);
-        x.Device.Kernels.Reduce.Reduce(ReductionKind.SumOfSquares, x.View, y.View);
-        return y;
-    }
-
-    /// <summary>Largest element; not differentiable.</summary>
-    public static Tensor Max(Tensor x)
-    {
-        var y = Scalar(x);
-        x.Device.Kernels.Reduce.Reduce(ReductionKind.Max, x.View, y.View);
-        return y;
-    }
 }

@@ -11,14 +11,6 @@ public static partial class Ops
         return Record(y, dy => Gradients.Accumulate(x, dy), x);
     }
 
-    /// <summary>A contiguous copy of any view of rank up to 4 (e.g. a transposed one).</summary>
-    public static Tensor Contiguous(Tensor x)
-    {
-        var y = Tensor.Empty(x.Device, x.Shape);
-        x.Device.Kernels.Elementwise.StridedCopy(x, y);
-        return Record(y, dy => Gradients.Accumulate(x, dy), x);
-    }
-
     /// <summary>Swaps two axes into a new contiguous tensor.</summary>
     public static Tensor Transpose(Tensor x, int axisA, int axisB)
     {

@@ -82,10 +82,17 @@ public static partial class KernelChecks
         }
     }
 
-    public static IReadOnlyList<KernelCheckResult> RunAll(ComputeDevice device, int seed = 1234) =>
-        All.Select(c => Run(device, c.Name, seed)).ToList();
+    /// <summary>
+    /// Tests only: every kernel result is scaled by (1 + this) before it is compared, as a subtly wrong kernel's
+    /// would be, to show that each check catches it. Zero in normal use.
+    /// </summary>
+    [ThreadStatic] internal static double ResultSkew;
 
     // ---- helpers ------------------------------------------------------------------------------------
+
+    /// <summary>||actual - expected|| / ||expected|| (see <see cref="HostReference.RelativeError"/>); every check compares through here.</summary>
+    private static double RelativeError(IReadOnlyList<float> actual, IReadOnlyList<double> expected) =>
+        HostReference.RelativeError(ResultSkew == 0 ? actual : actual.Select(v => (float)(v * (1 + ResultSkew))).ToArray(), expected);
 
     private static float[] Randoms(Random random, int n, double scale = 1) =>
         Normal.Samples(random, 0, scale).Take(n).Select(x => (float)x).ToArray();

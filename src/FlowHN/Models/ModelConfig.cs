@@ -13,8 +13,12 @@ public sealed record ModelConfig
     public int Heads { get; init; } = 4;
     public int KvHeads { get; init; } = 2;
     public int MlpHidden { get; init; } = 384;
-    /// <summary>Rotary position embedding in attention (on for the Transformer, off in the hybrids).</summary>
-    public bool Rope { get; init; } = true;
+    /// <summary>
+    /// Rotary position embedding in attention. Unless set, it follows the architecture: on for the Transformer,
+    /// off in the hybrids, which take position from the SSM as Jamba and the paper do.
+    /// </summary>
+    public bool Rope { get => rope ?? Arch == "transformer"; init => rope = value; }
+    private readonly bool? rope;
     public float NormEps { get; init; } = 1e-6f;
     /// <summary>Mamba: d_inner = expand * dim.</summary>
     public int MambaExpand { get; init; } = 2;

@@ -46,7 +46,6 @@ public static class Presets
         {
             Arch = arch, Preset = preset, VocabSize = vocabSize, Dim = w.Dim, Heads = w.Heads, KvHeads = w.KvHeads,
             MlpHidden = w.MlpHidden, Layers = layers,
-            Rope = arch == "transformer", // hybrids take position from the SSM, as in Jamba and the paper
         };
     }
 

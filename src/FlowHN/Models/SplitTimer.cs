@@ -17,7 +17,13 @@ public static class SplitTimer
     public sealed record Measurement(int AttentionTokens, double AttentionMs, double SsmMs);
 
     public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
-        int seqLen, int repeats = 2)
+        int seqLen, int repeats = 2) =>
+        Measure(device, c, batch, seqLen, run => Time(device, repeats, run));
+
+    /// <summary>As <see cref="Measure(ComputeDevice, ModelConfig, int, int, int)"/>, with the cost of a branch's
+    /// forward + backward taken by <paramref name="cost"/> (tests count its launched FLOPs instead of timing it).</summary>
+    internal static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
+        int seqLen, Func<Action, double> cost)
     {
         var random = new Random(1);
         using var attention = new AttentionLayer(device, "timing.attn", c.Dim, c.Heads, c.KvHeads, c.MlpHidden, c.Rope, c.NormEps, random, 0.02).Allocated();
@@ -27,8 +33,8 @@ public static class SplitTimer
         for (int eighth = 1; eighth < 8; eighth++)
         {
             int a = Math.Clamp(seqLen * eighth / 8, 1, seqLen - 1);
-            double attentionMs = Time(device, repeats, () => RunAttention(device, attention, c, batch, seqLen, a));
-            double ssmMs = Time(device, repeats, () => RunSsm(device, ssm, c, batch, seqLen - a));
+            double attentionMs = cost(() => RunAttention(device, attention, c, batch, seqLen, a));
+            double ssmMs = cost(() => RunSsm(device, ssm, c, batch, seqLen - a));
             measurements.Add(new Measurement(a, attentionMs, ssmMs));
         }
         attention.ZeroGrad();

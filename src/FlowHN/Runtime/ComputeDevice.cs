@@ -58,12 +58,7 @@ public sealed class ComputeDevice : IDisposable
         options ??= new DeviceOptions();
         NativeLibraries.Register();
         bool wantCuda = options.Device != DeviceKind.Cpu;
-        // One OS thread per core in total: more threads than cores makes group barriers wait on descheduled threads.
-        int threadsPerGroup = options.CpuWarpSize * options.CpuWarpsPerGroup;
-        int multiprocessors = options.CpuMultiprocessors > 0
-            ? options.CpuMultiprocessors
-            : Math.Max(1, Environment.ProcessorCount / threadsPerGroup);
-        var cpu = new CPUDevice(options.CpuWarpSize, options.CpuWarpsPerGroup, multiprocessors);
+        var cpu = new CPUDevice(options.CpuWarpSize, options.CpuWarpsPerGroup, CpuMultiprocessors(options));
         Context context = Context.Create(builder =>
         {
             builder.Optimize(options.Optimize ? OptimizationLevel.O2 : OptimizationLevel.O1).EnableAlgorithms();
@@ -87,6 +82,24 @@ public sealed class ComputeDevice : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The CPU accelerator's multiprocessors: each runs one group, so the threads are multiprocessors x threads per
+    /// group. By default one OS thread per core in total: more threads than cores makes group barriers wait on
+    /// descheduled threads.
+    /// </summary>
+    private static int CpuMultiprocessors(DeviceOptions options)
+    {
+        int threadsPerGroup = options.CpuWarpSize * options.CpuWarpsPerGroup;
+        if (options.CpuThreads <= 0) return Math.Max(1, Environment.ProcessorCount / threadsPerGroup);
+        if (options.CpuThreads % threadsPerGroup != 0)
+            throw new UserException($"--cpu-threads {options.CpuThreads}: the CPU accelerator runs groups of {threadsPerGroup} " +
+                                    $"threads, so use a multiple of {threadsPerGroup}.");
+        return options.CpuThreads / threadsPerGroup;
+    }
+
+    /// <summary>Threads the CPU accelerator runs at once (0 on CUDA).</summary>
+    public int CpuThreads => IsCuda ? 0 : Accelerator.NumMultiprocessors * Accelerator.MaxNumThreadsPerGroup;
 
     private static void TryAddCuda(Context.Builder builder)
     {
@@ -158,7 +171,7 @@ public sealed class ComputeDevice : IDisposable
     public string Describe() =>
         $"{Name} ({(IsCuda ? "CUDA" : "CPU accelerator")}, {MemoryBytes / (double)(1L << 30):0.##} GiB, " +
         $"{Accelerator.NumMultiprocessors} multiprocessors, warp {Accelerator.WarpSize}, " +
-        $"{Accelerator.MaxNumThreadsPerGroup} threads per group max)";
+        $"{Accelerator.MaxNumThreadsPerGroup} threads per group max" + (IsCuda ? ")" : $", {CpuThreads} threads)");
 
     public void Dispose()
     {

@@ -19,8 +19,11 @@ public sealed record DeviceOptions
     public int CpuWarpSize { get; init; } = 2;
     /// <summary>CPU accelerator: warps per group.</summary>
     public int CpuWarpsPerGroup { get; init; } = 1;
-    /// <summary>CPU accelerator: multiprocessors, each running one group at a time; 0 = cores / threads per group.</summary>
-    public int CpuMultiprocessors { get; init; }
+    /// <summary>
+    /// CPU accelerator: worker threads in all (0 = one per core). Each multiprocessor runs one group of
+    /// warp size x warps per group threads, so this must be a multiple of that.
+    /// </summary>
+    public int CpuThreads { get; init; }
     /// <summary>
     /// CPU accelerator: threads per row in row kernels (norms, cross-entropy). 1 avoids barriers, which are
     /// costly on CPU threads; tests use more to exercise the shared-memory reductions GPUs run.

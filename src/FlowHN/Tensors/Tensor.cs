@@ -127,7 +127,7 @@ public class Tensor : IDisposable
     private void RequireContiguous()
     {
         if (!IsContiguous)
-            throw new InvalidOperationException($"Tensor {ShapeString} is not contiguous; call Contiguous() first.");
+            throw new InvalidOperationException($"Tensor {ShapeString} is a strided view; copy it first (Ops.Transpose and Ops.SliceLast return contiguous copies).");
     }
 
     public string ShapeString => "[" + string.Join(", ", Shape) + "]";

@@ -18,13 +18,6 @@ public sealed class TensorScope : IDisposable
 
     internal void Track(DeviceBlock block) => blocks.Add(block);
 
-    /// <summary>Takes a tensor out of the scope so it outlives it (the caller then disposes it).</summary>
-    public Tensor Keep(Tensor tensor)
-    {
-        blocks.Remove(tensor.Block);
-        return tensor;
-    }
-
     /// <summary>Returns the blocks that <paramref name="release"/> picks now, before the scope ends.</summary>
     internal void Release(Func<DeviceBlock, bool> release)
     {

@@ -103,9 +103,13 @@ public static class Safetensors
     }
 
     /// <summary>Reads every F32 tensor into host arrays (small files: tests, tools).</summary>
-    public static Dictionary<string, Entry> Read(string path)
+    public static Dictionary<string, Entry> Read(string path) => Read(path, out _);
+
+    /// <summary>Reads every F32 tensor and the header's <c>__metadata__</c> strings.</summary>
+    public static Dictionary<string, Entry> Read(string path, out IReadOnlyDictionary<string, string> metadata)
     {
         using var file = SafetensorsFile.Open(path);
+        metadata = file.Metadata;
         return file.Names.ToDictionary(n => n, n => new Entry(n, file.Shape(n), file.ReadArray(n)));
     }
 

@@ -58,6 +58,25 @@ public class CliTests
         Assert.Contains("user override", output);
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void CpuThreadsCountsThreadsNotMultiprocessors(int threads)
+    {
+        var (code, output, error) = Run("info", "--device", "cpu", "--cpu-threads", threads.ToString());
+        Assert.True(code == 0, error);
+        // Groups of 2 threads (a warp of 2): N threads are N / 2 multiprocessors.
+        Assert.Contains($"{threads / 2} multiprocessors, warp 2, 2 threads per group max, {threads} threads)", output);
+    }
+
+    [Fact]
+    public void CpuThreadsThatDoNotFillWholeGroupsAreAUserError()
+    {
+        var (code, _, error) = Run("info", "--device", "cpu", "--cpu-threads", "3");
+        Assert.Equal(2, code);
+        Assert.Equal("error: --cpu-threads 3: the CPU accelerator runs groups of 2 threads, so use a multiple of 2.", error.Trim());
+    }
+
     [Fact]
     public void TrainRunsWritesMetricsAndACheckpointAndRefusesToOverwrite()
     {

@@ -21,11 +21,25 @@ public class KernelCheckTests
         Assert.True(result.Passed, $"{check}: {result.Failure ?? $"relative error {result.RelativeError:E3} >= {result.Tolerance:E1}"}");
     }
 
-    [Fact]
-    public void ChecksDetectAWrongResult()
+    public static IEnumerable<object[]> Names() => KernelChecks.Names.Select(name => new object[] { name });
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void CheckFailsWhenItsKernelIsOffByOnePartInAThousand(string check)
     {
-        // A check must be able to fail: a reference off by a tiny relative amount is caught.
-        double error = HostReference.RelativeError([1.0001f, 2f], [1.0, 2.0]);
-        Assert.True(error > KernelChecks.ElementwiseTolerance);
+        // Every kernel result scaled by 1.001 before the comparison: the check must report that 0.1% error (so
+        // it really compares the kernel with its reference, and its tolerance is tighter than that) and fail.
+        KernelChecks.ResultSkew = 1e-3;
+        try
+        {
+            var result = KernelChecks.Run(TestDevice.Cpu, check);
+            Assert.Null(result.Failure);
+            Assert.InRange(result.RelativeError, 0.9e-3, 1.1e-3);
+            Assert.False(result.Passed, $"{check} passed a result off by 0.1%");
+        }
+        finally
+        {
+            KernelChecks.ResultSkew = 0;
+        }
     }
 }

@@ -44,14 +44,26 @@ public class FlowHNTests
         int[] a = Enumerable.Range(0, length).Select(_ => random.Next(11)).ToArray();
         using var scope = device.BeginScope();
         using var noGrad = new NoGradScope(device);
-        var reference = model.Forward(TokenIndex.FromHost(device, a, 1, length), 1, length).ToArray();
+        float[] Logits(int[] ids) => model.Forward(TokenIndex.FromHost(device, ids, 1, length), 1, length).ToArray();
+        var reference = Logits(a);
         for (int t = 0; t < length - 1; t++)
         {
             var b = (int[])a.Clone();
             for (int i = t + 1; i < length; i++) b[i] = (a[i] + 1 + i) % 11;
-            var changed = model.Forward(TokenIndex.FromHost(device, b, 1, length), 1, length).ToArray();
+            var changed = Logits(b);
             int prefix = (t + 1) * 11;
             Assert.Equal(reference[..prefix], changed[..prefix]);
+            // ... while the changed tokens' own logits do change (the comparison above is not vacuous).
+            Assert.NotEqual(reference[prefix..(prefix + 11)], changed[prefix..(prefix + 11)]);
+        }
+        // Information flows forward: a change of the first token reaches the last position, through attention's
+        // prefix of keys or the SSM's carried state. (Not with a local split, whose later segment never hears
+        // from the earlier one: the paper's weakness.)
+        if (split == SplitStrategy.None || context == SplitContext.Prefix)
+        {
+            var first = (int[])a.Clone();
+            first[0] = (a[0] + 1) % 11;
+            Assert.NotEqual(reference[^11..], Logits(first)[^11..]);
         }
     }
 

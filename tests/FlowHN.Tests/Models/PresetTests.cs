@@ -30,6 +30,23 @@ public class PresetTests
     }
 
     [Fact]
+    public void RopeFollowsTheArchitectureUnlessSet()
+    {
+        foreach (var arch in Presets.Architectures)
+        {
+            bool transformer = arch == "transformer";
+            Assert.Equal(transformer, new ModelConfig { Arch = arch }.Rope);
+            Assert.Equal(transformer, Presets.Get(arch, "tiny", 256).Rope);
+            // A config saved without the field (as the PyTorch fixture's are) reads back the same way.
+            var read = System.Text.Json.JsonSerializer.Deserialize<ModelConfig>($"{{\"Arch\": \"{arch}\"}}")!;
+            Assert.Equal(transformer, read.Rope);
+        }
+        Assert.False((new ModelConfig { Arch = "transformer" } with { Arch = "flowhn" }).Rope);
+        Assert.True(new ModelConfig { Arch = "flowhn", Rope = true }.Rope);
+        Assert.False(new ModelConfig { Arch = "transformer", Rope = false }.Rope);
+    }
+
+    [Fact]
     public void UnknownNamesAreUserErrors()
     {
         Assert.Throws<FlowHN.Runtime.UserException>(() => Presets.Get("rwkv", "tiny", 256));

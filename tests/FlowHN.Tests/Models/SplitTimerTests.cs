@@ -25,12 +25,32 @@ public class SplitTimerTests
     }
 
     [Fact]
-    public void MeasuringOnTheCpuGivesAShareStrictlyBetweenZeroAndOne()
+    public void MeasuringTheLaunchedFlopsFindsTheFlopModelsBalance()
     {
-        var config = Presets.Get("flowhn", "tiny", 256) with { Dim = 32, Heads = 2, KvHeads = 1, MlpHidden = 64 };
-        var (ratio, samples) = SplitTimer.Measure(TestDevice.Cpu, config, batch: 1, seqLen: 32, repeats: 1);
-        Assert.Equal(7, samples.Count);
-        Assert.All(samples, s => Assert.True(s.AttentionMs > 0 && s.SsmMs > 0));
-        Assert.InRange(ratio, 1.0 / 32, 31.0 / 32);
+        // With the FLOPs each branch launches as its "time" (deterministic, unlike a clock), the measured crossing
+        // must land where the FLOP model balances the branches: this fails if the timer runs a branch on the
+        // wrong tokens, swaps the branches, or picks a share its measurements do not support.
+        var device = TestDevice.Cpu;
+        var config = Presets.Get("flowhn", "tiny", 256) with
+        {
+            Dim = 32, Heads = 2, KvHeads = 1, MlpHidden = 64, Split = SplitStrategy.FlopAware, SplitContext = SplitContext.Prefix,
+        };
+        const int seqLen = 32;
+        double LaunchedFlops(Action run)
+        {
+            double before = device.Counters.ModelFlops;
+            run();
+            return device.Counters.ModelFlops - before;
+        }
+        var (ratio, samples) = SplitTimer.Measure(device, config, batch: 1, seqLen, LaunchedFlops);
+        Assert.Equal([4, 8, 12, 16, 20, 24, 28], samples.Select(s => s.AttentionTokens));
+        for (int i = 1; i < samples.Count; i++)
+        {
+            Assert.True(samples[i].AttentionMs > samples[i - 1].AttentionMs, "attention's cost must grow with its tokens");
+            Assert.True(samples[i].SsmMs < samples[i - 1].SsmMs, "the SSM's cost must shrink as attention takes tokens");
+        }
+        Assert.Equal(SplitTimer.Crossing(samples, seqLen), ratio);
+        double balanced = FlowHNLM.Balance(config, seqLen).AttentionTokens / (double)seqLen;
+        Assert.InRange(ratio, balanced - 1.0 / seqLen, balanced + 1.0 / seqLen);
     }
 }

@@ -47,7 +47,7 @@ public class DeviceTests
     }
 
     [Fact]
-    public void EventsOrderAndTimeOnTheCpu()
+    public void EventsOnTheCpuTimeWhatHappensBetweenThem()
     {
         var device = TestDevice.Cpu;
         using var stream = device.CreateStream();
@@ -55,8 +55,12 @@ public class DeviceTests
         using var end = device.CreateEvent(timing: true);
         start.Record(device.DefaultStream);
         stream.Wait(start);
+        Thread.Sleep(50);
         end.Record(stream);
-        Assert.True(DeviceEvent.ElapsedMilliseconds(start, end) >= 0);
+        // At least the 50 ms slept (a sleep never ends early), in milliseconds (not ticks or seconds), signed.
+        double elapsed = DeviceEvent.ElapsedMilliseconds(start, end);
+        Assert.InRange(elapsed, 50, 60_000);
+        Assert.Equal(-elapsed, DeviceEvent.ElapsedMilliseconds(end, start), 9);
     }
 
     [Fact]
