@@ -15,6 +15,7 @@ internal static class TrainReportStep
     public static void Write(CliConsole console, string runDir, ComputeDevice device, DataSource data, LanguageModel model,
         TrainOptions options, bool interrupted, Exception? failure)
     {
+        if (!File.Exists(Path.Combine(runDir, MetricsLog.FileName))) return; // stopped before training began (e.g. the memory check)
         const double mib = 1 << 20, gib = 1 << 30;
         var facts = new RunFacts
         {

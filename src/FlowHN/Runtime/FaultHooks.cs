@@ -6,7 +6,7 @@ namespace FlowHN.Runtime;
 /// Named points where the fault-injection tests make the process die as <c>kill -9</c> would, so a crash at an
 /// exact moment (between the renames of a save) can be tested without timing. Set <c>FLOWHN_FAULT=kill:POINT</c>,
 /// <c>throw:POINT</c> for an unexpected exception there (the last-resort handler's test), or <c>nan:step-N</c> for
-/// a NaN loss at step N.
+/// a NaN loss at step N (<c>nan:eval-N</c>: a NaN validation loss in the evaluation at step N).
 /// Unset, a point costs one cached comparison.
 /// </summary>
 public static class FaultHooks

@@ -125,12 +125,12 @@ public sealed class Trainer : IDisposable
     {
         var evaluations = new List<(int, double)>();
         var losses = new List<double>();
-        using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
         double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep;
         double peak = device.Peak.For(device.Kernels.Gemm.UsesTf32);
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
                           $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Peak.Source})");
-        CheckMemory();
+        CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
+        using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         var clock = Stopwatch.StartNew();
         var interval = Stopwatch.StartNew();
@@ -165,6 +165,9 @@ public sealed class Trainer : IDisposable
             {
                 evalAtStep = Evaluate(metrics);
                 evaluations.Add((step, evalAtStep.Value));
+                // These weights give no finite loss: stop before they are saved as a checkpoint.
+                if (!double.IsFinite(evalAtStep.Value))
+                    throw promotion.NonFinite($"The validation loss became {evalAtStep.Value} at step {step}");
             }
             if (save) SaveCheckpoint();
         }
@@ -249,6 +252,7 @@ public sealed class Trainer : IDisposable
     public double Evaluate(MetricsLog? metrics = null)
     {
         double loss = Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, options.EvalBatches);
+        if (FaultHooks.Nan("eval-" + step)) loss = double.NaN;
         console.WriteLine($"eval  step {step,5} | val loss {loss:0.0000} | val ppl {Math.Exp(loss):0.00}");
         metrics?.Write(new { type = "eval", step, val_loss = loss, val_ppl = Math.Exp(loss) });
         return loss;

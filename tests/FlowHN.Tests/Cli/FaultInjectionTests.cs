@@ -161,6 +161,36 @@ public class FaultInjectionTests
     }
 
     [Fact]
+    public void ANanEvaluationMidRunIsLoggedAsNullAndExits3NamingACheckpointThatLoads()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        string[] args =
+        [
+            "train", "--device", "cpu", "--arch", "transformer", "--data", RepoPaths.Sample, "--cache", cache.Path, "--out", run.Path,
+            "--batch", "2", "--seq", "16", "--eval-batches", "1", "--log-every", "1", "--steps", "4", "--eval-every", "2",
+            "--checkpoint-every", "1",
+        ];
+        using (var child = new Child(args, "nan:eval-2"))
+        {
+            Assert.Equal(3, child.Exit());
+            AssertOneErrorLine(child, "The validation loss became NaN at step 2");
+            Assert.Contains($"{Checkpoint.PathIn(run.Path)} (step 1)", child.Error);
+        }
+        var records = File.ReadLines(Path.Combine(run.Path, "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+        var eval = Assert.Single(records, r => (string?)r["type"] == "eval" && (int)r["step"]! == 2);
+        Assert.Null(eval["val_loss"]);
+        Assert.Equal(["val_loss", "val_ppl"], eval["non_finite"]!.AsArray().Select(n => (string?)n).Order());
+        Assert.DoesNotContain(records, r => (int)r["step"]! > 2); // the run stopped there
+        Assert.Equal(1, CheckpointStep(run.Path)); // the NaN weights of step 2 were never saved
+        Assert.False(Directory.Exists(Checkpoint.NextIn(run.Path)));
+
+        using var evaluated = new Child(["eval", "--device", "cpu", "--run", run.Path, "--data", RepoPaths.Sample, "--batch", "2", "--batches", "1"]);
+        Assert.True(evaluated.Exit() == 0, evaluated.Error);
+        Assert.Matches(@"at step 1: validation loss \d", evaluated.Out);
+    }
+
+    [Fact]
     public void AnUnexpectedExceptionGivesOneLineAndACrashLogAndLeavesTheCheckpoint()
     {
         using var cache = new TempFolder();
