@@ -63,10 +63,11 @@ public class AttentionBenchmarks : DeviceBenchmark
     {
         var kernels = Device.Kernels.Attention;
         var p = positions!.IntView;
-        kernels.Forward(shape, q!.View, k!.View, v!.View, p, p, o!.View, lse!.View);
+        var inputs = new AttentionInputs { Q = q!.View, K = k!.View, V = v!.View, QueryPositions = p, KeyPositions = p };
+        kernels.Forward(shape, inputs, o!.View, lse!.View);
         if (Backward)
-            kernels.Backward(shape, q.View, k.View, v.View, o.View, dO!.View, lse.View, p, p, delta!.View, dq!.View,
-                dk!.View, dv!.View);
+            kernels.Backward(shape, inputs, o.View, lse.View, dO!.View, delta!.View,
+                new AttentionGradients { DQ = dq!.View, DK = dk!.View, DV = dv!.View });
         Device.Synchronize();
     }
 }

@@ -24,7 +24,7 @@ public static class CheckCommand
             using var device = DeviceOptionSet.Open(deviceOptions.Read(result), console);
             var o = console.Out;
             o.WriteLine($"device: {device.Describe()}");
-            o.WriteLine($"matmul: {device.Kernels.Gemm.BackendName}");
+            o.WriteLine($"matmul: {device.MatmulBackend}");
             string? only = result.GetValue(filter);
             var names = KernelChecks.Names.Where(n => only is null || n.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
             if (names.Count == 0) throw new UserException($"No kernel check matches '{only}'. Checks: {string.Join(", ", KernelChecks.Names)}.");

@@ -62,7 +62,7 @@ public sealed class DeviceOptionSet
     public static ComputeDevice Open(DeviceOptions options, CliConsole console)
     {
         var device = ComputeDevice.Create(options);
-        if (device.IsCuda && device.Kernels.Gemm.Warning is { } warning && Interlocked.Exchange(ref warned, 1) == 0)
+        if (device.IsCuda && device.MatmulWarning is { } warning && Interlocked.Exchange(ref warned, 1) == 0)
             console.Error.WriteLine($"warning: {warning}");
         return device;
     }

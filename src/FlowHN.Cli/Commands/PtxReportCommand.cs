@@ -34,7 +34,7 @@ public static class PtxReportCommand
             var isa = PtxasReport.InstructionSetFor(release);
             var started = DateTime.UtcNow;
             using var device = ComputeDevice.Create(new DeviceOptions { Device = DeviceKind.Cpu });
-            var kernels = KernelPtx.Compile(device.Kernels.AllKernelMethods, instructionSet: isa);
+            var kernels = KernelPtx.Compile(device.KernelMethods, instructionSet: isa);
             var stats = PtxasReport.Run(kernels, tool, architecture);
             string header =
                 $"# ptxas report: every kernel at {architecture}\n\n" +

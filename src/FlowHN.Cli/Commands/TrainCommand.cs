@@ -151,7 +151,7 @@ public static class TrainCommand
             console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
                                   $"ratio {config.SplitRatio}");
         using var device = DeviceOptionSet.Open(deviceOptions, console);
-        console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.Kernels.Gemm.BackendName}");
+        console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.MatmulBackend}");
         if (config.Arch == "flowhn" && config.SplitRatio == "time")
         {
             var (ratio, samples) = SplitTimer.Measure(device, config, options.Batch, options.SeqLen);

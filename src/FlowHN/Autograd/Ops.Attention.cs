@@ -19,7 +19,11 @@ public static partial class Ops
         var kernels = device.Kernels.Attention;
         var o = Like(q);
         var lse = Tensor.Empty(device, [s.Batch, s.QueryHeads, s.QueryLength]);
-        kernels.Forward(s, q.View, k.View, v.View, qPositions.IntView, kPositions.IntView, o.View, lse.View);
+        var inputs = new AttentionInputs
+        {
+            Q = q.View, K = k.View, V = v.View, QueryPositions = qPositions.IntView, KeyPositions = kPositions.IntView,
+        };
+        kernels.Forward(s, inputs, o.View, lse.View);
         // Model FLOPs: scores and weighted values, 2 * 2 * D per visible (query, key) pair and query head.
         double forwardFlops = 4.0 * s.HeadDim * s.QueryHeads * s.Batch * VisiblePairs(qPositions, kPositions);
         device.Counters.Attention(forwardFlops);
@@ -28,9 +32,13 @@ public static partial class Ops
             device.Counters.Attention(2 * forwardFlops);
             var delta = Tensor.Empty(device, lse.Shape);
             bool keyValue = k.RequiresGrad || v.RequiresGrad;
-            kernels.Backward(s, q.View, k.View, v.View, o.View, dO.View, lse.View, qPositions.IntView, kPositions.IntView,
-                delta.View, GradientOrScratch(q), keyValue ? GradientOrScratch(k) : default,
-                keyValue ? GradientOrScratch(v) : default, keyValue);
+            var grads = new AttentionGradients
+            {
+                DQ = GradientOrScratch(q),
+                DK = keyValue ? GradientOrScratch(k) : default,
+                DV = keyValue ? GradientOrScratch(v) : default,
+            };
+            kernels.Backward(s, inputs, o.View, lse.View, dO.View, delta.View, grads);
         }, q, k, v);
     }
 

@@ -3,7 +3,7 @@ using FlowHN.Kernels;
 namespace FlowHN.Diagnostics;
 
 /// <summary>Naive float64 attention and RoPE: explicit scores, mask, softmax, weighted sum.</summary>
-public static partial class HostReference
+internal static partial class HostReference
 {
     /// <summary>Output [B, Lq, Hq, D] and log-sum-exp [B, Hq, Lq] (-inf for a query that sees no key).</summary>
     public static (double[] Out, double[] LogSumExp) Attention(float[] q, float[] k, float[] v, int[] qPos, int[] kPos,

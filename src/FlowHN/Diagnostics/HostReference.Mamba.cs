@@ -17,7 +17,7 @@ public sealed record ScanGradients(double[] DU, double[] DDelta, double[] DDelta
 /// Float64 Mamba references: selective_scan_ref as a plain sequential loop, a direct causal convolution,
 /// and their gradients by reverse-mode differentiation of the same loops, written out by hand.
 /// </summary>
-public static partial class HostReference
+internal static partial class HostReference
 {
     /// <summary>y [B, L, D] and the final state [B, D, N].</summary>
     public static (double[] Y, double[] FinalState) SelectiveScan(ScanData x)

@@ -1,6 +1,6 @@
 namespace FlowHN.Diagnostics;
 
-public static partial class HostReference
+internal static partial class HostReference
 {
     /// <summary>part[b, i, :] = seq[b, positions[i], :] for seq [batch, length, dim].</summary>
     public static double[] GatherTokens(float[] seq, int batch, int length, int dim, int[] positions)

@@ -1,7 +1,7 @@
 namespace FlowHN.Diagnostics;
 
 /// <summary>Plain float64 host references for the kernels, written for clarity rather than speed.</summary>
-public static partial class HostReference
+internal static partial class HostReference
 {
     public static double Silu(double x) => x / (1 + Math.Exp(-x));
 

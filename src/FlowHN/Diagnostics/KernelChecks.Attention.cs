@@ -56,7 +56,11 @@ public static partial class KernelChecks
         var o = Tensor.Empty(d, [qn]);
         var lse = Tensor.Empty(d, [s.QueryRows]);
         var kernels = d.Kernels.Attention;
-        kernels.Forward(s, qt.View, kt.View, vt.View, qPosT.IntView, kPosT.IntView, o.View, lse.View);
+        var inputs = new AttentionInputs
+        {
+            Q = qt.View, K = kt.View, V = vt.View, QueryPositions = qPosT.IntView, KeyPositions = kPosT.IntView,
+        };
+        kernels.Forward(s, inputs, o.View, lse.View);
         if (!backward)
         {
             var (outRef, lseRef) = Attention(q, k, v, qPos, kPos, s);
@@ -67,8 +71,8 @@ public static partial class KernelChecks
         var (dq0, dk0, dv0) = (Randoms(random, qn), Randoms(random, kn), Randoms(random, kn));
         var (dq, dk, dv) = (Up(d, dq0, qn), Up(d, dk0, kn), Up(d, dv0, kn));
         var delta = Tensor.Empty(d, [s.QueryRows]);
-        kernels.Backward(s, qt.View, kt.View, vt.View, o.View, Up(d, dO, qn).View, lse.View, qPosT.IntView, kPosT.IntView,
-            delta.View, dq.View, dk.View, dv.View);
+        kernels.Backward(s, inputs, o.View, lse.View, Up(d, dO, qn).View, delta.View,
+            new AttentionGradients { DQ = dq.View, DK = dk.View, DV = dv.View });
         var (dqRef, dkRef, dvRef) = AttentionBackward(q, k, v, qPos, kPos, dO, s);
         return Math.Max(GradientError(dq, dq0, dqRef), Math.Max(GradientError(dk, dk0, dkRef), GradientError(dv, dv0, dvRef)));
     }

@@ -8,17 +8,38 @@ namespace FlowHN.Kernels;
 /// linear projection produces, so no transposes); log-sum-exp and Delta are [batch, queryHeads, queryLength].
 /// Query head h reads kv head h / (QueryHeads / KvHeads). Tile and LanesPerRow are launch geometry.
 /// </summary>
-public struct AttentionShape
+internal readonly record struct AttentionShape
 {
-    public int Batch, QueryLength, KeyLength, QueryHeads, KvHeads, HeadDim;
-    public float Scale;
+    public int Batch { get; init; }
+    public int QueryLength { get; init; }
+    public int KeyLength { get; init; }
+    public int QueryHeads { get; init; }
+    public int KvHeads { get; init; }
+    public int HeadDim { get; init; }
+    public float Scale { get; init; }
     /// <summary>Keys (forward, dQ) or queries (dK/dV) per tile of the online softmax.</summary>
-    public int Tile;
+    public int Tile { get; init; }
     /// <summary>Threads per row, a power of two dividing the group size (1 on the CPU accelerator).</summary>
-    public int LanesPerRow;
+    public int LanesPerRow { get; init; }
 
-    public readonly int QueryRows => Batch * QueryHeads * QueryLength;
-    public readonly int KeyRows => Batch * KvHeads * KeyLength;
+    public int QueryRows => Batch * QueryHeads * QueryLength;
+    public int KeyRows => Batch * KvHeads * KeyLength;
+}
+
+/// <summary>The attention's inputs as views: q [B, Lq, Hq, D], k and v [B, Lk, Hkv, D], int positions [Lq] and [Lk].</summary>
+internal struct AttentionInputs
+{
+    public ArrayView<float> Q, K, V;
+    public ArrayView<int> QueryPositions, KeyPositions;
+}
+
+/// <summary>
+/// The gradient buffers of a backward, each accumulated (+=): dQ like q, dK and dV like k. DK and DV invalid
+/// (both) skips their kernel, for when neither k nor v needs a gradient.
+/// </summary>
+internal struct AttentionGradients
+{
+    public ArrayView<float> DQ, DK, DV;
 }
 
 /// <summary>
@@ -56,7 +77,7 @@ public struct AttentionShape
 /// gradients are 0.
 /// </para>
 /// </summary>
-public static class AttentionKernels
+internal static class AttentionKernels
 {
     /// <summary>Rows (keys or queries) a lane scores per pass of <see cref="Dot4"/>.</summary>
     private const int Block = 4;
@@ -67,9 +88,10 @@ public static class AttentionKernels
     public static int KeyValueGradRowFloats(int headDim, int tile) => 4 * headDim + 4 * tile + 1;
 
     /// <summary>o = softmax(scale q k^T, masked) v per query row; lse = log-sum-exp of the scaled scores.</summary>
-    public static void AttentionForward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
-        ArrayView<int> qPos, ArrayView<int> kPos, ArrayView<float> o, ArrayView<float> lse)
+    public static void AttentionForward(AttentionShape s, AttentionInputs inputs, ArrayView<float> o, ArrayView<float> lse)
     {
+        ArrayView<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        ArrayView<int> qPos = inputs.QueryPositions, kPos = inputs.KeyPositions;
         var shared = SharedMemory.GetDynamic<float>();
         int groupSize = Group.DimX;
         int lanes = s.LanesPerRow, d = s.HeadDim, tile = s.Tile, lq = s.QueryLength, lk = s.KeyLength, hq = s.QueryHeads;
@@ -143,10 +165,11 @@ public static class AttentionKernels
     /// delta = rowsum(dO * O); dq += scale * sum_j P_ij (dO_i . v_j - delta_i) k_j. Writes delta for
     /// <see cref="BackwardKeyValue"/>, which must run after this kernel.
     /// </summary>
-    public static void AttentionBackwardQuery(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
-        ArrayView<float> o, ArrayView<float> dO, ArrayView<float> lse, ArrayView<int> qPos, ArrayView<int> kPos,
-        ArrayView<float> delta, ArrayView<float> dq)
+    public static void AttentionBackwardQuery(AttentionShape s, AttentionInputs inputs, ArrayView<float> o, ArrayView<float> dO,
+        ArrayView<float> lse, ArrayView<float> delta, ArrayView<float> dq)
     {
+        ArrayView<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        ArrayView<int> qPos = inputs.QueryPositions, kPos = inputs.KeyPositions;
         var shared = SharedMemory.GetDynamic<float>();
         int groupSize = Group.DimX;
         int lanes = s.LanesPerRow, d = s.HeadDim, tile = s.Tile, lq = s.QueryLength, lk = s.KeyLength, hq = s.QueryHeads;
@@ -212,10 +235,11 @@ public static class AttentionKernels
     /// Per key j of kv head g: dv += sum P_ij dO_i and dk += scale * sum P_ij (dO_i . v_j - delta_i) q_i over
     /// every query head h of the group and every query i that sees the key.
     /// </summary>
-    public static void AttentionBackwardKeyValue(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
-        ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta, ArrayView<int> qPos, ArrayView<int> kPos,
-        ArrayView<float> dk, ArrayView<float> dv)
+    public static void AttentionBackwardKeyValue(AttentionShape s, AttentionInputs inputs, ArrayView<float> dO, ArrayView<float> lse,
+        ArrayView<float> delta, ArrayView<float> dk, ArrayView<float> dv)
     {
+        ArrayView<float> q = inputs.Q, k = inputs.K, v = inputs.V;
+        ArrayView<int> qPos = inputs.QueryPositions, kPos = inputs.KeyPositions;
         var shared = SharedMemory.GetDynamic<float>();
         int groupSize = Group.DimX;
         int lanes = s.LanesPerRow, d = s.HeadDim, tile = s.Tile, lq = s.QueryLength, lk = s.KeyLength, hq = s.QueryHeads;

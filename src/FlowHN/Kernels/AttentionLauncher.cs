@@ -5,33 +5,28 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>Typed entry points for <see cref="AttentionKernels"/>; chooses tile and lanes per device.</summary>
-public sealed class AttentionLauncher : KernelFamily
+internal sealed class AttentionLauncher : KernelFamily
 {
     private const int GpuGroupSize = 128;
     private const int GpuTile = 32;
     private const int CpuTile = 16;
     private const int MaxSharedFloats = 48 * 1024 / sizeof(float); // CUDA's default dynamic shared memory limit
 
-    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> forward;
-    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> backwardQuery;
-    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> backwardKeyValue;
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, AttentionInputs, ArrayView<float>,
+        ArrayView<float>> forward;
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>> backwardQuery;
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>> backwardKeyValue;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<int>, int> positions;
 
     public AttentionLauncher(ComputeDevice device) : base(device)
     {
-        forward = Load<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>,
-            ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionForward);
-        backwardQuery = Device.Accelerator.LoadKernel<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
-            AttentionKernels.AttentionBackwardQuery);
-        RegisterExtra(AttentionKernels.AttentionBackwardQuery);
-        backwardKeyValue = Device.Accelerator.LoadKernel<AttentionShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(
-            AttentionKernels.AttentionBackwardKeyValue);
-        RegisterExtra(AttentionKernels.AttentionBackwardKeyValue);
+        forward = Load<AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionForward);
+        backwardQuery = Load<AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionBackwardQuery);
+        backwardKeyValue = Load<AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionBackwardKeyValue);
         positions = Load<int, ArrayView<int>, int>(AttentionKernels.AttentionPositions);
     }
 
@@ -49,30 +44,30 @@ public sealed class AttentionLauncher : KernelFamily
         };
     }
 
-    /// <summary>o [B, Lq, Hq, D] and lse [B, Hq, Lq] from q [B, Lq, Hq, D], k and v [B, Lk, Hkv, D].</summary>
-    public void Forward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<int> qPos,
-        ArrayView<int> kPos, ArrayView<float> o, ArrayView<float> lse)
+    /// <summary>o [B, Lq, Hq, D] and lse [B, Hq, Lq] from the inputs.</summary>
+    public void Forward(AttentionShape s, AttentionInputs inputs, ArrayView<float> o, ArrayView<float> lse)
     {
         Counters.Kernel();
         var config = Geometry(ref s, s.QueryRows, AttentionKernels.ForwardRowFloats);
-        forward(Stream, config, s, q, k, v, qPos, kPos, o, lse);
+        forward(Stream, config, s, inputs, o, lse);
     }
 
     /// <summary>
-    /// dq, dk, dv += the gradients for output gradient dO; <paramref name="delta"/> [B, Hq, Lq] is scratch.
-    /// Passing <paramref name="keyValueGrads"/> false skips dk and dv (they may then be invalid views).
+    /// The gradients += those for output gradient dO, given the forward's o and lse; <paramref name="delta"/>
+    /// [B, Hq, Lq] is scratch. With grads.DK and grads.DV both invalid only dq is computed.
     /// </summary>
-    public void Backward(AttentionShape s, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o,
-        ArrayView<float> dO, ArrayView<float> lse, ArrayView<int> qPos, ArrayView<int> kPos, ArrayView<float> delta,
-        ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, bool keyValueGrads = true)
+    public void Backward(AttentionShape s, AttentionInputs inputs, ArrayView<float> o, ArrayView<float> lse,
+        ArrayView<float> dO, ArrayView<float> delta, AttentionGradients grads)
     {
+        if (grads.DK.IsValid != grads.DV.IsValid)
+            throw new ArgumentException("Attention backward: dK and dV must both be given or both be left out.");
         Counters.Kernel();
         var rowConfig = Geometry(ref s, s.QueryRows, AttentionKernels.QueryGradRowFloats);
-        backwardQuery(Stream, rowConfig, s, q, k, v, o, dO, lse, qPos, kPos, delta, dq);
-        if (!keyValueGrads) return;
+        backwardQuery(Stream, rowConfig, s, inputs, o, dO, lse, delta, grads.DQ);
+        if (!grads.DK.IsValid) return;
         Counters.Kernel();
         var keyConfig = Geometry(ref s, s.KeyRows, AttentionKernels.KeyValueGradRowFloats);
-        backwardKeyValue(Stream, keyConfig, s, q, k, v, dO, lse, delta, qPos, kPos, dk, dv);
+        backwardKeyValue(Stream, keyConfig, s, inputs, dO, lse, delta, grads.DK, grads.DV);
     }
 
     /// <summary>positions[i] = first + i.</summary>
@@ -90,22 +85,22 @@ public sealed class AttentionLauncher : KernelFamily
     /// </summary>
     private KernelConfig Geometry(ref AttentionShape s, int rows, Func<int, int, int> rowFloats)
     {
-        int group, lanes, cap;
+        int group, tile, lanes, cap;
         if (Device.IsCuda)
         {
             group = GpuGroupSize;
-            s.Tile = GpuTile;
+            tile = GpuTile;
             lanes = Math.Min(Math.Min(Device.Accelerator.WarpSize, GpuTile), NextPowerOfTwo((s.HeadDim + 3) / 4));
             cap = Device.Accelerator.NumMultiprocessors * 32;
         }
         else
         {
             group = Device.Accelerator.MaxNumThreadsPerGroup;
-            s.Tile = CpuTile;
+            tile = CpuTile;
             lanes = Math.Min(Device.Options.CpuLanesPerRow, group);
             cap = Device.Accelerator.NumMultiprocessors;
         }
-        s.LanesPerRow = lanes;
+        s = s with { Tile = tile, LanesPerRow = lanes };
         int rowsPerGroup = group / lanes;
         int shared = group + rowsPerGroup * rowFloats(s.HeadDim, s.Tile);
         if (shared > MaxSharedFloats)

@@ -8,20 +8,23 @@ namespace FlowHN.Kernels;
 /// (PyTorch's depthwise Conv1d weight [D, 1, W] squeezed); the optional state holds the Width - 1 inputs
 /// before this sequence, [Batch, Width - 1, Channels]. Chunk (timesteps per thread) is launch geometry.
 /// </summary>
-public struct CausalConvShape
+internal readonly record struct CausalConvShape
 {
-    public int Batch, Length, Channels, Width;
+    public int Batch { get; init; }
+    public int Length { get; init; }
+    public int Channels { get; init; }
+    public int Width { get; init; }
     /// <summary>1 when a state gives the inputs before time 0 (else they are zero).</summary>
-    public int HasState;
+    public int HasState { get; init; }
     /// <summary>1 when SiLU follows the convolution (fused; the backward recomputes the pre-activation).</summary>
-    public int Silu;
-    public int Chunk;
+    public int Silu { get; init; }
+    public int Chunk { get; init; }
 
-    public readonly int Chunks => (Length + Chunk - 1) / Chunk;
+    public int Chunks => (Length + Chunk - 1) / Chunk;
     /// <summary>Work items: one per (batch, chunk of time, channel), channel fastest so loads coalesce.</summary>
-    public readonly int Units => Batch * Chunks * Channels;
+    public int Units => Batch * Chunks * Channels;
     /// <summary>Rows of the weight-gradient partials: one per (batch, chunk).</summary>
-    public readonly int PartialRows => Batch * Chunks;
+    public int PartialRows => Batch * Chunks;
 }
 
 /// <summary>
@@ -38,7 +41,7 @@ public struct CausalConvShape
 /// rows in a fixed order. No atomics, so gradients are bitwise reproducible.
 /// </para>
 /// </summary>
-public static class CausalConvKernels
+internal static class CausalConvKernels
 {
     /// <summary>The register window: widths up to this run in one kernel.</summary>
     public const int MaxWidth = 4;

@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>Typed entry points for <see cref="CausalConvKernels"/>; picks the chunk of timesteps per thread.</summary>
-public sealed class CausalConvLauncher : KernelFamily
+internal sealed class CausalConvLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>> forward;

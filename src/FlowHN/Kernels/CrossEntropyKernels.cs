@@ -10,7 +10,7 @@ namespace FlowHN.Kernels;
 /// backward recomputes the probabilities from it, so no probability tensor is ever stored.
 /// Rows are walked as in <see cref="RowLoop"/>.
 /// </summary>
-public static class CrossEntropyKernels
+internal static class CrossEntropyKernels
 {
     /// <summary>Per row: lse = log sum exp(logits), loss = lse - logits[target]; ignored rows get 0.</summary>
     public static void CrossEntropyForward(int rows, int vocab, int lanesPerRow, ArrayView<float> logits, ArrayView<int> targets,
@@ -90,7 +90,7 @@ public static class CrossEntropyKernels
 }
 
 /// <summary>Typed entry points for <see cref="CrossEntropyKernels"/>.</summary>
-public sealed class CrossEntropyLauncher : KernelFamily
+internal sealed class CrossEntropyLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> forward;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> mean;

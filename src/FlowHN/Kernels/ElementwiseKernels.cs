@@ -8,14 +8,14 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>A pointwise function with its derivative side by side.</summary>
-public interface IUnaryFunction
+internal interface IUnaryFunction
 {
     float Forward(float x);
     /// <summary>d Forward / dx at x.</summary>
     float Derivative(float x);
 }
 
-public struct SiluFunction : IUnaryFunction
+internal struct SiluFunction : IUnaryFunction
 {
     public float Forward(float x) => x / (1f + XMath.Exp(-x));
 
@@ -26,7 +26,7 @@ public struct SiluFunction : IUnaryFunction
     }
 }
 
-public struct SoftplusFunction : IUnaryFunction
+internal struct SoftplusFunction : IUnaryFunction
 {
     // log(1 + e^x) without overflow: above 20 the correction is below float precision.
     public float Forward(float x) => x > 20f ? x : XMath.Log(1f + XMath.Exp(x));
@@ -34,14 +34,14 @@ public struct SoftplusFunction : IUnaryFunction
     public float Derivative(float x) => 1f / (1f + XMath.Exp(-x));
 }
 
-public struct ExpFunction : IUnaryFunction
+internal struct ExpFunction : IUnaryFunction
 {
     public float Forward(float x) => XMath.Exp(x);
     public float Derivative(float x) => XMath.Exp(x);
 }
 
 /// <summary>Element-wise kernels, all grid-stride loops over contiguous views.</summary>
-public static class ElementwiseKernels
+internal static class ElementwiseKernels
 {
     // Grid and group intrinsics are read once per kernel: on the CPU accelerator each read is a thread-static
     // lookup, and re-reading them in the loop condition made simple kernels ~50x slower.
@@ -152,10 +152,15 @@ public static class ElementwiseKernels
 }
 
 /// <summary>Shape and strides of a view of rank up to four, in a struct a kernel can take.</summary>
-public struct StridedLayout
+internal readonly record struct StridedLayout
 {
-    public int D1, D2, D3;
-    public long S0, S1, S2, S3;
+    public int D1 { get; init; }
+    public int D2 { get; init; }
+    public int D3 { get; init; }
+    public long S0 { get; init; }
+    public long S1 { get; init; }
+    public long S2 { get; init; }
+    public long S3 { get; init; }
 
     public static StridedLayout From(int[] shape, long[] strides)
     {

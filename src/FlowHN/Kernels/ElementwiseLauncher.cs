@@ -5,10 +5,10 @@ using ILGPU.Runtime;
 
 namespace FlowHN.Kernels;
 
-public enum UnaryOp { Silu, Softplus, Exp }
+internal enum UnaryOp { Silu, Softplus, Exp }
 
 /// <summary>Typed entry points for <see cref="ElementwiseKernels"/>.</summary>
-public sealed class ElementwiseLauncher : KernelFamily
+internal sealed class ElementwiseLauncher : KernelFamily
 {
     private readonly Dictionary<UnaryOp, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>>> map;
     private readonly Dictionary<UnaryOp, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>> mapBackward;

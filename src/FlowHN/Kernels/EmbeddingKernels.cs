@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>Token embedding lookup and its gradient.</summary>
-public static class EmbeddingKernels
+internal static class EmbeddingKernels
 {
     /// <summary>y[t, j] = table[ids[t], j].</summary>
     public static void EmbeddingGather(int n, int dim, ArrayView<int> ids, ArrayView<float> table, ArrayView<float> y)
@@ -41,7 +41,7 @@ public static class EmbeddingKernels
 }
 
 /// <summary>Typed entry points for <see cref="EmbeddingKernels"/>.</summary>
-public sealed class EmbeddingLauncher : KernelFamily
+internal sealed class EmbeddingLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> gather;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> scatterAdd;

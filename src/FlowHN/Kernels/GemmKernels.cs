@@ -6,12 +6,21 @@ namespace FlowHN.Kernels;
 /// C = alpha * A * B + beta * C for row-major-or-transposed operands, batched. Element (m, k) of A is at
 /// m * ARow + k * ACol (+ batch * ABatch), likewise B (k, n) and C (m, n); so NN, NT and TN are only strides.
 /// </summary>
-public struct GemmShape
+internal readonly record struct GemmShape
 {
-    public int M, N, K;
-    public int ARow, ACol, BRow, BCol, CRow;
-    public long ABatch, BBatch, CBatch;
-    public float Alpha, Beta;
+    public int M { get; init; }
+    public int N { get; init; }
+    public int K { get; init; }
+    public int ARow { get; init; }
+    public int ACol { get; init; }
+    public int BRow { get; init; }
+    public int BCol { get; init; }
+    public int CRow { get; init; }
+    public long ABatch { get; init; }
+    public long BBatch { get; init; }
+    public long CBatch { get; init; }
+    public float Alpha { get; init; }
+    public float Beta { get; init; }
 }
 
 /// <summary>
@@ -21,7 +30,7 @@ public struct GemmShape
 /// staged in shared memory with one float of padding per row; each tile is loaded in the order of its unit
 /// stride so global reads coalesce for every transpose case. Group size and the K tile are launch parameters.
 /// </summary>
-public static class GemmKernels
+internal static class GemmKernels
 {
     private const int Block = 4; // register block per thread along M and along N
 

@@ -10,7 +10,7 @@ namespace FlowHN.Kernels;
 /// accelerator, and the ILGPU tiled kernel (the fallback everywhere, and what --gemm ilgpu forces).
 /// Operands are rank-2 tensors or rank-3 batches, possibly transposed views.
 /// </summary>
-public sealed class GemmLauncher : KernelFamily, IDisposable
+internal sealed class GemmLauncher : KernelFamily, IDisposable
 {
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int> tiled;
     private readonly CublasHandle? cublas;

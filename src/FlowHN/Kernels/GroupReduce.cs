@@ -4,28 +4,28 @@ using ILGPU.Algorithms;
 namespace FlowHN.Kernels;
 
 /// <summary>A reduction operator usable inside kernels (struct, so ILGPU specialises it at compile time).</summary>
-public interface IReduction
+internal interface IReduction
 {
     float Identity { get; }
     float Map(float x);
     float Combine(float a, float b);
 }
 
-public struct SumReduction : IReduction
+internal struct SumReduction : IReduction
 {
     public float Identity => 0f;
     public float Map(float x) => x;
     public float Combine(float a, float b) => a + b;
 }
 
-public struct SumOfSquaresReduction : IReduction
+internal struct SumOfSquaresReduction : IReduction
 {
     public float Identity => 0f;
     public float Map(float x) => x * x;
     public float Combine(float a, float b) => a + b;
 }
 
-public struct MaxReduction : IReduction
+internal struct MaxReduction : IReduction
 {
     public float Identity => float.NegativeInfinity;
     public float Map(float x) => x;

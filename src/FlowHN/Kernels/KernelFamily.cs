@@ -9,7 +9,7 @@ namespace FlowHN.Kernels;
 /// Base of a kernel family's launcher: loads (compiles) each kernel once when the family is created and
 /// remembers the kernel methods, so tests can compile every kernel to PTX.
 /// </summary>
-public abstract class KernelFamily
+internal abstract class KernelFamily
 {
     private readonly List<MethodInfo> methods = new();
 

@@ -4,7 +4,7 @@ using FlowHN.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>The kernel families of a device, each created (and its kernels compiled) on first use.</summary>
-public sealed class KernelRegistry : IDisposable
+internal sealed class KernelRegistry : IDisposable
 {
     private readonly Lazy<ElementwiseLauncher> elementwise;
     private readonly Lazy<ReduceLauncher> reduce;

@@ -88,7 +88,7 @@ internal static class Launch
 /// products as launched; attention, the selective scan and the conv as their forward cost, and twice that for a
 /// backward). Tests compare these counts with the analytic FLOP model.
 /// </summary>
-public sealed class LaunchCounters
+internal sealed class LaunchCounters
 {
     public long Launches { get; private set; }
     public double MatmulFlops { get; private set; }

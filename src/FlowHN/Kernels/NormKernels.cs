@@ -6,7 +6,7 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>RMSNorm over the last axis: y = x / sqrt(mean(x^2) + eps) * w. Rows are walked as in <see cref="RowLoop"/>.</summary>
-public static class NormKernels
+internal static class NormKernels
 {
     /// <summary>Forward; saves the inverse RMS of every row for the backward.</summary>
     public static void RmsNormForward(int rows, int cols, int lanesPerRow, ArrayView<float> x, ArrayView<float> weight,
@@ -123,7 +123,7 @@ public static class NormKernels
 }
 
 /// <summary>Typed entry points for <see cref="NormKernels"/>.</summary>
-public sealed class NormLauncher : KernelFamily
+internal sealed class NormLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float> forward;
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> backward;

@@ -6,21 +6,21 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>Per-step AdamW settings (bias corrections precomputed on the host).</summary>
-public struct AdamWStep
+internal readonly record struct AdamWStep
 {
-    public float LearningRate;
-    public float Beta1;
-    public float Beta2;
-    public float Epsilon;
-    public float WeightDecay;
+    public float LearningRate { get; init; }
+    public float Beta1 { get; init; }
+    public float Beta2 { get; init; }
+    public float Epsilon { get; init; }
+    public float WeightDecay { get; init; }
     /// <summary>1 - beta1^t.</summary>
-    public float BiasCorrection1;
+    public float BiasCorrection1 { get; init; }
     /// <summary>1 - beta2^t.</summary>
-    public float BiasCorrection2;
+    public float BiasCorrection2 { get; init; }
 }
 
 /// <summary>Fused AdamW with decoupled weight decay, and gradient clipping by global norm.</summary>
-public static class OptimKernels
+internal static class OptimKernels
 {
     /// <summary>
     /// One AdamW update. The gradient is multiplied by gradScale[0] first (the clipping factor, computed on the
@@ -57,7 +57,7 @@ public static class OptimKernels
 }
 
 /// <summary>Typed entry points for <see cref="OptimKernels"/>.</summary>
-public sealed class OptimLauncher : KernelFamily
+internal sealed class OptimLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWStep> adamW;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float> clipFactor;

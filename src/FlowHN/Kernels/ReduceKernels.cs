@@ -8,7 +8,7 @@ namespace FlowHN.Kernels;
 /// Deterministic reductions: every group reduces its grid-stride share into one partial, then a single group
 /// reduces the partials in a fixed order. No atomics, so results are bitwise reproducible.
 /// </summary>
-public static class ReduceKernels
+internal static class ReduceKernels
 {
     // One non-generic entry point per reduction: a profiler names a kernel after its method alone, so the generic
     // bodies loaded directly would all show as Kernel_Partials and Kernel_Finish.

@@ -4,10 +4,10 @@ using ILGPU.Runtime;
 
 namespace FlowHN.Kernels;
 
-public enum ReductionKind { Sum, SumOfSquares, Max }
+internal enum ReductionKind { Sum, SumOfSquares, Max }
 
 /// <summary>Typed entry points for <see cref="ReduceKernels"/>.</summary>
-public sealed class ReduceLauncher : KernelFamily
+internal sealed class ReduceLauncher : KernelFamily
 {
     private readonly Dictionary<ReductionKind, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>>> partials;
     private readonly Dictionary<ReductionKind, Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, int, float>> finish;

@@ -6,11 +6,14 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>Sizes of a rotary embedding over [batch, length, heads, headDim] with the half-split pairing.</summary>
-public struct RopeShape
+internal readonly record struct RopeShape
 {
-    public int Pairs, Length, Heads, HalfDim;
+    public int Pairs { get; init; }
+    public int Length { get; init; }
+    public int Heads { get; init; }
+    public int HalfDim { get; init; }
     /// <summary>base^(-2/headDim): the frequency of pair i is its i-th power.</summary>
-    public double FrequencyRatio;
+    public double FrequencyRatio { get; init; }
 }
 
 /// <summary>
@@ -20,7 +23,7 @@ public struct RopeShape
 /// squaring: multiplications only), so a large position costs no accuracy; only sine and cosine run in float32,
 /// and on the reduced angle, where GPU approximations are accurate.
 /// </summary>
-public static class RopeKernels
+internal static class RopeKernels
 {
     private const double TwoPi = 6.28318530717958647692;
 
@@ -57,7 +60,7 @@ public static class RopeKernels
 }
 
 /// <summary>Typed entry points for <see cref="RopeKernels"/>.</summary>
-public sealed class RopeLauncher : KernelFamily
+internal sealed class RopeLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, RopeShape, ArrayView<float>, ArrayView<float>, ArrayView<int>, float, int> rotate;
 

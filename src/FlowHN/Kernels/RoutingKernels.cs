@@ -8,11 +8,14 @@ namespace FlowHN.Kernels;
 /// Sizes of a token routing between a full sequence [Batch, Length, Dim] and the rows one branch owns
 /// [Batch, Count, Dim]; positions[i] is the sequence position of routed row i.
 /// </summary>
-public struct RoutingShape
+internal readonly record struct RoutingShape
 {
-    public int Batch, Length, Count, Dim;
+    public int Batch { get; init; }
+    public int Length { get; init; }
+    public int Count { get; init; }
+    public int Dim { get; init; }
     /// <summary>Batch * Count * Dim: the routed elements, which the kernels loop over.</summary>
-    public int Elements;
+    public int Elements { get; init; }
 }
 
 /// <summary>
@@ -21,7 +24,7 @@ public struct RoutingShape
 /// The positions are distinct (a split routes each token once), so a scatter never writes one element twice:
 /// no atomics, deterministic.
 /// </summary>
-public static class RoutingKernels
+internal static class RoutingKernels
 {
     /// <summary>part[b, i, :] = seq[b, positions[i], :], or += with <paramref name="accumulate"/> = 1.</summary>
     public static void RoutingGather(RoutingShape s, ArrayView<float> seq, ArrayView<int> positions, ArrayView<float> part,
@@ -58,7 +61,7 @@ public static class RoutingKernels
 }
 
 /// <summary>Typed entry points for <see cref="RoutingKernels"/>; views are contiguous, positions int [Count].</summary>
-public sealed class RoutingLauncher : KernelFamily
+internal sealed class RoutingLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> gather;
     private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> scatter;

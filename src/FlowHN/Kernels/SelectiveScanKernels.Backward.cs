@@ -3,7 +3,7 @@ using ILGPU.Algorithms;
 
 namespace FlowHN.Kernels;
 
-public static partial class SelectiveScanKernels
+internal static partial class SelectiveScanKernels
 {
     /// <summary>
     /// Gradients of the scan for output gradient dy (see the class summary for the work split). Every loop

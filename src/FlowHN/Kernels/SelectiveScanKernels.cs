@@ -8,33 +8,36 @@ namespace FlowHN.Kernels;
 /// States]; A_log is [Channels, States]; deltaBias and D are [Channels]; the initial and final states are
 /// [Batch, Channels, States]. The rest is launch geometry.
 /// </summary>
-public struct SelectiveScanShape
+internal readonly record struct SelectiveScanShape
 {
-    public int Batch, Length, Channels, States;
+    public int Batch { get; init; }
+    public int Length { get; init; }
+    public int Channels { get; init; }
+    public int States { get; init; }
     /// <summary>Timesteps between saved states; the backward recomputes this many states per step back.</summary>
-    public int Chunk;
+    public int Chunk { get; init; }
     /// <summary>1 when an initial state is given (else the scan starts from zero).</summary>
-    public int HasInitial;
+    public int HasInitial { get; init; }
     /// <summary>Backward: threads (consecutive channels) whose dB/dC contributions are summed by shuffles.</summary>
-    public int Lanes;
+    public int Lanes { get; init; }
     /// <summary>Backward: channels each thread walks one after the other, adding into the same partial row.</summary>
-    public int ChannelsPerThread;
+    public int ChannelsPerThread { get; init; }
 
-    public readonly int Chunks => (Length + Chunk - 1) / Chunk;
-    public readonly int ChannelsPerBlock => Lanes * ChannelsPerThread;
+    public int Chunks => (Length + Chunk - 1) / Chunk;
+    public int ChannelsPerBlock => Lanes * ChannelsPerThread;
     /// <summary>Channel blocks: each writes one partial dB/dC row per (batch, timestep).</summary>
-    public readonly int Blocks => (Channels + ChannelsPerBlock - 1) / ChannelsPerBlock;
-    public readonly int Pairs => Batch * Channels;
+    public int Blocks => (Channels + ChannelsPerBlock - 1) / ChannelsPerBlock;
+    public int Pairs => Batch * Channels;
     /// <summary>Backward work items, one (batch, channel block) each, handled by <see cref="Lanes"/> threads.</summary>
-    public readonly int BackwardUnits => Batch * Blocks;
+    public int BackwardUnits => Batch * Blocks;
     /// <summary>Elements of B, C and of one block's partial dB or dC.</summary>
-    public readonly long StateRowsLength => (long)Batch * Length * States;
+    public long StateRowsLength => (long)Batch * Length * States;
     /// <summary>Per (batch, channel) partial sums of the A_log, D and deltaBias gradients.</summary>
-    public readonly int ParamSlots => States + 2;
+    public int ParamSlots => States + 2;
 }
 
 /// <summary>The scan's inputs as views (Initial is a dummy view when the shape has none).</summary>
-public struct SelectiveScanInputs
+internal struct SelectiveScanInputs
 {
     public ArrayView<float> U, Delta, DeltaBias, ALog, B, C, DSkip, Z, Initial;
 }
@@ -43,7 +46,7 @@ public struct SelectiveScanInputs
 /// Where the backward writes: du, ddelta, dz and dInitial accumulate (+=); the partials are scratch summed by
 /// <see cref="SelectiveScanKernels.SelectiveScanSumBlocks"/> and <see cref="SelectiveScanKernels.SelectiveScanParamGradFinish"/>.
 /// </summary>
-public struct ScanBackwardTargets
+internal struct ScanBackwardTargets
 {
     public ArrayView<float> DU, DDelta, DZ, DInitial;
     /// <summary>[Blocks, Batch, Length, States] each.</summary>
@@ -77,7 +80,7 @@ public struct ScanBackwardTargets
 /// channels per thread (no shuffle, so no barrier). No atomics: results are bitwise reproducible.
 /// </para>
 /// </summary>
-public static partial class SelectiveScanKernels
+internal static partial class SelectiveScanKernels
 {
     /// <summary>The largest d_state the local arrays hold.</summary>
     public const int MaxStates = 32;

@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 namespace FlowHN.Kernels;
 
 /// <summary>Typed entry points for <see cref="SelectiveScanKernels"/>; picks chunk, lanes and channels per thread.</summary>
-public sealed class SelectiveScanLauncher : KernelFamily
+internal sealed class SelectiveScanLauncher : KernelFamily
 {
     private const int GpuGroupSize = 128;
     private const int DefaultChunk = 64;
@@ -153,7 +153,7 @@ public sealed class SelectiveScanLauncher : KernelFamily
 }
 
 /// <summary>The gradient buffers of a backward, each accumulated (+=); DInitial may be invalid without an initial state.</summary>
-public struct SelectiveScanGradients
+internal struct SelectiveScanGradients
 {
     public ArrayView<float> DU, DDelta, DDeltaBias, DALog, DB, DC, DSkip, DZ, DInitial;
 }

@@ -41,10 +41,25 @@ public sealed class ComputeDevice : IDisposable
     /// <summary>The stream kernel launches go to; switch it with <see cref="UseStream"/>.</summary>
     public DeviceStream CurrentStream { get; internal set; }
 
-    public LaunchCounters Counters { get; } = new();
+    internal LaunchCounters Counters { get; } = new();
     public CachingAllocator Allocator { get; }
     public PeakFlops Peak { get; }
-    public KernelRegistry Kernels { get; }
+    internal KernelRegistry Kernels { get; }
+
+    /// <summary>What computes matrix products here (cuBLAS or the ILGPU tiled kernel), for reports.</summary>
+    public string MatmulBackend => Kernels.Gemm.BackendName;
+
+    /// <summary>Why cuBLAS is not used on this device, or empty.</summary>
+    public string? MatmulFallbackReason => Kernels.Gemm.FallbackReason;
+
+    /// <summary>Whether matrix products use TF32 tensor cores (so MFU compares against the TF32 peak).</summary>
+    public bool MatmulUsesTf32 => Kernels.Gemm.UsesTf32;
+
+    /// <summary>Why matrix products run slower than they could on this device, or null.</summary>
+    public string? MatmulWarning => Kernels.Gemm.Warning;
+
+    /// <summary>Every kernel method the device loads, for compiling them ahead of time (the PTX report).</summary>
+    public IEnumerable<System.Reflection.MethodInfo> KernelMethods => Kernels.AllKernelMethods;
     public Tape Tape { get; }
 
     /// <summary>Whether operations record their backward on the tape (off inside a no-grad scope).</summary>
