@@ -76,9 +76,9 @@ public sealed class MetricsLog : IDisposable
     /// <summary>Refuses a fresh run in a folder that already has metrics or checkpoints (they would be lost).</summary>
     public static void RequireFreshFolder(string runDir)
     {
-        foreach (var name in new[] { Checkpoint.DirectoryName, Checkpoint.DirectoryName + ".next", Checkpoint.DirectoryName + ".old" })
-            if (Directory.Exists(Path.Combine(runDir, name)))
-                throw new UserException($"{runDir} already holds a checkpoint ({name}/). Use --resume to continue it, or another --out.");
+        foreach (var dir in new[] { Checkpoint.PathIn(runDir), Checkpoint.NextIn(runDir), Checkpoint.OldIn(runDir) })
+            if (Directory.Exists(dir))
+                throw new UserException($"{runDir} already holds a checkpoint ({Path.GetFileName(dir)}/). Use --resume to continue it, or another --out.");
         if (File.Exists(Path.Combine(runDir, FileName)))
             throw new UserException($"{runDir} already holds {FileName} from an earlier run (but no checkpoint). " +
                                     "Use another --out, or move that file away to start over here.");
