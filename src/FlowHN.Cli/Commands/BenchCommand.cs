@@ -15,19 +15,24 @@ public static class BenchCommand
 {
     public static Command Create(CliConsole console)
     {
-        var preset = CliOption.Create("--preset", "Model size: tiny, small, 135m, 350m, 1b.", "tiny");
-        var archs = CliOption.Create("--archs", "Architectures, comma-separated, or all (flowhn, transformer, mamba, shm, jamba, hymba).", "all");
+        var preset = CliOption.OneOf(CliOption.Create("--preset", $"Model size: {string.Join(", ", Presets.Names)}.", "tiny"), Presets.Names);
+        var archs = CliOption.Create("--archs", $"Architectures, comma-separated, or all ({string.Join(", ", ArchitectureRegistry.Names)}).", "all");
         var splits = CliOption.Create("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
         var context = CliOption.Create("--split-context", "FlowHN split context: local or prefix.", "prefix");
         var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10, CliOption.Positive, "a positive step count");
         var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2, CliOption.NonNegative, "0 or more steps");
-        var batch = CliOption.Create("--batch", "Sequences per step (default: 8, or 2 for tiny).", 0, CliOption.NonNegative, "0 (the default) or a positive number");
-        var seq = CliOption.Create("--seq", "Tokens per sequence (default: 1024, or 64 for tiny).", 0, v => v == 0 || v >= 2, "0 (the default) or at least 2");
-        var vocab = CliOption.Create("--vocab", "Vocabulary size for synthetic tokens (default: GPT-2's 50257, or 256 bytes for tiny).", 0,
+        var batch = CliOption.Create("--batch", $"Sequences per step (default: the preset's: {Defaults(p => p.BenchBatch)}).", 0, CliOption.NonNegative,
+            "0 (the default) or a positive number");
+        var seq = CliOption.Create("--seq", $"Tokens per sequence (default: the preset's: {Defaults(p => p.BenchSeqLen)}).", 0, v => v == 0 || v >= 2,
+            "0 (the default) or at least 2");
+        var vocab = CliOption.Create("--vocab", $"Vocabulary size for synthetic tokens (default: the preset tokenizer's: {Defaults(p => p.BenchVocab)}).", 0,
             v => v == 0 || v >= 2, "0 (the default) or at least 2");
         var data = CliOption.Create("--data", "Optional: train on this data (prepared shards or .txt folder) instead of synthetic tokens.", "");
-        var breakdown = new Option<bool>("--breakdown") { Description = "Also time, forward and backward, FlowHN's branches (attention, SSM, both: overlap " +
-                                                                           "efficiency and imbalance), shm's and jamba's attention and Mamba layers, and hymba's heads." };
+        var breakdown = new Option<bool>("--breakdown")
+        {
+            Description = "Also time apart, forward and backward: " +
+                          string.Join("; ", ArchitectureRegistry.All.Where(a => a.BreakdownParts is not null).Select(a => $"{a.Name}'s {a.BreakdownParts}")) + ".",
+        };
         var noConcurrency = new Option<bool>("--no-branch-concurrency") { Description = "FlowHN branches one after the other (ablation)." };
         var recompute = new Option<bool>("--recompute") { Description = "Activation checkpointing: layers run again in the backward (not with --breakdown)." };
         var output = CliOption.Create("--out", "Folder for bench.md, bench.csv and the charts.", Path.Combine("runs", "bench"));
@@ -39,21 +44,21 @@ public static class BenchCommand
         command.SetAction(r =>
         {
             string presetName = r.GetValue(preset)!;
-            bool tiny = presetName == "tiny";
-            int b = r.GetValue(batch) > 0 ? r.GetValue(batch) : tiny ? 2 : 8;
-            int l = r.GetValue(seq) > 0 ? r.GetValue(seq) : tiny ? 64 : 1024;
+            var presetDefaults = Presets.Find(presetName);
+            int b = r.GetValue(batch) > 0 ? r.GetValue(batch) : presetDefaults.BenchBatch;
+            int l = r.GetValue(seq) > 0 ? r.GetValue(seq) : presetDefaults.BenchSeqLen;
             if (r.GetValue(steps) < 1 || r.GetValue(warmup) < 0) throw new UserException("--steps must be at least 1 and --warmup at least 0.");
             if (r.GetValue(breakdown) && r.GetValue(recompute)) throw new UserException("--breakdown and --recompute do not go together: " +
                                                                                         "with recomputation layers run twice.");
-            var archList = ParseList(r.GetValue(archs)!, Presets.Architectures);
+            var archList = ParseList(r.GetValue(archs)!);
             var splitList = r.GetValue(splits)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(SplitWords.ParseStrategy).ToList();
             var splitContext = SplitWords.ParseContext(r.GetValue(context)!);
             using var device = DeviceOptionSet.Open(deviceOptions.Read(r), console);
             DataSource? source = r.GetValue(data) is { Length: > 0 } path
-                ? DataSource.Open(path, tiny ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName, Path.Combine("runs", "data-cache"))
+                ? DataSource.Open(path, presetDefaults.Tokenizer, Path.Combine("runs", "data-cache"))
                 : null;
-            int vocabSize = source?.VocabSize ?? (r.GetValue(vocab) > 0 ? r.GetValue(vocab) : tiny ? 256 : 50257);
+            int vocabSize = source?.VocabSize ?? (r.GetValue(vocab) > 0 ? r.GetValue(vocab) : presetDefaults.BenchVocab);
             string header = $"device: {device.Describe()}; matmul: {device.MatmulBackend}; peak {device.Peak}\n\n" +
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
@@ -61,7 +66,7 @@ public static class BenchCommand
                             (device.IsCuda && device.MatmulWarning is { } warning ? $"\n\n**warning:** {warning}" : "");
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
-            foreach (string arch in archList)
+            foreach (var arch in archList)
                 foreach (var config in Configs(arch, presetName, vocabSize, splitList, splitContext))
                 {
                     var loader = source is null ? null : new TokenLoader(source.Train, 1);
@@ -91,20 +96,19 @@ public static class BenchCommand
         return command;
     }
 
-    private static IEnumerable<ModelConfig> Configs(string arch, string preset, int vocab, IReadOnlyList<SplitStrategy> splits, SplitContext context)
+    /// <summary>"tiny 2, small 8, ...": a default of every preset, for option descriptions.</summary>
+    private static string Defaults(Func<Preset, int> value) => string.Join(", ", Presets.All.Select(p => $"{p.Name} {value(p)}"));
+
+    private static IEnumerable<ModelConfig> Configs(Architecture arch, string preset, int vocab, IReadOnlyList<SplitStrategy> splits, SplitContext context)
     {
-        var config = Presets.Get(arch, preset, vocab);
-        if (arch != "flowhn") return [config];
+        var config = arch.Config(preset, vocab);
+        if (!arch.SplitsTokens) return [config];
         return splits.Select(s => config with { Split = s, SplitContext = s == SplitStrategy.None ? SplitContext.Local : context });
     }
 
-    private static IReadOnlyList<string> ParseList(string text, IReadOnlyList<string> all)
-    {
-        if (text == "all") return all;
-        var list = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        foreach (var item in list)
-            if (!all.Contains(item)) throw new UserException($"Unknown architecture '{item}'. Architectures: {string.Join(", ", all)}.");
-        return list;
-    }
+    private static IReadOnlyList<Architecture> ParseList(string text) =>
+        text == "all"
+            ? ArchitectureRegistry.All
+            : text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ArchitectureRegistry.Get).ToList();
 
 }

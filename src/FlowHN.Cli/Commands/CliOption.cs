@@ -31,6 +31,24 @@ public static class CliOption
         return option;
     }
 
+    /// <summary>
+    /// An option parsed once, when the command line is read, by <paramref name="tryParse"/> (null: not valid);
+    /// otherwise one line: "NAME must be RANGE (got V)."
+    /// </summary>
+    public static Option<T> Parsed<T>(string name, string description, T defaultValue, Func<string, T?> tryParse, string range) where T : class =>
+        new(name)
+        {
+            Description = description,
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = result =>
+            {
+                string text = string.Join(" ", result.Tokens.Select(t => t.Value));
+                if (tryParse(text) is { } value) return value;
+                result.AddError($"{name} must be {range} (got {text}).");
+                return null;
+            },
+        };
+
     /// <summary>Checks that a value is one of <paramref name="allowed"/>.</summary>
     public static Option<string> OneOf(Option<string> option, IReadOnlyCollection<string> allowed) =>
         Check(option, v => allowed.Contains(v), "one of " + string.Join(", ", allowed));

@@ -47,7 +47,7 @@ public static class EvalCommand
             string runDir = r.GetValue(run)!;
             using var loaded = RunModel.Load(device, runDir);
             var config = loaded.Model.Config;
-            string model = $"{config.Arch}/{config.Preset}" + (config.Arch == "flowhn" ? $" ({SplitWords.Label(config)})" : "") +
+            string model = $"{config.Arch}/{config.Preset}" + (config.Architecture.SplitsTokens ? $" ({SplitWords.Label(config)})" : "") +
                            $" at step {loaded.State.Step}";
             int length = r.GetValue(maxLength) > 0 ? r.GetValue(maxLength) : loaded.State.Options.SeqLen;
             var tasks = new EvalTasks(new Scorer(device, loaded.Model, length, r.GetValue(batch)), loaded.Tokenizer)

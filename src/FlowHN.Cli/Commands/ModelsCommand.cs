@@ -33,13 +33,13 @@ public static class ModelsCommand
                         "memory is a training step's on a GPU, from the memory model");
             o.WriteLine($"{"arch",-12} {"preset",-7} {"split",-12} {"dim",5} {"layers",6} {"heads",6} {"mlp",5} {"parameters",15} {"GFLOP/token",12} " +
                         $"{"state GiB",9} {"KiB/token",9} {"step GiB",9} {"recompute",9}");
-            foreach (string arch in Presets.Architectures)
-                foreach (string preset in Presets.Names(arch))
-                    foreach (var (config, split) in Variants(Presets.Get(arch, preset, v)))
+            foreach (var arch in ArchitectureRegistry.All)
+                foreach (var preset in arch.Presets)
+                    foreach (var (config, split) in Variants(arch.Config(preset.Name, v)))
                     {
                         var memory = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda);
                         var recomputed = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda, ActivationMemory.Recomputed);
-                        o.WriteLine($"{arch,-12} {preset,-7} {split,-12} {config.Dim,5} {config.Layers,6} {$"{config.Heads}/{config.KvHeads}",6} " +
+                        o.WriteLine($"{arch.Name,-12} {preset.Name,-7} {split,-12} {config.Dim,5} {config.Layers,6} {$"{config.Heads}/{config.KvHeads}",6} " +
                                     $"{config.MlpHidden,5} {LanguageModel.CountParameters(config),15:N0} " +
                                     $"{LanguageModel.TrainingFlopsPerToken(config, l) / 1e9,12:0.0000} {memory.StateBytes / Gib,9:0.00} " +
                                     $"{memory.ActivationBytesPerToken / 1024,9:0} {memory.StepBytes((long)b * l) / Gib,9:0.0} " +
@@ -54,7 +54,7 @@ public static class ModelsCommand
 
     private static IEnumerable<(ModelConfig Config, string Split)> Variants(ModelConfig config)
     {
-        if (config.Arch != "flowhn")
+        if (!config.Architecture.SplitsTokens)
         {
             yield return (config, "-");
             yield break;

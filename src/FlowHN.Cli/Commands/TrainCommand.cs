@@ -12,9 +12,9 @@ public static class TrainCommand
     public static Command Create(CliConsole console)
     {
         var d = new TrainOptions();
-        var arch = CliOption.OneOf(CliOption.Create("--arch", "Architecture: " + string.Join(", ", Presets.Architectures) + ".", "flowhn"),
-            Presets.Architectures);
-        var preset = CliOption.OneOf(CliOption.Create("--preset", "Model size preset (see `flowhn models`).", "tiny"), Presets.Names("flowhn"));
+        var arch = CliOption.OneOf(CliOption.Create("--arch", "Architecture: " + string.Join(", ", ArchitectureRegistry.Names) + ".", "flowhn"),
+            ArchitectureRegistry.Names);
+        var preset = CliOption.OneOf(CliOption.Create("--preset", "Model size preset (see `flowhn models`).", "tiny"), Presets.Names);
         var data = CliOption.Create("--data", "Prepared shard folder (flowhn prepare) or a folder of .txt files (tokenized and cached).", "data/sample");
         var validation = new Option<string[]>("--val")
         {
@@ -51,8 +51,9 @@ public static class TrainCommand
             SplitWords.StrategyWords);
         var splitContext = CliOption.OneOf(CliOption.Create("--split-context", "FlowHN: local (each branch sees only its tokens, as the paper's code) or prefix " +
                                                   "(attention keys cover all earlier tokens).", "prefix"), SplitWords.ContextWords);
-        var splitRatio = CliOption.Check(CliOption.Create("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
-                                              "times measured on this device) or a number in (0, 1).", "flops"), IsRatio, "flops, time or a number between 0 and 1");
+        var splitRatio = CliOption.Parsed("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
+                                          "times measured on this device) or a number in (0, 1).", AttentionShare.Flops, AttentionShare.TryParse,
+            AttentionShare.Words);
         var noConcurrency = new Option<bool>("--no-branch-concurrency")
         {
             Description = "FlowHN: run the two branches of a block one after the other instead of on two CUDA streams (ablation).",
@@ -74,8 +75,10 @@ public static class TrainCommand
         command.SetAction(r =>
         {
             string archName = r.GetValue(arch)!, presetName = r.GetValue(preset)!;
-            if (!Presets.Names(archName).Contains(presetName))
-                throw new UserException($"--preset {presetName} does not exist for --arch {archName}; use one of {string.Join(", ", Presets.Names(archName))}.");
+            var architecture = ArchitectureRegistry.Get(archName);
+            var presetNames = architecture.Presets.Select(p => p.Name).ToList();
+            if (!presetNames.Contains(presetName))
+                throw new UserException($"--preset {presetName} does not exist for --arch {archName}; use one of {string.Join(", ", presetNames)}.");
             string runDir = r.GetValue(output)!;
             bool resuming = r.GetValue(resume);
             if (runDir.Length == 0)
@@ -96,7 +99,7 @@ public static class TrainCommand
                 Seed = r.GetValue(seed), Data = r.GetValue(data)!,
             };
             string tokenizerName = r.GetValue(tokenizer)!;
-            if (tokenizerName == "auto") tokenizerName = presetName == "tiny" ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName;
+            if (tokenizerName == "auto") tokenizerName = Presets.Find(presetName).Tokenizer;
             var routing = new SplitChoice(SplitWords.ParseStrategy(r.GetValue(split)!), SplitWords.ParseContext(r.GetValue(splitContext)!),
                 r.GetValue(splitRatio)!, !r.GetValue(noConcurrency));
             ModelConfig? config = null;
@@ -124,19 +127,15 @@ public static class TrainCommand
                 MetricsLog.RequireFreshFolder(runDir);
             }
             int stopAt = r.GetValue(stopAfter);
-            return Train(console, deviceOptions.Read(r), archName, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
+            return Train(console, deviceOptions.Read(r), architecture, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
                 r.GetValue(cache)!, runDir, options, config, r.GetValue(recompute), stopAt == 0 ? null : stopAt);
         });
         return command;
     }
 
-    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, string Ratio, bool Concurrent);
+    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, AttentionShare Ratio, bool Concurrent);
 
-    private static bool IsRatio(string text) =>
-        text is "flops" or "time" || (double.TryParse(text, System.Globalization.NumberStyles.Float,
-            System.Globalization.CultureInfo.InvariantCulture, out double r) && r > 0 && r < 1);
-
-    private static int Train(CliConsole console, DeviceOptions deviceOptions, string arch, string preset, SplitChoice split, string dataPath,
+    private static int Train(CliConsole console, DeviceOptions deviceOptions, Architecture arch, string preset, SplitChoice split, string dataPath,
         string[]? validation, string tokenizer, string cacheDir, string runDir, TrainOptions options, ModelConfig? resumedConfig, bool recompute,
         int? stopAfter)
     {
@@ -146,21 +145,21 @@ public static class TrainCommand
         foreach (var warning in data.Prepared?.Warnings ?? []) console.Out.WriteLine(warning);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
         var config = resumedConfig
-            ?? Presets.Get(arch, preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };
-        if (config.Arch == "flowhn")
+            ?? arch.Config(preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };
+        if (config.Architecture.SplitsTokens)
             console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
                                   $"ratio {config.SplitRatio}");
         using var device = DeviceOptionSet.Open(deviceOptions, console);
         console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.MatmulBackend}");
-        if (config.Arch == "flowhn" && config.SplitRatio == "time")
+        var (resolved, samples) = SplitTimer.Resolve(device, config, options.Batch, options.SeqLen);
+        if (samples.Count > 0)
         {
-            var (ratio, samples) = SplitTimer.Measure(device, config, options.Batch, options.SeqLen);
             foreach (var m in samples)
                 console.Out.WriteLine($"  timing: attention {m.AttentionTokens,5} tokens {m.AttentionMs,8:0.00} ms | " +
                                       $"SSM {options.SeqLen - m.AttentionTokens,5} tokens {m.SsmMs,8:0.00} ms");
-            config = config with { SplitRatio = ratio.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture) };
-            console.Out.WriteLine($"--split-ratio time: measured times balance at an attention share of {config.SplitRatio}");
+            console.Out.WriteLine($"--split-ratio time: measured times balance at an attention share of {resolved.SplitRatio}");
         }
+        config = resolved;
         using var model = LanguageModel.Create(device, config, options.Seed);
         model.Recompute = recompute;
         if (recompute) console.Out.WriteLine("activation checkpointing: on (layers run again in the backward)");

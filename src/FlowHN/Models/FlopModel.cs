@@ -44,6 +44,7 @@ public static class FlopModel
         {
             MixerKind.Attention => AttentionLayer(c, seqLen),
             MixerKind.Mamba => MambaLayer(c.Mamba),
-            _ => HymbaLayer(c, seqLen),
+            MixerKind.Hymba => HymbaLayer(c, seqLen),
+            _ => throw SequentialLM.NotADecoderLayer(kind),
         } + SwiGluMlp(c.Dim, c.MlpHidden)) + Linear(c.Dim, c.VocabSize);
 }

@@ -41,12 +41,13 @@ public sealed class FlowHNLM : LanguageModel
     public static SplitBalance Balance(ModelConfig c, int seqLen)
     {
         var costs = BranchCostsOf(c);
-        if (c.SplitRatio == "time")
-            throw new ArgumentException("SplitRatio 'time' must be resolved to a number with SplitTimer.Measure before building the model.");
-        return c.SplitRatio == "flops"
-            ? SplitRatio.Solve(costs, c.SplitContext, seqLen)
-            : SplitRatio.Balance(costs, c.SplitContext, seqLen, SplitRatio.Fixed(double.Parse(c.SplitRatio,
-                System.Globalization.CultureInfo.InvariantCulture), seqLen));
+        return c.SplitRatio switch
+        {
+            AttentionShare.FlopBalanced => SplitRatio.Solve(costs, c.SplitContext, seqLen),
+            AttentionShare.Fixed share => SplitRatio.Balance(costs, c.SplitContext, seqLen, SplitRatio.Fixed(share.Value, seqLen)),
+            _ => throw new ArgumentException($"Split ratio '{c.SplitRatio}' is measured on a device: resolve it with SplitTimer.Resolve before " +
+                                             "the model is built."),
+        };
     }
 
     /// <summary>Per-token FLOPs of the two branches: attention from the config, the SSM branch its Mamba mixer and MLP.</summary>

@@ -50,34 +50,17 @@ public abstract class LanguageModel : Module
     public double TrainingFlopsPerToken(int seqLen) => TrainingFlopsPerToken(Config, seqLen);
 
     /// <summary>Parameters of an architecture and shape, without building the model.</summary>
-    public static long CountParameters(ModelConfig config) => config.Arch switch
-    {
-        _ when SequentialLM.IsSequential(config.Arch) => ParameterCounts.Sequential(config),
-        "flowhn" => FlowHNLM.CountFlowHNParameters(config),
-        _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
-    };
+    public static long CountParameters(ModelConfig config) => config.Architecture.CountParameters(config);
 
     /// <summary>Training FLOPs per token of an architecture and shape, without building the model.</summary>
-    public static double TrainingFlopsPerToken(ModelConfig config, int seqLen) => config.Arch switch
-    {
-        _ when SequentialLM.IsSequential(config.Arch) => FlopModel.TrainingMultiplier *
-                                    FlopModel.SequentialForwardPerToken(config, SequentialLM.LayerKinds(config), seqLen),
-        "flowhn" => FlopModel.TrainingMultiplier * FlowHNLM.ForwardFlopsPerToken(config, seqLen),
-        _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
-    };
+    public static double TrainingFlopsPerToken(ModelConfig config, int seqLen) =>
+        FlopModel.TrainingMultiplier * config.Architecture.ForwardFlopsPerToken(config, seqLen);
 
     /// <summary>Builds the architecture and allocates its parameters in one flat buffer.</summary>
     public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed)
     {
-        var model = Build(device, config, seed);
+        var model = config.Architecture.Build(device, config, seed);
         model.AllocateParameters();
         return model;
     }
-
-    private static LanguageModel Build(ComputeDevice device, ModelConfig config, int seed) => config.Arch switch
-    {
-        _ when SequentialLM.IsSequential(config.Arch) => new SequentialLM(device, config, seed),
-        "flowhn" => new FlowHNLM(device, config, seed),
-        _ => throw new UserException($"Unknown architecture '{config.Arch}'."),
-    };
 }

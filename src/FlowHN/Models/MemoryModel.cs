@@ -52,18 +52,13 @@ public static class MemoryModel
         step.Saved(3 * tokens + 2 * Math.Min(tokens, c.VocabSize));
         step.Output(tokens * c.Dim);                 // embedding
         step.EndSegment();
-        if (c.Arch == "flowhn")
-            for (int block = 0; block < c.Layers; block++)
-            {
-                step.ParallelBlock(seqLen, Routing(c, block, seqLen));
-                step.EndSegment();
-            }
-        else
-            foreach (var kind in SequentialLM.LayerKinds(c))
-            {
-                step.DecoderLayer(seqLen, kind);
-                step.EndSegment();
-            }
+        var kinds = c.Architecture.LayerKinds(c);
+        for (int layer = 0; layer < kinds.Count; layer++)
+        {
+            if (kinds[layer] == MixerKind.Parallel) step.ParallelBlock(seqLen, Routing(c, layer, seqLen));
+            else step.DecoderLayer(seqLen, kinds[layer]);
+            step.EndSegment();
+        }
         step.Norm(tokens);                           // final norm
         step.Saved(tokens * c.VocabSize + 2 * tokens); // logits (their gradient overwrites them), loss and log-sum-exp rows
         step.EndSegment();
@@ -215,7 +210,8 @@ public static class MemoryModel
             {
                 case MixerKind.Attention: Attention(length, length, c.Rope, outputProjection: true); break;
                 case MixerKind.Mamba: Mamba(length, c.Mamba, outputProjection: true); break;
-                default: Hymba(length); break;
+                case MixerKind.Hymba: Hymba(length); break;
+                default: throw SequentialLM.NotADecoderLayer(kind);
             }
             AddNorm(rows);
             Mlp(rows);

@@ -5,6 +5,7 @@ namespace FlowHN.Models;
 /// <summary>Everything that decides a model's shape; saved as config.json next to every checkpoint.</summary>
 public sealed record ModelConfig
 {
+    /// <summary>The architecture's name (see <see cref="ArchitectureRegistry"/>); <see cref="Architecture"/> is its entry.</summary>
     public string Arch { get; init; } = "transformer";
     public string Preset { get; init; } = "tiny";
     public int VocabSize { get; init; } = 256;
@@ -17,7 +18,7 @@ public sealed record ModelConfig
     /// Rotary position embedding in attention. Unless set, it follows the architecture: on for the Transformer,
     /// off in the hybrids, which take position from the SSM as Jamba and the paper do.
     /// </summary>
-    public bool Rope { get => rope ?? Arch == "transformer"; init => rope = value; }
+    public bool Rope { get => rope ?? ArchitectureRegistry.Find(Arch)?.RopeByDefault ?? false; init => rope = value; }
     private readonly bool? rope;
     public float NormEps { get; init; } = 1e-6f;
     /// <summary>Mamba: d_inner = expand * dim.</summary>
@@ -31,8 +32,11 @@ public sealed record ModelConfig
     /// <summary>FlowHN: what a split branch may see (local: its own tokens; prefix: all earlier tokens).</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<SplitContext>))]
     public SplitContext SplitContext { get; init; } = SplitContext.Prefix;
-    /// <summary>FlowHN fa/fac: "flops" (balance the FLOP model) or a fixed attention share such as "0.59".</summary>
-    public string SplitRatio { get; init; } = "flops";
+    /// <summary>FlowHN fa/fac: the attention share, from the FLOP model (the default) or fixed, such as 0.59.</summary>
+    public AttentionShare SplitRatio { get; init; } = AttentionShare.Flops;
+
+    /// <summary>The entry of <see cref="Arch"/>; an unknown name is a user error listing the valid ones.</summary>
+    [JsonIgnore] public Architecture Architecture => ArchitectureRegistry.Get(Arch);
 
     [JsonIgnore] public Nn.MambaShape Mamba => Nn.MambaShape.For(Dim, MambaExpand, MambaState, MambaConvWidth);
 
@@ -40,6 +44,7 @@ public sealed record ModelConfig
 
     public void Validate()
     {
+        _ = Architecture; // first: an unknown name stops here with the valid ones (and before ToString would meet it)
         if (Dim <= 0 || Layers <= 0 || Heads <= 0 || KvHeads <= 0 || MlpHidden <= 0 || VocabSize <= 0)
             throw new ArgumentException($"Model config has a non-positive size: {this}.");
         if (Dim % Heads != 0) throw new ArgumentException($"Dim {Dim} is not divisible by {Heads} heads.");

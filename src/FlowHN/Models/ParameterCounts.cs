@@ -36,10 +36,11 @@ public static class ParameterCounts
         {
             MixerKind.Attention => Attention(c),
             MixerKind.Mamba => Mamba(c.Mamba),
-            _ => Hymba(c),
+            MixerKind.Hymba => Hymba(c),
+            _ => throw SequentialLM.NotADecoderLayer(kind),
         } + SwiGlu(c) + 2L * c.Dim;
 
     /// <summary>A sequential stack: embedding, layers, final norm, untied head.</summary>
-    public static long Sequential(ModelConfig c) =>
-        2L * c.VocabSize * c.Dim + c.Dim + SequentialLM.LayerKinds(c).Sum(kind => Layer(c, kind));
+    public static long Sequential(ModelConfig c, IEnumerable<MixerKind> kinds) =>
+        2L * c.VocabSize * c.Dim + c.Dim + kinds.Sum(kind => Layer(c, kind));
 }

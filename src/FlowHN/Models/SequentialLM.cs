@@ -6,14 +6,24 @@ using FlowHN.Tensors;
 
 namespace FlowHN.Models;
 
-/// <summary>The token mixer of one decoder layer.</summary>
-public enum MixerKind { Attention, Mamba, Hymba }
+/// <summary>What mixes the tokens of one layer.</summary>
+public enum MixerKind
+{
+    /// <summary>Attention (a Transformer layer).</summary>
+    Attention,
+    /// <summary>A Mamba-1 mixer.</summary>
+    Mamba,
+    /// <summary>Hymba's attention and SSM heads on the same tokens.</summary>
+    Hymba,
+    /// <summary>FlowHN's parallel block: an attention and a Mamba decoder layer side by side, then the fusion.</summary>
+    Parallel,
+}
 
 /// <summary>
 /// A stack of pre-norm decoder layers, each `x + mixer(norm(x))` then `+ mlp(norm(.))`, between a token
-/// embedding and a final RMSNorm + untied LM head. The architecture decides each layer's mixer:
-/// transformer (all attention, with RoPE), mamba (all Mamba), shm (alternating), jamba (one attention layer in 8),
-/// hymba (attention and SSM heads in every layer).
+/// embedding and a final RMSNorm + untied LM head. The architecture decides each layer's mixer
+/// (<see cref="Architecture.LayerKinds"/>): transformer (all attention, with RoPE), mamba (all Mamba), shm
+/// (alternating), jamba (one attention layer in 8), hymba (attention and SSM heads in every layer).
 /// Init N(0, 0.02); the projections that write into the residual stream use 0.02 / sqrt(2 N), as in GPT-2.
 /// </summary>
 public sealed class SequentialLM : LanguageModel
@@ -32,7 +42,7 @@ public sealed class SequentialLM : LanguageModel
         var random = new Random(seed);
         double residualStd = 0.02 / Math.Sqrt(2.0 * config.Layers);
         embed = Add(new Embedding(device, "embed", config.VocabSize, config.Dim, random));
-        kinds = LayerKinds(config);
+        kinds = config.Architecture.LayerKinds(config).ToArray();
         for (int i = 0; i < config.Layers; i++)
         {
             var kind = kinds[i];
@@ -49,10 +59,11 @@ public sealed class SequentialLM : LanguageModel
         {
             case MixerKind.Attention: return new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd);
             case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
-            default:
+            case MixerKind.Hymba:
                 var hymba = new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
                 hymbaMixers.Add(hymba);
                 return hymba;
+            default: throw NotADecoderLayer(kind);
         }
     }
 
@@ -60,8 +71,12 @@ public sealed class SequentialLM : LanguageModel
     {
         MixerKind.Attention => "attn",
         MixerKind.Mamba => "mamba",
-        _ => "hymba",
+        MixerKind.Hymba => "hymba",
+        _ => throw NotADecoderLayer(kind),
     };
+
+    internal static ArgumentOutOfRangeException NotADecoderLayer(MixerKind kind) =>
+        new(nameof(kind), kind, "A sequential stack's layers have one mixer each (attention, Mamba or Hymba).");
 
     /// <summary>
     /// When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>); Hymba's
@@ -79,21 +94,6 @@ public sealed class SequentialLM : LanguageModel
 
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
-
-    /// <summary>Which mixer each layer of the architecture uses.</summary>
-    public static MixerKind[] LayerKinds(ModelConfig c) => Enumerable.Range(0, c.Layers).Select(i => c.Arch switch
-    {
-        "transformer" => MixerKind.Attention,
-        "mamba" => MixerKind.Mamba,
-        // Sequential hybrid: attention every second layer, starting with Mamba (as in SHM).
-        "shm" => i % 2 == 1 ? MixerKind.Attention : MixerKind.Mamba,
-        // Jamba's 1:7 attention-to-Mamba ratio (attention at index 4 of every 8 layers), without mixture-of-experts.
-        "jamba" => i % 8 == 4 ? MixerKind.Attention : MixerKind.Mamba,
-        "hymba" => MixerKind.Hymba,
-        _ => throw new UserException($"Architecture '{c.Arch}' is not a sequential stack."),
-    }).ToArray();
-
-    public static bool IsSequential(string arch) => arch is "transformer" or "mamba" or "shm" or "jamba" or "hymba";
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {

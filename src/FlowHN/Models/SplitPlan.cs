@@ -45,8 +45,8 @@ public static class SplitWords
     public static string Word(SplitStrategy strategy) => Strategies.First(s => s.Value == strategy).Word;
     public static string Word(SplitContext context) => Contexts.First(c => c.Value == context).Word;
 
-    /// <summary>How a model's split is named in tables: "-" (not FlowHN), "none", or e.g. "fac/prefix".</summary>
-    public static string Label(ModelConfig c) => c.Arch != "flowhn" ? "-"
+    /// <summary>How a model's split is named in tables: "-" (no token split), "none", or e.g. "fac/prefix".</summary>
+    public static string Label(ModelConfig c) => !c.Architecture.SplitsTokens ? "-"
         : c.Split == SplitStrategy.None ? "none" : $"{Word(c.Split)}/{Word(c.SplitContext)}";
 
     private static T Parse<T>((string Word, T Value)[] table, string word, string what)

@@ -16,6 +16,18 @@ public static class SplitTimer
 {
     public sealed record Measurement(int AttentionTokens, double AttentionMs, double SsmMs);
 
+    /// <summary>
+    /// A config whose split ratio is <see cref="AttentionShare.Measured"/> with the share measured here instead,
+    /// kept to four decimals as it is saved; any other config as it is, with no measurements.
+    /// </summary>
+    public static (ModelConfig Config, IReadOnlyList<Measurement> Measurements) Resolve(ComputeDevice device, ModelConfig c, int batch,
+        int seqLen)
+    {
+        if (c.SplitRatio is not AttentionShare.Measured || !c.Architecture.SplitsTokens) return (c, []);
+        var (ratio, measurements) = Measure(device, c, batch, seqLen);
+        return (c with { SplitRatio = AttentionShare.Rounded(ratio) }, measurements);
+    }
+
     public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
         int seqLen, int repeats = 2) =>
         Measure(device, c, batch, seqLen, run => Time(device, repeats, run));

@@ -86,7 +86,7 @@ public static class StepBenchmark
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
             !breakdown ? null
             : model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency)
-            : model is SequentialLM stack && config.Arch is "shm" or "jamba" or "hymba" ? LayerBreakdown(device, stack, NextBatch)
+            : model is SequentialLM stack && config.Architecture.BreakdownParts is not null ? LayerBreakdown(device, stack, NextBatch)
             : null);
         return result;
     }

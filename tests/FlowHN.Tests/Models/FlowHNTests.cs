@@ -7,10 +7,10 @@ namespace FlowHN.Tests.Models;
 
 public class FlowHNTests
 {
-    private static ModelConfig Tiny(SplitStrategy split, SplitContext context, string ratio = "flops") => new()
+    private static ModelConfig Tiny(SplitStrategy split, SplitContext context, AttentionShare? ratio = null) => new()
     {
         Arch = "flowhn", VocabSize = 11, Dim = 8, Layers = 3, Heads = 2, KvHeads = 1, MlpHidden = 12, Rope = false, MambaState = 4,
-        Split = split, SplitContext = context, SplitRatio = ratio,
+        Split = split, SplitContext = context, SplitRatio = ratio ?? AttentionShare.Flops,
     };
 
     public static IEnumerable<object[]> AllSplits() =>
@@ -74,7 +74,7 @@ public class FlowHNTests
     public void BlockGradientsPassAFiniteDifferenceCheck(SplitStrategy split, SplitContext context)
     {
         var device = TestDevice.Cpu;
-        using var model = new FlowHNLM(device, Tiny(split, context, "0.5") with { Layers = 2 }, seed: 4).Allocated();
+        using var model = new FlowHNLM(device, Tiny(split, context, new AttentionShare.Fixed(0.5)) with { Layers = 2 }, seed: 4).Allocated();
         // Weights of order 1 instead of the 0.02 init, so float32 finite differences resolve every gradient.
         int seed = 40;
         foreach (var p in model.Parameters().Where(p => !p.Name.Contains("A_log") && !p.Name.EndsWith("dt_proj.bias")))

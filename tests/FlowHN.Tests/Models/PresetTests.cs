@@ -5,8 +5,8 @@ namespace FlowHN.Tests.Models;
 public class PresetTests
 {
     public static IEnumerable<object[]> Baselines() =>
-        from arch in Presets.Architectures.Where(a => a != "flowhn")
-        from preset in Presets.Names("flowhn")
+        from arch in ArchitectureRegistry.Names.Where(a => a != "flowhn")
+        from preset in Presets.Names
         select new object[] { arch, preset };
 
     [Theory]
@@ -22,17 +22,23 @@ public class PresetTests
     [Fact]
     public void JambaHasOneAttentionLayerInEight()
     {
-        var kinds = SequentialLM.LayerKinds(Presets.Get("jamba", "350m", 50257));
-        Assert.Equal(12, kinds.Length);
+        var kinds = LayerKinds("jamba", "350m");
+        Assert.Equal(12, kinds.Count);
         Assert.Equal([4], kinds.Select((k, i) => (k, i)).Where(x => x.k == MixerKind.Attention).Select(x => x.i));
-        var shm = SequentialLM.LayerKinds(Presets.Get("shm", "135m", 50257));
+        var shm = LayerKinds("shm", "135m");
         Assert.Equal([MixerKind.Mamba, MixerKind.Attention, MixerKind.Mamba, MixerKind.Attention], shm);
+    }
+
+    private static IReadOnlyList<MixerKind> LayerKinds(string arch, string preset)
+    {
+        var config = Presets.Get(arch, preset, 50257);
+        return config.Architecture.LayerKinds(config);
     }
 
     [Fact]
     public void RopeFollowsTheArchitectureUnlessSet()
     {
-        foreach (var arch in Presets.Architectures)
+        foreach (var arch in ArchitectureRegistry.Names)
         {
             bool transformer = arch == "transformer";
             Assert.Equal(transformer, new ModelConfig { Arch = arch }.Rope);
