@@ -27,7 +27,9 @@ public static partial class Ops
     /// y = x W^T for x [..., in] and W [out, in] (the PyTorch layout, so checkpoints read the same).
     /// Leading axes are flattened into rows.
     /// </summary>
-    public static Tensor Linear(Tensor x, Tensor weight)
+    public static Tensor Linear(Tensor x, Tensor weight) => Linear(x, weight, recordBackward: true);
+
+    private static Tensor Linear(Tensor x, Tensor weight, bool recordBackward)
     {
         int inFeatures = weight.Dim(1), outFeatures = weight.Dim(0);
         if (x.Dim(-1) != inFeatures)
@@ -40,11 +42,40 @@ public static partial class Ops
         var y2 = y.ReshapeView(rows, outFeatures);
         var gemm = x.Device.Kernels.Gemm;
         gemm.MatMul(x2, weight.TransposeView(0, 1), y2);
+        if (!recordBackward) return y;
         return Record(y, dy =>
         {
             var dy2 = dy.ReshapeView(rows, outFeatures);
             if (x.RequiresGrad) gemm.MatMul(dy2, weight, Gradients.For(x).ReshapeView(rows, inFeatures), 1f, 1f);
             if (weight.RequiresGrad) gemm.MatMul(dy2.TransposeView(0, 1), x2, Gradients.For(weight), 1f, 1f);
+        }, x, weight);
+    }
+
+    /// <summary>
+    /// y = x W^T for a weight whose rows past <paramref name="outputs"/> are padding (an LM head with its
+    /// vocabulary rounded up, see <see cref="Nn.VocabularyPadding"/>). The forward product runs over every row of W,
+    /// so the output rows are W.Dim(0) floats apart (aligned); the result is the view of the first
+    /// <paramref name="outputs"/> columns, so nothing downstream sees a padding column. The backward products run
+    /// over the real rows only (the output gradient read in place, with the same row stride): the padding rows of
+    /// W never get a gradient. Padding FLOPs are issued but not counted as model FLOPs (see LaunchCounters).
+    /// </summary>
+    public static Tensor Linear(Tensor x, Tensor weight, int outputs)
+    {
+        int inFeatures = weight.Dim(1), padded = weight.Dim(0);
+        if (outputs == padded) return Linear(x, weight);
+        if (outputs <= 0 || outputs > padded)
+            throw new ArgumentException($"Linear: {outputs} outputs of a weight with {padded} rows.");
+        var full = Linear(x, weight, recordBackward: false);
+        x.Device.Counters.PaddingMatmul(full.Length / padded, padded - outputs, inFeatures);
+        var y = full.SliceLastView(0, outputs);
+        int rows = (int)(x.Length / inFeatures);
+        var x2 = x.ReshapeView(rows, inFeatures);
+        var gemm = x.Device.Kernels.Gemm;
+        return Record(y, dy =>
+        {
+            var dy2 = dy.RowsView(); // [rows, outputs]: y itself (its gradient written over it) or a contiguous gradient
+            if (x.RequiresGrad) gemm.MatMul(dy2, weight.SliceView(0, outputs), Gradients.For(x).ReshapeView(rows, inFeatures), 1f, 1f);
+            if (weight.RequiresGrad) gemm.MatMul(dy2.TransposeView(0, 1), x2, Gradients.For(weight).SliceView(0, outputs), 1f, 1f);
         }, x, weight);
     }
 }

@@ -15,16 +15,40 @@ public sealed class Parameter : Tensor
     private ParameterInit? init; // from planning until the store allocates the parameter
     private ulong seed;
 
-    private Parameter(ComputeDevice device, DeviceBlock? block, int[] shape, string name, bool weightDecay)
+    private Parameter(ComputeDevice device, DeviceBlock? block, int[] shape, string name, bool weightDecay, int? realRows = null)
         : base(device, block, 0, shape, ContiguousStrides(shape), DType.Float32, ownsBlock: block is not null)
     {
         Name = name;
         WeightDecay = weightDecay;
         RequiresGrad = true;
+        int rows = shape.Length == 0 ? 1 : shape[0];
+        RealRows = realRows ?? rows;
+        if (RealRows < 0 || RealRows > rows)
+            throw new ArgumentException($"Parameter {name}: {RealRows} real rows of shape [{string.Join(", ", shape)}].");
     }
 
     public string Name { get; }
     public bool WeightDecay { get; }
+
+    /// <summary>
+    /// Rows of axis 0 that hold the parameter's values. Rows past them are padding (a vocabulary rounded up, see
+    /// Nn.VocabularyPadding): zero from the start, never read by the model's forward, so never given a gradient,
+    /// and left out of checkpoints and parameter counts. Equal to Dim(0) for every other parameter.
+    /// </summary>
+    public int RealRows { get; }
+
+    /// <summary>Elements in the real rows (what checkpoints hold and parameter counts count).</summary>
+    public long RealLength => Rank == 0 || RealRows == Shape[0] ? Length : Length / Shape[0] * RealRows;
+
+    /// <summary>The real rows of this parameter: itself unless padded, else a contiguous view of its first rows.</summary>
+    public Tensor Real => RealRowsOf(this);
+
+    /// <summary>The real rows of a tensor shaped like this parameter (its gradient or an optimizer moment).</summary>
+    public Tensor RealRowsOf(Tensor t)
+    {
+        if (!t.Shape.SequenceEqual(Shape)) throw new ArgumentException($"Parameter {Name}: tensor {t.ShapeString} is not shaped like it.");
+        return RealRows == Dim(0) ? t : t.SliceView(0, RealRows);
+    }
 
     /// <summary>The flat buffers this parameter lives in, once allocated (see <see cref="ParameterStore"/>).</summary>
     public ParameterStore? Store { get; private set; }
@@ -46,9 +70,10 @@ public sealed class Parameter : Tensor
     /// A parameter without device memory yet: a <see cref="ParameterStore"/> places it, draws its initial values
     /// from <paramref name="init"/> and <paramref name="seed"/> and uploads them.
     /// </summary>
-    internal static Parameter Plan(ComputeDevice device, string name, int[] shape, ParameterInit init, ulong seed, bool weightDecay)
+    internal static Parameter Plan(ComputeDevice device, string name, int[] shape, ParameterInit init, ulong seed, bool weightDecay,
+        int? realRows = null)
     {
-        var p = new Parameter(device, null, shape, name, weightDecay) { init = init, seed = seed };
+        var p = new Parameter(device, null, shape, name, weightDecay, realRows) { init = init, seed = seed };
         p.Grad = new Tensor(device, null, 0, (int[])shape.Clone(), ContiguousStrides(shape), DType.Float32, ownsBlock: false);
         return p;
     }
@@ -60,10 +85,14 @@ public sealed class Parameter : Tensor
         else (this.init, this.seed) = (init, seed);
     }
 
+    /// <summary>The real rows drawn from the init (the same values as an unpadded parameter's), the padding zero.</summary>
     private float[] InitialValues(ParameterInit from, ulong withSeed)
     {
+        var real = new float[RealLength];
+        from.Fill(real, withSeed);
+        if (real.LongLength == Length) return real;
         var values = new float[Length];
-        from.Fill(values, withSeed);
+        real.CopyTo(values, 0);
         return values;
     }
 

@@ -73,11 +73,15 @@ internal static partial class HostReference
         return (dx, dw);
     }
 
-    /// <summary>Mean cross-entropy over rows whose target is not ignored, and its logits gradient.</summary>
-    public static (double Loss, double[] DLogits) CrossEntropy(float[] logits, int[] targets, int vocab, int ignoreIndex)
+    /// <summary>
+    /// Mean cross-entropy over rows whose target is not ignored, each row's loss (0 when ignored), and the logits
+    /// gradient; logits [rows, vocab] contiguous, two passes (max, then sum) in float64.
+    /// </summary>
+    public static (double Loss, double[] RowLoss, double[] DLogits) CrossEntropy(float[] logits, int[] targets, int vocab, int ignoreIndex)
     {
         int rows = targets.Length;
         var grad = new double[logits.Length];
+        var rowLoss = new double[rows];
         double total = 0;
         int counted = targets.Count(t => t != ignoreIndex);
         for (int r = 0; r < rows; r++)
@@ -88,11 +92,12 @@ internal static partial class HostReference
             double sum = 0;
             for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[r * vocab + v] - max);
             double lse = max + Math.Log(sum);
-            total += lse - logits[r * vocab + targets[r]];
+            rowLoss[r] = lse - logits[r * vocab + targets[r]];
+            total += rowLoss[r];
             for (int v = 0; v < vocab; v++)
                 grad[r * vocab + v] = (Math.Exp(logits[r * vocab + v] - lse) - (v == targets[r] ? 1 : 0)) / Math.Max(counted, 1);
         }
-        return (total / Math.Max(counted, 1), grad);
+        return (total / Math.Max(counted, 1), rowLoss, grad);
     }
 
     /// <summary>One AdamW step in float64; returns the new parameter values.</summary>

@@ -330,32 +330,51 @@ public static partial class KernelChecks
     }
 
     /// <summary>
-    /// GPT-2's vocabulary (512-thread rows on a GPU), a 256-thread row length, and a byte-sized vocabulary with more
-    /// rows than the GPU's grid cap, so rows are strided over.
+    /// GPT-2's vocabulary in rows padded to 50,304 floats as the LM head lays them out (512-thread rows on a GPU),
+    /// a 256-thread row length, and a byte-sized vocabulary with more rows than the GPU's grid cap, so rows are
+    /// strided over; on the CPU a padded and an unpadded one. Rows are (rows, vocab, row stride).
     /// </summary>
-    private static (int Rows, int Vocab)[] CrossEntropySizes(ComputeDevice d) => d.IsCuda ? [(257, 50257), (67, 1500), (8193, 97)] : [(11, 97)];
+    private static (int Rows, int Vocab, int Stride)[] CrossEntropySizes(ComputeDevice d) => d.IsCuda
+        ? [(257, 50257, 50304), (67, 1500, 1500), (8193, 97, 128)]
+        : [(11, 97, 128), (6, 50, 50)];
 
     private static double CrossEntropyCheck(ComputeDevice d, Random random, bool backward) =>
-        CrossEntropySizes(d).Max(size => CrossEntropyCase(d, random, size.Rows, size.Vocab, backward));
+        CrossEntropySizes(d).Max(size => CrossEntropyCase(d, random, size.Rows, size.Vocab, size.Stride, backward));
 
-    private static double CrossEntropyCase(ComputeDevice d, Random random, int rows, int vocab, bool backward)
+    /// <summary>
+    /// The forward's per-row losses and mean, or the backward written over the logits (the training path), against
+    /// the float64 reference. Padding columns hold NaN: a kernel that reads one turns the result non-finite (a
+    /// failure), and the backward must leave them as they are.
+    /// </summary>
+    private static double CrossEntropyCase(ComputeDevice d, Random random, int rows, int vocab, int stride, bool backward)
     {
         const int ignore = -1;
         var logits = Randoms(random, rows * vocab, 2);
         var targets = Enumerable.Range(0, rows).Select(r => r % 5 == 3 ? ignore : random.Next(vocab)).ToArray();
+        var laidOut = new float[rows * stride];
+        Array.Fill(laidOut, float.NaN);
+        for (int r = 0; r < rows; r++) Array.Copy(logits, r * vocab, laidOut, r * stride, vocab);
         var rowLoss = Tensor.Empty(d, [rows]);
         var lse = Tensor.Empty(d, [rows]);
         var loss = Tensor.Empty(d, [2]);
-        var logitsT = Up(d, logits, rows, vocab);
+        var logitsT = Up(d, laidOut, rows, stride);
         var targetsT = Tensor.FromArray(d, targets, rows);
         var k = d.Kernels.CrossEntropy;
-        k.Forward(rows, vocab, logitsT.View, targetsT.IntView, rowLoss.View, lse.View, loss.View, ignore);
-        var (lossRef, gradRef) = CrossEntropy(logits, targets, vocab, ignore);
-        if (!backward) return RelativeError([loss.ToArray()[0]], [lossRef]);
+        k.Forward(rows, vocab, stride, logitsT.View, targetsT.IntView, rowLoss.View, lse.View, loss.View, ignore);
+        var (lossRef, rowLossRef, gradRef) = CrossEntropy(logits, targets, vocab, ignore);
+        if (!backward) return Math.Max(RelativeError([loss.ToArray()[0]], [lossRef]), RelativeError(rowLoss.ToArray(), rowLossRef));
         var dLoss = Up(d, [1f], 1);
-        var dLogits = Tensor.Empty(d, [rows, vocab]);
-        k.Backward(rows, vocab, logitsT.View, targetsT.IntView, lse.View, loss.View, dLoss.View, dLogits.View, ignore, accumulate: false);
-        return RelativeError(dLogits.ToArray(), gradRef);
+        k.Backward(rows, vocab, stride, logitsT.View, targetsT.IntView, lse.View, loss.View, dLoss.View, logitsT.View, stride, ignore,
+            accumulate: false);
+        var written = logitsT.ToArray();
+        var grad = new float[rows * vocab];
+        for (int r = 0; r < rows; r++)
+        {
+            Array.Copy(written, r * stride, grad, r * vocab, vocab);
+            for (int v = vocab; v < stride; v++)
+                if (!float.IsNaN(written[r * stride + v])) return double.PositiveInfinity; // a padding column was written
+        }
+        return RelativeError(grad, gradRef);
     }
 
     private static double AdamWCheck(ComputeDevice d, Random random)

@@ -148,5 +148,6 @@ public sealed class Generator(ComputeDevice device, LanguageModel model)
         return LastRow(model.Forward(ids, 1, tokens.Length), tokens.Length);
     }
 
-    private static float[] LastRow(Tensor logits, int length) => logits.ReshapeView(length, -1).SliceView(length - 1, 1).ToArray();
+    /// <summary>The last position's logits: exactly the vocabulary's (a padded model's logits are a view of them).</summary>
+    private static float[] LastRow(Tensor logits, int length) => logits.RowsView().SliceView(length - 1, 1).ToArray();
 }

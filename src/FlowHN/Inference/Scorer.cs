@@ -79,15 +79,15 @@ public sealed class Scorer
             items[b].Targets.CopyTo(targets, b * length);
         }
         using var scope = device.BeginScope();
-        var logits = model.Forward(TokenIndex.FromHost(device, ids, rows, length), rows, length);
-        int vocab = logits.Dim(-1);
+        // [rows * length, vocab]: only the vocabulary's logits, whatever padding their rows carry.
+        var flat = model.Forward(TokenIndex.FromHost(device, ids, rows, length), rows, length).RowsView();
+        int vocab = flat.Dim(1);
         var rowLoss = Tensor.Empty(device, [rows * length]);
         var logSumExp = Tensor.Empty(device, [rows * length]);
         var mean = Tensor.Empty(device, [2]);
-        device.Kernels.CrossEntropy.Forward(rows * length, vocab, logits.View, Tensor.FromArray(device, targets, rows * length).IntView,
-            rowLoss.View, logSumExp.View, mean.View, -1);
+        device.Kernels.CrossEntropy.Forward(rows * length, vocab, (int)flat.Strides[0], flat.StridedView,
+            Tensor.FromArray(device, targets, rows * length).IntView, rowLoss.View, logSumExp.View, mean.View, -1);
         var losses = rowLoss.ToArray();
-        var flat = logits.ReshapeView(rows * length, vocab);
         var scores = new ContinuationScore[rows];
         for (int b = 0; b < rows; b++)
         {

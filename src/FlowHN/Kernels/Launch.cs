@@ -85,8 +85,8 @@ internal static class Launch
 
 /// <summary>
 /// Counts what is put on the device: kernel launches, and model FLOPs by the conventions of FlopModel (matrix
-/// products as launched; attention, the selective scan and the conv as their forward cost, and twice that for a
-/// backward). Tests compare these counts with the analytic FLOP model.
+/// products as launched, less the columns of vocabulary padding; attention, the selective scan and the conv as
+/// their forward cost, and twice that for a backward). Tests compare these counts with the analytic FLOP model.
 /// </summary>
 internal sealed class LaunchCounters
 {
@@ -95,7 +95,12 @@ internal sealed class LaunchCounters
     public double AttentionFlops { get; private set; }
     public double ScanFlops { get; private set; }
     public double ConvFlops { get; private set; }
-    public double ModelFlops => MatmulFlops + AttentionFlops + ScanFlops + ConvFlops;
+    /// <summary>
+    /// Matrix-product FLOPs spent on the LM head's vocabulary padding columns: issued (they are in
+    /// <see cref="MatmulFlops"/>) but not model FLOPs, since MFU counts the model's real work.
+    /// </summary>
+    public double PaddingFlops { get; private set; }
+    public double ModelFlops => MatmulFlops - PaddingFlops + AttentionFlops + ScanFlops + ConvFlops;
     /// <summary>Host-to-device copies and their bytes.</summary>
     public long Uploads { get; private set; }
     public long UploadBytes { get; private set; }
@@ -130,6 +135,9 @@ internal sealed class LaunchCounters
         MatmulFlops += 2.0 * m * n * k * batch;
     }
 
+    /// <summary>The share of a launched product that only computes padding: <paramref name="n"/> of its columns.</summary>
+    internal void PaddingMatmul(long m, long n, long k) => PaddingFlops += 2.0 * m * n * k;
+
     internal void Attention(double flops) => AttentionFlops += flops;
 
     internal void Scan(double flops) => ScanFlops += flops;
@@ -139,6 +147,6 @@ internal sealed class LaunchCounters
     public void Reset()
     {
         Launches = Uploads = UploadBytes = Downloads = HostSyncs = 0;
-        MatmulFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
+        MatmulFlops = PaddingFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

@@ -5,7 +5,9 @@ namespace FlowHN.Models;
 /// a matrix product [m,k] x [k,n] is 2mnk FLOPs forward and twice that backward (gradients of both operands),
 /// so training costs 3x the forward. Causal attention over L tokens: each query sees on average (L+1)/2 keys,
 /// and scores plus the weighted sum of values cost 2 * 2 * headDim FLOPs per (query, key, head).
-/// Element-wise work (norms, activations, softmax) is not counted, as is usual for MFU.
+/// Element-wise work (norms, activations, softmax) is not counted, as is usual for MFU. The LM head counts the
+/// model's vocabulary V: its forward product runs over V rounded up to 64 (see Nn.VocabularyPadding), but MFU
+/// conventionally counts the model's real FLOPs, so the padding columns' work is issued and not counted.
 /// </summary>
 public static class FlopModel
 {

@@ -16,7 +16,7 @@ public sealed class FlowHNLM : LanguageModel
     private readonly Embedding embed;
     private readonly List<ParallelBlock> blocks = new();
     private readonly RmsNorm finalNorm;
-    private readonly Linear head;
+    private readonly LmHead head;
     private readonly RoutingTables routing;
     private BranchStreams? streams;
 
@@ -29,7 +29,7 @@ public sealed class FlowHNLM : LanguageModel
         for (int i = 0; i < config.Layers; i++)
             blocks.Add(Add(new ParallelBlock(device, $"blocks.{i}", i, config, concat, random, residualStd)));
         finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
-        head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
+        head = Add(new LmHead(device, "lm_head", config.Dim, config.VocabSize, random));
         routing = new RoutingTables(device, config.Split, config.SplitContext, config.Layers, AttentionTokens);
         BranchConcurrency = device.IsCuda;
     }

@@ -5,7 +5,12 @@ using FlowHN.Tensors;
 
 namespace FlowHN.Models;
 
-/// <summary>A causal language model: token ids [batch, seq] in, next-token logits [batch, seq, vocab] out.</summary>
+/// <summary>
+/// A causal language model: token ids [batch, seq] in, next-token logits [batch, seq, vocab] out. When the
+/// vocabulary is not a multiple of 64 the logits are a view whose rows are <see cref="VocabularyPadding.Rows"/>
+/// floats apart (see <see cref="LmHead"/>): read them with ToArray or RowsView, or copy them before a kernel
+/// that needs contiguous input.
+/// </summary>
 public abstract class LanguageModel : Module
 {
     protected LanguageModel(ComputeDevice device, ModelConfig config) : base(device, "")

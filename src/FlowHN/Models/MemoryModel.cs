@@ -23,7 +23,8 @@ public sealed record MemoryEstimate(long StateBytes, double ActivationBytesPerTo
 
 /// <summary>
 /// Analytic memory of a training step, the FLOP model's sibling.
-/// <para>State: every parameter is held four times in float32 (weight, gradient, AdamW's m and v), 16 bytes. The
+/// <para>State: every parameter is held four times in float32 (weight, gradient, AdamW's m and v), 16 bytes, and
+/// so are the embedding's and LM head's vocabulary padding rows (allocated, though not counted as parameters). The
 /// flat buffers' alignment padding (up to 64 floats per parameter tensor) and the position tables are left out:
 /// about 1% of a model with 60k parameters, well under 0.1% from the tiny preset up.</para>
 /// <para>Activations: what a step allocates, added up module by module: each differentiable op's output and, in
@@ -45,7 +46,7 @@ public static class MemoryModel
     public static MemoryEstimate Estimate(ModelConfig c, int batch, int seqLen, KernelGeometry geometry,
         ActivationMemory activations = ActivationMemory.Released)
     {
-        long state = 16 * LanguageModel.CountParameters(c);
+        long state = 16 * (LanguageModel.CountParameters(c) + VocabularyPadding.Elements(c.VocabSize, c.Dim));
         var step = new Tally(c, batch, geometry);
         long tokens = (long)batch * seqLen;
         // Token ids, targets and the embedding's backward plan (order, and distinct ids with their starts).
@@ -60,7 +61,8 @@ public static class MemoryModel
             step.EndSegment();
         }
         step.Norm(tokens);                           // final norm
-        step.Saved(tokens * c.VocabSize + 2 * tokens); // logits (their gradient overwrites them), loss and log-sum-exp rows
+        // Logits with their rows padded (their gradient overwrites them), loss and log-sum-exp rows.
+        step.Saved(tokens * VocabularyPadding.Rows(c.VocabSize) + 2 * tokens);
         step.EndSegment();
         return new MemoryEstimate(state, step.PeakFloats(activations, tokens * c.Dim) * sizeof(float) / tokens);
     }

@@ -31,7 +31,7 @@ public sealed class SequentialLM : LanguageModel
     private readonly Embedding embed;
     private readonly List<DecoderLayer> layers = new();
     private readonly RmsNorm finalNorm;
-    private readonly Linear head;
+    private readonly LmHead head;
     private readonly Dictionary<int, Tensor> positions = new();
     private readonly MixerKind[] kinds;
     private readonly List<HymbaMixer> hymbaMixers = new();
@@ -50,7 +50,7 @@ public sealed class SequentialLM : LanguageModel
                 name => CreateMixer(device, kind, name, config, random, residualStd), MixerName(kind))));
         }
         finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
-        head = Add(new Linear(device, "lm_head", config.Dim, config.VocabSize, random));
+        head = Add(new LmHead(device, "lm_head", config.Dim, config.VocabSize, random));
     }
 
     private Module CreateMixer(ComputeDevice device, MixerKind kind, string name, ModelConfig c, Random random, double residualStd)

@@ -38,18 +38,45 @@ public sealed class RmsNorm : Module
     public (Tensor Sum, Tensor Normed) ForwardAfterResidual(Tensor x, Tensor y) => Ops.AddRmsNorm(x, y, Weight, eps);
 }
 
-/// <summary>Token embedding table [vocab, dim] (not decayed, as usual for embeddings).</summary>
+/// <summary>
+/// Token embedding table [vocab, dim] (not decayed, as usual for embeddings), allocated with the vocabulary rounded
+/// up (see <see cref="VocabularyPadding"/>); ids past the vocabulary are refused.
+/// </summary>
 public sealed class Embedding : Module
 {
     public Embedding(ComputeDevice device, string name, int vocab, int dim, Random random, double std = 0.02)
         : base(device, name)
     {
-        Weight = AddParameter("weight", [vocab, dim], ParameterInit.Normal(std), weightDecay: false, random);
+        Vocab = vocab;
+        Weight = AddParameter("weight", [VocabularyPadding.Rows(vocab), dim], ParameterInit.Normal(std), weightDecay: false, random,
+            realRows: vocab);
     }
 
+    public int Vocab { get; }
     public Parameter Weight { get; }
 
-    public Tensor Forward(TokenIndex ids) => Ops.Embedding(ids, Weight);
+    public Tensor Forward(TokenIndex ids) => Ops.Embedding(ids, Weight, Vocab);
+}
+
+/// <summary>
+/// The untied LM head: logits = x W^T with W [vocab, dim] allocated with the vocabulary rounded up (see
+/// <see cref="VocabularyPadding"/>). Forward returns the logits [.., vocab] as a view of the padded product's
+/// rows, so the loss, sampling and scoring never see a padding column.
+/// </summary>
+public sealed class LmHead : Module
+{
+    public LmHead(ComputeDevice device, string name, int dim, int vocab, Random random, double std = 0.02)
+        : base(device, name)
+    {
+        Vocab = vocab;
+        Weight = AddParameter("weight", [VocabularyPadding.Rows(vocab), dim], ParameterInit.Normal(std), weightDecay: true, random,
+            realRows: vocab);
+    }
+
+    public int Vocab { get; }
+    public Parameter Weight { get; }
+
+    public Tensor Forward(Tensor x) => Ops.Linear(x, Weight, Vocab);
 }
 
 /// <summary>SwiGLU MLP: down(silu(gate(x)) * up(x)), no biases.</summary>

@@ -24,7 +24,8 @@ public abstract class Module : IDisposable
     /// <summary>Every parameter of this module and its children, in a stable order.</summary>
     public IEnumerable<Parameter> Parameters() => parameters.Concat(children.SelectMany(c => c.Parameters()));
 
-    public long ParameterCount => Parameters().Sum(p => p.Length);
+    /// <summary>Real parameters: vocabulary padding rows (allocated, always zero) are not counted.</summary>
+    public long ParameterCount => Parameters().Sum(p => p.RealLength);
 
     protected string Child(string local) => Name.Length == 0 ? local : $"{Name}.{local}";
 
@@ -39,9 +40,11 @@ public abstract class Module : IDisposable
     /// the model's seeded generator (<paramref name="random"/>) in construction order, so initialisation is
     /// reproducible and the same on any number of threads.
     /// </summary>
-    protected Parameter AddParameter(string local, int[] shape, ParameterInit init, bool weightDecay, Random? random = null)
+    /// <param name="realRows">rows of axis 0 that hold values; the rest are padding (see <see cref="Parameter.RealRows"/>).</param>
+    protected Parameter AddParameter(string local, int[] shape, ParameterInit init, bool weightDecay, Random? random = null,
+        int? realRows = null)
     {
-        var p = Parameter.Plan(Device, Child(local), shape, init, TensorSeed(random), weightDecay);
+        var p = Parameter.Plan(Device, Child(local), shape, init, TensorSeed(random), weightDecay, realRows);
         parameters.Add(p);
         return p;
     }

@@ -195,13 +195,39 @@ public class Tensor : IDisposable
         Device.Counters.Upload(4L * data.Length);
     }
 
-    /// <summary>Downloads a contiguous float tensor (waits for queued work).</summary>
+    /// <summary>
+    /// Downloads a float tensor in row-major order (waits for queued work). A strided view (such as logits whose
+    /// rows carry vocabulary padding) is read as the span it covers and gathered on the host.
+    /// </summary>
     public float[] ToArray()
     {
+        if (!IsContiguous) return GatherStrided();
         var result = new float[Length];
         View.CopyToCPU(Device.CurrentStream.Native, result);
         Device.CurrentStream.Synchronize();
         Device.Counters.Download();
+        return result;
+    }
+
+    private float[] GatherStrided()
+    {
+        if (DType != DType.Float32) throw new InvalidOperationException("ToArray is for float tensors; use ToIntArray.");
+        var result = new float[Length];
+        if (Length == 0) return result;
+        long span = 1;
+        for (int i = 0; i < Rank; i++) span += (Shape[i] - 1) * Strides[i];
+        var covered = new float[span];
+        Block.View.SubView(Offset, span).CopyToCPU(Device.CurrentStream.Native, covered);
+        Device.CurrentStream.Synchronize();
+        Device.Counters.Download();
+        var index = new int[Rank];
+        for (long n = 0; n < result.Length; n++)
+        {
+            long at = 0;
+            for (int i = 0; i < Rank; i++) at += index[i] * Strides[i];
+            result[n] = covered[at];
+            for (int i = Rank - 1; i >= 0 && ++index[i] == Shape[i]; i--) index[i] = 0;
+        }
         return result;
     }
 
@@ -284,6 +310,24 @@ public class Tensor : IDisposable
         var shape = (int[])Shape.Clone();
         shape[^1] = length;
         return ViewAs(shape, (long[])Strides.Clone(), Offset + start * Strides[^1]);
+    }
+
+    /// <summary>
+    /// The tensor as a matrix [rows, last axis] without copying, rows <c>Strides[0]</c> apart. Works for contiguous
+    /// tensors and for a prefix of the last axis of one (logits with vocabulary padding): any tensor whose last
+    /// axis has unit stride and whose leading axes are evenly spaced rows.
+    /// </summary>
+    public Tensor RowsView()
+    {
+        int columns = Rank == 0 ? 1 : Shape[^1];
+        long rowStride = Rank < 2 ? columns : Strides[^2];
+        if (Rank > 0 && columns > 1 && Strides[^1] != 1)
+            throw new InvalidOperationException($"Tensor {ShapeString} has no unit-stride last axis; copy it first.");
+        for (int i = Rank - 3; i >= 0; i--)
+            if (Shape[i] != 1 && Strides[i] != Strides[i + 1] * Shape[i + 1])
+                throw new InvalidOperationException($"Tensor {ShapeString}: its rows are not evenly spaced; copy it first.");
+        int rows = (int)(columns == 0 ? 0 : Length / columns);
+        return ViewAs([rows, columns], [rowStride, 1], Offset);
     }
 
     internal static int[] ResolveShape(int[] shape, long length)

@@ -12,6 +12,8 @@ public sealed record TrainState(int Step, ulong LoaderState, int OptimizerSteps,
 /// <summary>
 /// A checkpoint directory: model.safetensors (weights, PyTorch layout), optimizer.safetensors (AdamW moments
 /// as <c>exp_avg.NAME</c> and <c>exp_avg_sq.NAME</c>), config.json (the model) and state.json (the run).
+/// The embedding and LM head are written with exactly the vocabulary's rows: their padding rows (see
+/// Nn.VocabularyPadding), always zero, are neither written nor read, so files load in PyTorch as they are.
 /// A save goes to <c>checkpoint.tmp/</c>, which is renamed <c>checkpoint.next/</c> once complete and on disk.
 /// <see cref="Promote"/> then swaps it in (<c>checkpoint/</c> to <c>checkpoint.old/</c>, <c>checkpoint.next/</c>
 /// to <c>checkpoint/</c>, delete <c>checkpoint.old/</c>); the trainer promotes only once a finite loss has been
@@ -37,12 +39,15 @@ public static class Checkpoint
         {
             var parameters = model.Parameters().ToList();
             Safetensors.Write(Path.Combine(temp, "model.safetensors"),
-                parameters.Select(p => Safetensors.Source.Of(p.Name, p)).ToList(),
+                parameters.Select(p => Safetensors.Source.Of(p.Name, p.Real)).ToList(),
                 new Dictionary<string, string> { ["format"] = "pt", ["arch"] = model.Config.Arch });
             Safetensors.Write(Path.Combine(temp, "optimizer.safetensors"), parameters.SelectMany(p =>
             {
                 var (m, v) = optimizer.StateOf(p);
-                return new[] { Safetensors.Source.Of("exp_avg." + p.Name, m), Safetensors.Source.Of("exp_avg_sq." + p.Name, v) };
+                return new[]
+                {
+                    Safetensors.Source.Of("exp_avg." + p.Name, p.RealRowsOf(m)), Safetensors.Source.Of("exp_avg_sq." + p.Name, p.RealRowsOf(v)),
+                };
             }).ToList());
             WriteDurably(Path.Combine(temp, "config.json"), JsonSerializer.Serialize(model.Config, Json));
             WriteDurably(Path.Combine(temp, "state.json"), JsonSerializer.Serialize(state, Json)); // written last: marks it complete
@@ -143,11 +148,11 @@ public static class Checkpoint
         var buffer = new float[Safetensors.ChunkFloats];
         foreach (var p in model.Parameters())
         {
-            Load(weights, p.Name, p, checkpointDir, buffer);
+            Load(weights, p.Name, p.Real, checkpointDir, buffer);
             if (optimizer is null) continue;
             var (m, v) = optimizer.StateOf(p);
-            Load(moments!, "exp_avg." + p.Name, m, checkpointDir, buffer);
-            Load(moments!, "exp_avg_sq." + p.Name, v, checkpointDir, buffer);
+            Load(moments!, "exp_avg." + p.Name, p.RealRowsOf(m), checkpointDir, buffer);
+            Load(moments!, "exp_avg_sq." + p.Name, p.RealRowsOf(v), checkpointDir, buffer);
         }
     }
 

@@ -153,6 +153,43 @@ public class OpGradientTests
     }
 
     [Fact]
+    public void LinearWithPaddingRowsReturnsTheRealColumnsAndGivesPaddingNoGradient()
+    {
+        // W has 8 rows, 5 real: the product runs over all 8, the output is the [.., 5] view of rows 8 floats apart.
+        var x = Input(34, 1, 2, 3, 4);
+        var w = Input(35, 1, 8, 4);
+        using (var scope = Device.BeginScope())
+        {
+            var y = Ops.Linear(x, w, 5);
+            Assert.Equal([2, 3, 5], y.Shape);
+            Assert.Equal(8, y.Strides[^2]);
+            var full = Ops.Linear(x, w).ToArray();
+            Assert.Equal(Enumerable.Range(0, 6).SelectMany(r => full[(r * 8)..(r * 8 + 5)]), y.ToArray());
+        }
+        AssertGradients(() => Ops.Linear(x, w, 5), x, w);
+    }
+
+    [Fact]
+    public void CrossEntropyOfPaddedLogitsMatchesFiniteDifferencesAndSkipsThePaddingRows()
+    {
+        var x = Input(36, 1, 6, 4);
+        var w = Input(37, 1, 16, 4);
+        using var scope = Device.BeginScope();
+        var targets = Tensor.FromArray(Device, [4, -1, 12, 0, 7, 1], 6);
+        foreach (bool overwrite in new[] { false, true })
+        {
+            Tensor Loss() => Ops.CrossEntropy(Ops.Linear(x, w, 13), targets, overwriteLogits: overwrite);
+            var results = GradCheck.Run(Device, Loss, [x, w]);
+            Assert.All(results, r => Assert.True(r.RelativeError < Tolerance, r.ToString()));
+            x.Grad = w.Grad = null; // they lived in the check's scope
+            Device.Tape.Backward(Loss());
+            Assert.All(w.Grad!.ToArray()[(13 * 4)..], g => Assert.Equal(0f, g));
+            Assert.Contains(w.Grad!.ToArray()[..(13 * 4)], g => g != 0);
+            x.Grad = w.Grad = null;
+        }
+    }
+
+    [Fact]
     public void GradCheckRejectsAWrongGradient()
     {
         // Exp's forward with Silu's backward: the checker must notice.

@@ -90,10 +90,20 @@ public class MemoryModelTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void StateIsSixteenBytesPerParameter()
+    public void StateIsSixteenBytesPerParameterAndVocabularyPaddingRow()
     {
         var config = Presets.Get("mamba", "small", 50257);
-        Assert.Equal(16 * LanguageModel.CountParameters(config), MemoryModel.Estimate(config, 1, 64, KernelGeometry.Cuda).StateBytes);
+        long padding = 2L * (50304 - 50257) * config.Dim; // the embedding's and the LM head's rows 50,257 .. 50,303
+        Assert.Equal(16 * (LanguageModel.CountParameters(config) + padding), MemoryModel.Estimate(config, 1, 64, KernelGeometry.Cuda).StateBytes);
+    }
+
+    [Theory]
+    [InlineData("transformer")]
+    [InlineData("flowhn")]
+    public void PredictsAStepWithAPaddedVocabulary(string arch)
+    {
+        // 100 tokens are allocated as 128 rows: the padded logits and the padding rows of the state are counted.
+        AssertPredicted(TestDevice.Cpu, Presets.Get(arch, "tiny", 100), batch: 2, seqLen: 64);
     }
 
     [Fact]
