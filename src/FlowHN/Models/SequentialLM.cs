@@ -24,8 +24,6 @@ public sealed class SequentialLM : LanguageModel
     private readonly Linear head;
     private readonly Dictionary<int, Tensor> positions = new();
     private readonly MixerKind[] kinds;
-    private readonly List<HymbaMixer> hymbaMixers = new();
-    private LayerProfile? profile;
 
     public SequentialLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
     {
@@ -49,10 +47,7 @@ public sealed class SequentialLM : LanguageModel
         {
             case MixerKind.Attention: return new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd);
             case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
-            default:
-                var hymba = new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
-                hymbaMixers.Add(hymba);
-                return hymba;
+            default: return new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
         }
     }
 
@@ -62,20 +57,6 @@ public sealed class SequentialLM : LanguageModel
         MixerKind.Mamba => "mamba",
         _ => "hymba",
     };
-
-    /// <summary>
-    /// When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>); Hymba's
-    /// layers by their attention and SSM heads.
-    /// </summary>
-    public LayerProfile? Profile
-    {
-        get => profile;
-        set
-        {
-            profile = value;
-            foreach (var hymba in hymbaMixers) hymba.Timer = value;
-        }
-    }
 
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
@@ -93,6 +74,13 @@ public sealed class SequentialLM : LanguageModel
         _ => throw new UserException($"Architecture '{c.Arch}' is not a sequential stack."),
     }).ToArray();
 
+    private static SegmentKind LayerSegment(MixerKind kind) => kind switch
+    {
+        MixerKind.Attention => SegmentKind.AttentionLayer,
+        MixerKind.Mamba => SegmentKind.MambaLayer,
+        _ => SegmentKind.HymbaLayer,
+    };
+
     public static bool IsSequential(string arch) => arch is "transformer" or "mamba" or "shm" or "jamba" or "hymba";
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
@@ -101,13 +89,11 @@ public sealed class SequentialLM : LanguageModel
         var x = embed.Forward(ids);
         for (int i = 0; i < layers.Count; i++)
         {
-            var (layer, kind) = (layers[i], kinds[i]);
+            var (layer, segment) = (layers[i], LayerSegment(kinds[i]));
             x = MemorySegment.Run(Device, x, (input, again) =>
             {
-                int timed = again ? -1 : Profile?.Begin(kind) ?? -1;
-                var output = layer.Forward(input, context);
-                if (timed >= 0) Profile!.End(timed);
-                return output;
+                var observer = ObserverFor(again);
+                return Segments.Run(Device, observer, segment, () => layer.Forward(input, context with { Observer = observer }));
             }, Recompute);
         }
         return head.Forward(finalNorm.Forward(x));
