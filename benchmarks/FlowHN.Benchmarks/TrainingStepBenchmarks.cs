@@ -65,6 +65,13 @@ public class TrainingStepBenchmarks : DeviceBenchmark
         Console.WriteLine($"// {Model}/{Preset}: {model.ParameterCount:N0} parameters, {Flops / 1e9:0.###} GFLOP per step");
     }
 
+    public override void Release()
+    {
+        optimizer?.Dispose();
+        model?.Dispose();
+        (optimizer, model, step) = (null, null, null);
+    }
+
     /// <summary>One optimizer step on the same random batch, then wait for the device.</summary>
     [Benchmark]
     public void Step()
