@@ -35,9 +35,24 @@ public abstract class DeviceBenchmark : IWorkload
         Prepare();
     }
 
+    /// <summary>
+    /// Sets the benchmark up on a device the caller owns and keeps (tests run a benchmark's own code on theirs);
+    /// <see cref="Release"/> frees what it allocated there.
+    /// </summary>
+    public void Setup(ComputeDevice existing)
+    {
+        device = existing;
+        random = new Random(1);
+        Prepare();
+    }
+
+    /// <summary>Frees what <see cref="Prepare"/> allocated that outlives a benchmark (models, optimizer state).</summary>
+    public virtual void Release() { }
+
     [GlobalCleanup]
     public void Cleanup()
     {
+        Release();
         device?.Dispose();
         device = null;
     }

@@ -1,14 +1,14 @@
 using BenchmarkDotNet.Attributes;
-using FlowHN.Autograd;
+using FlowHN.Data;
 using FlowHN.Models;
-using FlowHN.Tensors;
 using FlowHN.Training;
 
 namespace FlowHN.Benchmarks;
 
 /// <summary>
-/// One full training step per architecture, as the trainer takes it: upload a token batch, forward, cross-entropy,
-/// backward, a clipped AdamW update and zeroed gradients, all inside a tensor scope. The paper's 135M models
+/// One full training step per architecture: the trainer's own <see cref="TrainingStep"/> (upload a token batch,
+/// forward, cross-entropy overwriting the logits with their gradient, backward, a clipped AdamW update, zeroed
+/// gradients), so it measures the time and memory of a <c>flowhn train</c> step. The paper's 135M models
 /// (batch 8, length 1024, GPT-2 vocabulary) on CUDA; the tiny preset (batch 2, length 64, byte vocabulary) on the
 /// CPU accelerator. Model FLOPs are the analytic training FLOPs per token times the tokens of the batch.
 /// </summary>
@@ -18,7 +18,8 @@ public class TrainingStepBenchmarks : DeviceBenchmark
 
     private LanguageModel? model;
     private AdamW? optimizer;
-    private int[] inputs = [], targets = [];
+    private TrainingStep? step;
+    private TokenBatch? batch;
 
     /// <summary>An architecture, for FlowHN followed by its split strategy and context.</summary>
     public static IEnumerable<string> Models() =>
@@ -59,23 +60,23 @@ public class TrainingStepBenchmarks : DeviceBenchmark
     {
         model = LanguageModel.Create(Device, Config, seed: 1);
         optimizer = new AdamW(Device, model.Parameters().ToList());
-        inputs = RandomInts(Batch * SeqLen, Vocab);
-        targets = RandomInts(Batch * SeqLen, Vocab);
+        step = new TrainingStep(Device, model, optimizer);
+        batch = new TokenBatch(RandomInts(Batch * SeqLen, Vocab), RandomInts(Batch * SeqLen, Vocab), Batch, SeqLen);
         Console.WriteLine($"// {Model}/{Preset}: {model.ParameterCount:N0} parameters, {Flops / 1e9:0.###} GFLOP per step");
+    }
+
+    public override void Release()
+    {
+        optimizer?.Dispose();
+        model?.Dispose();
+        (optimizer, model, step) = (null, null, null);
     }
 
     /// <summary>One optimizer step on the same random batch, then wait for the device.</summary>
     [Benchmark]
     public void Step()
     {
-        using (Device.BeginScope())
-        {
-            var ids = TokenIndex.FromHost(Device, inputs, Batch, SeqLen);
-            var loss = Ops.CrossEntropy(model!.Forward(ids, Batch, SeqLen), Tensor.FromArray(Device, targets, targets.Length));
-            Device.Tape.Backward(loss);
-            optimizer!.Step(LearningRate);
-            model.ZeroGrad();
-        }
+        step!.Run(() => batch!, LearningRate);
         Device.Synchronize();
     }
 }

@@ -1,5 +1,5 @@
 using System.Text;
-using FlowHN.Training;
+using FlowHN.Diagnostics;
 using ScottPlot;
 
 namespace FlowHN.Reports;

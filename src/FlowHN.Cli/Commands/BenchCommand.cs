@@ -3,7 +3,7 @@ using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Reports;
 using FlowHN.Runtime;
-using FlowHN.Training;
+using FlowHN.Diagnostics;
 
 namespace FlowHN.Cli.Commands;
 

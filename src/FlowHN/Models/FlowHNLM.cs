@@ -54,9 +54,6 @@ public sealed class FlowHNLM : LanguageModel
     private static BranchCosts BranchCostsOf(ModelConfig c) =>
         BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
 
-    /// <summary>When set, training passes time each block's branches, forward and backward (see <see cref="BranchProfile"/>).</summary>
-    public BranchProfile? Profile { get; set; }
-
     /// <summary>
     /// Run each block's two branches concurrently on two streams (default on CUDA). Results are identical either
     /// way; turning it off is the ablation. On the CPU accelerator streams are serial, so it only exercises the
@@ -115,7 +112,7 @@ public sealed class FlowHNLM : LanguageModel
     {
         var x = embed.Forward(ids);
         foreach (var block in blocks)
-            x = MemorySegment.Run(Device, x, (input, again) => block.Forward(input, batch, routing, streams, again ? null : Profile),
+            x = MemorySegment.Run(Device, x, (input, again) => block.Forward(input, batch, routing, streams, ObserverFor(again)),
                 Recompute);
         return head.Forward(finalNorm.Forward(x));
     }

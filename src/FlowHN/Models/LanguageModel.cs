@@ -47,6 +47,15 @@ public abstract class LanguageModel : Module
     /// </summary>
     public bool Recompute { get; set; }
 
+    /// <summary>
+    /// When set, training forwards mark their layers, blocks and branches for it, and the backward mirrors the marks
+    /// (profiling: see <c>FlowHN.Diagnostics.SegmentProfile</c>). A recomputed layer is not marked again.
+    /// </summary>
+    public ISegmentObserver? Observer { get; set; }
+
+    /// <summary>The observer for a layer's forward: none when the layer runs again to recompute its activations.</summary>
+    protected ISegmentObserver? ObserverFor(bool recomputing) => recomputing ? null : Observer;
+
     /// <summary>How a training step keeps this model's activations (for the memory model).</summary>
     public ActivationMemory ActivationMemory =>
         !Device.Tape.ReleaseSegments ? ActivationMemory.Kept : Recompute ? ActivationMemory.Recomputed : ActivationMemory.Released;

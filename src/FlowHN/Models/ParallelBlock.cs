@@ -38,42 +38,21 @@ public sealed class ParallelBlock : Module
     }
 
     /// <summary>
-    /// Runs both branches and fuses them. With <paramref name="streams"/> the branches run concurrently on the
-    /// two branch streams (forward and backward). Each branch reads its own alias of x, so the two backward
-    /// passes accumulate into separate gradient buffers, summed on the main stream after the join; the aliases
-    /// are used without streams too, so the sums happen in the same order and results are bitwise identical.
+    /// Training and full-sequence forward: fork, the attention branch and the SSM branch (concurrently on the two
+    /// branch streams when <paramref name="streams"/> are given, forward and backward), join, fuse.
     /// </summary>
-    public Tensor Forward(Tensor x, int batch, RoutingTables routing, BranchStreams? streams, BranchProfile? profile = null)
+    public Tensor Forward(Tensor x, int batch, RoutingTables routing, BranchStreams? streams, ISegmentObserver? observer = null)
     {
         int seqLen = x.Dim(1);
         var all = routing.AllPositions(seqLen);
-        bool split = routing.Strategy != SplitStrategy.None;
-        var tables = split ? routing.For(index, seqLen) : null;
-        var attentionInput = Ops.Reshape(x, x.Shape);
-        var ssmInput = Ops.Reshape(x, x.Shape);
-        int profiled = profile?.BeginBlock() ?? -1;
-        streams?.Fork();
-        // Routing by position (inference) may leave a branch without a token in a short sequence: it is skipped.
-        Tensor? attended = null, scanned = null;
-        using (streams is null ? null : Device.UseStream(streams.First))
-        {
-            profile?.AttentionStart(profiled);
-            if (tables is not { Routing.AttentionPositions.Length: 0 })
-                attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
-            profile?.AttentionEnd(profiled);
-        }
-        using (streams is null ? null : Device.UseStream(streams.Second))
-        {
-            profile?.SsmStart(profiled);
-            if (tables is not { Routing.SsmPositions.Length: 0 })
-                scanned = SsmBranch(ssmInput, batch, tables, all);
-            profile?.SsmEnd(profiled);
-        }
-        streams?.Join();
-        profile?.EndBlock(profiled);
-        return split
-            ? FuseSplit(x, attended, tables!.AttentionPositions, scanned, tables.SsmPositions)
-            : FuseBoth(x, attended!, scanned!);
+        var tables = routing.Strategy == SplitStrategy.None ? null : routing.For(index, seqLen);
+        var branches = ForkedBranches.Fork(Device, x, streams, observer);
+        var attended = branches.First(SegmentKind.Attention, input => AttentionBranch(input, batch, routing.Context, tables, all));
+        var scanned = branches.Second(SegmentKind.Ssm, input => SsmBranch(input, batch, tables, all));
+        branches.Join();
+        return tables is null
+            ? FuseBoth(x, attended!, scanned!)
+            : FuseSplit(x, attended, tables.AttentionPositions, scanned, tables.SsmPositions);
     }
 
     /// <summary>
@@ -138,19 +117,25 @@ public sealed class ParallelBlock : Module
         return Ops.Add(y, Ops.Linear(fusionNorm.Forward(y), fuseOut));
     }
 
-    private Tensor AttentionBranch(Tensor x, int batch, SplitContext context, BlockTables? tables, Tensor all)
+    /// <summary>
+    /// The attention branch on its routed tokens (every token with no split). Routing by position (inference) may
+    /// leave a branch without a token in a short sequence: it is then skipped (null), here and in the SSM branch.
+    /// </summary>
+    private Tensor? AttentionBranch(Tensor x, int batch, SplitContext context, BlockTables? tables, Tensor all)
     {
         if (tables is null) return attentionBranch.Forward(x, batch, all, null, all);
+        if (tables.Routing.AttentionPositions.Length == 0) return null;
         var tokens = Ops.GatherTokens(x, tables.AttentionPositions);
         return context == SplitContext.Prefix
             ? attentionBranch.Forward(tokens, batch, tables.AttentionPositions, x, all)
             : attentionBranch.Forward(tokens, batch, tables.AttentionPositions, null, tables.AttentionPositions);
     }
 
-    private Tensor SsmBranch(Tensor x, int batch, BlockTables? tables, Tensor all)
+    private Tensor? SsmBranch(Tensor x, int batch, BlockTables? tables, Tensor all)
     {
         // The SSM scans its tokens in order; with a split they may be non-contiguous (state carried across gaps).
         if (tables is null) return ssmBranch.Forward(x, new SequenceContext(batch, x.Dim(1), all));
+        if (tables.Routing.SsmPositions.Length == 0) return null;
         var tokens = Ops.GatherTokens(x, tables.SsmPositions);
         return ssmBranch.Forward(tokens, new SequenceContext(batch, tokens.Dim(1), tables.SsmPositions));
     }

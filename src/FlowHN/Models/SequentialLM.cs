@@ -34,8 +34,6 @@ public sealed class SequentialLM : LanguageModel
     private readonly LmHead head;
     private readonly Dictionary<int, Tensor> positions = new();
     private readonly MixerKind[] kinds;
-    private readonly List<HymbaMixer> hymbaMixers = new();
-    private LayerProfile? profile;
 
     public SequentialLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
     {
@@ -59,10 +57,7 @@ public sealed class SequentialLM : LanguageModel
         {
             case MixerKind.Attention: return new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd);
             case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
-            case MixerKind.Hymba:
-                var hymba = new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
-                hymbaMixers.Add(hymba);
-                return hymba;
+            case MixerKind.Hymba: return new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
             default: throw NotADecoderLayer(kind);
         }
     }
@@ -78,22 +73,16 @@ public sealed class SequentialLM : LanguageModel
     internal static ArgumentOutOfRangeException NotADecoderLayer(MixerKind kind) =>
         new(nameof(kind), kind, "A sequential stack's layers have one mixer each (attention, Mamba or Hymba).");
 
-    /// <summary>
-    /// When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>); Hymba's
-    /// layers by their attention and SSM heads.
-    /// </summary>
-    public LayerProfile? Profile
-    {
-        get => profile;
-        set
-        {
-            profile = value;
-            foreach (var hymba in hymbaMixers) hymba.Timer = value;
-        }
-    }
-
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
+
+    private static SegmentKind LayerSegment(MixerKind kind) => kind switch
+    {
+        MixerKind.Attention => SegmentKind.AttentionLayer,
+        MixerKind.Mamba => SegmentKind.MambaLayer,
+        MixerKind.Hymba => SegmentKind.HymbaLayer,
+        _ => throw NotADecoderLayer(kind),
+    };
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
@@ -101,13 +90,11 @@ public sealed class SequentialLM : LanguageModel
         var x = embed.Forward(ids);
         for (int i = 0; i < layers.Count; i++)
         {
-            var (layer, kind) = (layers[i], kinds[i]);
+            var (layer, segment) = (layers[i], LayerSegment(kinds[i]));
             x = MemorySegment.Run(Device, x, (input, again) =>
             {
-                int timed = again ? -1 : Profile?.Begin(kind) ?? -1;
-                var output = layer.Forward(input, context);
-                if (timed >= 0) Profile!.End(timed);
-                return output;
+                var observer = ObserverFor(again);
+                return Segments.Run(Device, observer, segment, () => layer.Forward(input, context with { Observer = observer }));
             }, Recompute);
         }
         return head.Forward(finalNorm.Forward(x));

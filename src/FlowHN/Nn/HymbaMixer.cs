@@ -28,18 +28,13 @@ public sealed class HymbaMixer : Module, ISequenceMixer
         output = Add(new Linear(device, Child("out_proj"), dim, dim, random, residualStd));
     }
 
-    /// <summary>When set, the attention heads and the SSM heads (each with its output norm) are timed.</summary>
-    public IPartTimer? Timer { get; set; }
-
     public Tensor Forward(Tensor x, SequenceContext context)
     {
         var cache = context.Cache as HybridCache;
-        int part = Timer?.BeginPart(attention: true) ?? -1;
-        var attended = attentionNorm.Forward(attention.Forward(x, cache is null ? context : context with { Cache = cache.Attention }));
-        Timer?.EndPart(part);
-        part = Timer?.BeginPart(attention: false) ?? -1;
-        var scanned = ssmNorm.Forward(ssm.Forward(x, cache is null ? context : context with { Cache = cache.Mamba }));
-        Timer?.EndPart(part);
+        var attended = Segments.Run(Device, context.Observer, SegmentKind.Attention,
+            () => attentionNorm.Forward(attention.Forward(x, cache is null ? context : context with { Cache = cache.Attention })));
+        var scanned = Segments.Run(Device, context.Observer, SegmentKind.Ssm,
+            () => ssmNorm.Forward(ssm.Forward(x, cache is null ? context : context with { Cache = cache.Mamba })));
         return output.Forward(Ops.Scale(Ops.Add(attended, scanned), 0.5f));
     }
 

@@ -8,7 +8,7 @@ namespace FlowHN.Training;
 /// Each step's loss and gradient norm, kept on the device until the trainer reads them all in one download
 /// (on logging, evaluation and checkpoint steps): the steps in between never wait for the host.
 /// </summary>
-internal sealed class DeviceStepLog : IDisposable
+public sealed class DeviceStepLog : IDisposable
 {
     private readonly ComputeDevice device;
     private readonly Tensor values; // [capacity, 2]: loss, gradient norm

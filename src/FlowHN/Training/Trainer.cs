@@ -1,10 +1,8 @@
 using System.Diagnostics;
-using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
-using FlowHN.Tensors;
 
 namespace FlowHN.Training;
 
@@ -12,10 +10,10 @@ namespace FlowHN.Training;
 public sealed record TrainResult(IReadOnlyList<(int Step, double Loss)> Evaluations, IReadOnlyList<double> StepLosses);
 
 /// <summary>
-/// The training loop: batches from the loader, forward, loss, backward, clipped AdamW step, with evaluation,
-/// progress lines, metrics.jsonl and checkpoints. Everything of a step runs inside a tensor scope, so its
-/// memory is recycled. Losses and gradient norms stay on the device and are read together on logging,
-/// evaluation and checkpoint steps (see <see cref="DeviceStepLog"/>).
+/// The training loop: batches from the loader through the <see cref="TrainingStep"/> (forward, loss, backward,
+/// clipped AdamW step), with evaluation, progress lines, metrics.jsonl and checkpoints. Losses and gradient
+/// norms stay on the device and are read together on logging, evaluation and checkpoint steps (see
+/// <see cref="DeviceStepLog"/>).
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -29,6 +27,7 @@ public sealed class Trainer : IDisposable
     private readonly TokenLoader loader;
     private readonly LearningRateSchedule schedule;
     private readonly CheckpointPromotion promotion;
+    private readonly TrainingStep trainingStep;
     private int step;
     private int savedStep = -1;
     private long tokensSeen;
@@ -49,6 +48,7 @@ public sealed class Trainer : IDisposable
         loader = new TokenLoader(data.Train, (ulong)options.Seed);
         schedule = new LearningRateSchedule(options.LearningRate, options.Steps, options.WarmupFraction, options.MinLrFraction);
         promotion = new CheckpointPromotion(runDir);
+        trainingStep = new TrainingStep(device, model, optimizer, options.Accumulation);
         Directory.CreateDirectory(runDir);
     }
 
@@ -144,7 +144,7 @@ public sealed class Trainer : IDisposable
             step++;
             evalAtStep = null;
             double lr = schedule.At(step);
-            TrainStep(lr, stepLog);
+            trainingStep.Run(() => loader.NextBatch(options.Batch, options.SeqLen), lr, stepLog);
             tokensSeen += options.TokensPerStep;
             pending.Add((step, lr, tokensSeen));
             bool evaluate = step % options.EvalEvery == 0 || step == options.Steps;
@@ -220,32 +220,6 @@ public sealed class Trainer : IDisposable
         double loss = evalAtStep ?? Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, 1);
         promotion.Confirm(loss);
         if (!double.IsFinite(loss)) throw promotion.NonFinite($"The weights after step {step} give a loss of {loss}");
-    }
-
-    /// <summary>
-    /// One optimizer step over <c>Accumulation</c> micro-batches. Its summed loss and the gradient norm go to
-    /// the step log on the device; nothing is read back.
-    /// </summary>
-    private void TrainStep(double lr, DeviceStepLog stepLog)
-    {
-        using (device.BeginScope())
-        {
-            var lossSum = Tensor.Zeros(device, [1]);
-            for (int micro = 0; micro < options.Accumulation; micro++)
-            {
-                // Each micro-batch in its own scope: its memory goes back before the next one starts, once the
-                // backward has joined every stream. Its loss is added up on the device (no wait for the host).
-                using var microScope = device.BeginScope();
-                var batch = loader.NextBatch(options.Batch, options.SeqLen);
-                var loss = Evaluation.Loss(device, model, batch);
-                device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View);
-                // Each micro-batch contributes 1/accumulation of the gradient.
-                device.Tape.Backward(options.Accumulation == 1 ? loss : Ops.Scale(loss, 1f / options.Accumulation));
-            }
-            optimizer.Step(lr);
-            stepLog.Record(lossSum.View, optimizer.GradNormView);
-        }
-        model.ZeroGrad();
     }
 
     /// <summary>Mean validation loss over the fixed evaluation batches (no gradients).</summary>

@@ -1,5 +1,6 @@
 using FlowHN.Kernels;
 using FlowHN.Models;
+using FlowHN.Diagnostics;
 using FlowHN.Training;
 using Xunit.Abstractions;
 

@@ -82,21 +82,14 @@ public class TorchOracleTests(ITestOutputHelper output)
         using var model = fixture.Build(device, name);
         using var optimizer = new AdamW(device, model.Parameters().ToList(), settings.Beta1, settings.Beta2, settings.Eps,
             settings.WeightDecay, settings.MaxGradNorm);
-        var losses = new List<float>();
-        var norms = new List<float>();
-        for (int step = 0; step < settings.Steps; step++)
-        {
-            // The training path: the loss overwrites the logits with their gradient, the step clips on the device.
-            using (device.BeginScope())
-            {
-                var loss = Evaluation.Loss(device, model, fixture.Batch);
-                device.Tape.Backward(loss);
-                optimizer.Step(settings.LearningRate);
-                losses.Add(loss.Item());
-                norms.Add(optimizer.LastGradNorm());
-            }
-            model.ZeroGrad();
-        }
+        // The training path: the trainer's step (the loss overwrites the logits with their gradient, the step clips
+        // on the device), its losses and gradient norms logged on the device and read once.
+        var step = new TrainingStep(device, model, optimizer);
+        using var log = new DeviceStepLog(device, settings.Steps);
+        for (int i = 0; i < settings.Steps; i++) step.Run(() => fixture.Batch, settings.LearningRate, log);
+        var logged = log.Read();
+        var losses = logged.Select(s => s.Loss).ToList();
+        var norms = logged.Select(s => s.GradNorm).ToList();
         using (new NoGradScope(device))
         using (device.BeginScope())
             losses.Add(Evaluation.Loss(device, model, fixture.Batch).Item());

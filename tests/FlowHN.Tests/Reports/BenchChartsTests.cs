@@ -1,6 +1,6 @@
 using FlowHN.Models;
 using FlowHN.Reports;
-using FlowHN.Training;
+using FlowHN.Diagnostics;
 using ScottPlot;
 
 namespace FlowHN.Tests.Reports;

@@ -37,20 +37,13 @@ public class TrainingTests
         var tokens = Reference.RandomInts(2 * 17, 256, 5);
         var inputs = Enumerable.Range(0, 2).SelectMany(r => tokens[(r * 17)..(r * 17 + 16)]).ToArray();
         var targets = Enumerable.Range(0, 2).SelectMany(r => tokens[(r * 17 + 1)..(r * 17 + 17)]).ToArray();
-        float first = 0, last = 0;
-        for (int step = 0; step < 150; step++)
-        {
-            using (var scope = device.BeginScope())
-            {
-                var logits = model.Forward(TokenIndex.FromHost(device, inputs, 2, 16), 2, 16);
-                var loss = FlowHN.Autograd.Ops.CrossEntropy(logits, Tensor.FromArray(device, targets, 32));
-                device.Tape.Backward(loss);
-                optimizer.Step(1e-2);
-                last = loss.Item();
-                if (step == 0) first = last;
-            }
-            model.ZeroGrad();
-        }
+        var batch = new TokenBatch(inputs, targets, 2, 16);
+        var step = new TrainingStep(device, model, optimizer);
+        using var log = new DeviceStepLog(device, 1);
+        step.Run(() => batch, 1e-2, log);
+        float first = log.Read()[0].Loss;
+        for (int i = 1; i < 150; i++) step.Run(() => batch, 1e-2, log: i == 149 ? log : null);
+        float last = log.Read()[0].Loss;
         Assert.True(last < 0.1 * first, $"loss went from {first} to {last}");
     }
 

@@ -1,12 +1,11 @@
-using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
-using FlowHN.Tensors;
+using FlowHN.Training;
 using MathNet.Numerics.Statistics;
 
-namespace FlowHN.Training;
+namespace FlowHN.Diagnostics;
 
 /// <summary>
 /// Where a hybrid's training step spends its time: the attention and SSM work of the forward and the backward
@@ -39,11 +38,14 @@ public sealed record BenchResult(string Arch, string Split, long Parameters, int
     double LaunchesPerStep, double TransfersPerStep, long DriverAllocations, BranchBreakdown? Breakdown);
 
 /// <summary>
-/// Times full training steps (forward, loss, backward, AdamW, zeroing) of one model. Device events bracket each
-/// step; nothing inside a step waits for the host. Tokens are synthetic (seeded) unless a loader is given.
+/// Times full training steps of one model: the <see cref="TrainingStep"/> that <c>train</c> takes (forward, loss,
+/// backward, AdamW, zeroing), between device events a <see cref="StepClock"/> records; nothing inside a step waits
+/// for the host. Tokens are synthetic (seeded) unless a loader is given.
 /// </summary>
 public static class StepBenchmark
 {
+    private const double LearningRate = 1e-4;
+
     public static BenchResult Run(ComputeDevice device, ModelConfig config, int batch, int seqLen, int warmup, int steps,
         bool breakdown, TokenLoader? loader = null, int seed = 1, bool branchConcurrency = true, bool recompute = false)
     {
@@ -52,24 +54,24 @@ public static class StepBenchmark
         using var model = LanguageModel.Create(device, config, seed);
         model.Recompute = recompute;
         if (model is FlowHNLM f) f.BranchConcurrency = device.IsCuda && branchConcurrency;
-        var parameters = model.Parameters().ToList();
-        using var optimizer = new AdamW(device, parameters);
+        using var optimizer = new AdamW(device, model.Parameters().ToList());
         var random = new Random(seed);
         TokenBatch NextBatch() => loader?.NextBatch(batch, seqLen) ?? RandomBatch(random, batch, seqLen, config.VocabSize);
+        var step = new TrainingStep(device, model, optimizer);
 
-        for (int i = 0; i < warmup; i++) Step(device, model, optimizer, NextBatch(), null, null);
+        for (int i = 0; i < warmup; i++) step.Run(NextBatch, LearningRate);
         device.Synchronize();
         device.Allocator.ResetPeak();
         device.Counters.Reset();
         long stateBytes = device.Allocator.RequestedBytesInUse;
         long driverAllocations = device.Allocator.DriverAllocations;
-        using var start = device.CreateEvent(timing: true);
-        using var end = device.CreateEvent(timing: true);
+        using var clock = new StepClock(device);
+        step.Observer = clock;
         var times = new List<double>();
         for (int i = 0; i < steps; i++)
         {
-            Step(device, model, optimizer, NextBatch(), start, end);
-            times.Add(DeviceEvent.ElapsedMilliseconds(start, end));
+            step.Run(NextBatch, LearningRate);
+            times.Add(clock.StepMs);
         }
         driverAllocations = device.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
         double median = times.Median();
@@ -80,33 +82,14 @@ public static class StepBenchmark
         var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
             (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
             MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), model.ActivationMemory));
-        var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
+        return new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
             memory,
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
             !breakdown ? null
-            : model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency)
-            : model is SequentialLM stack && config.Architecture.BreakdownParts is not null ? LayerBreakdown(device, stack, NextBatch)
+            : model is FlowHNLM flowhn ? Breakdown(device, flowhn, step, clock, NextBatch, branchConcurrency)
+            : config.Architecture.BreakdownParts is not null ? MedianOfThree(device, model, step, clock, NextBatch)
             : null);
-        return result;
-    }
-
-    /// <summary>
-    /// One training step, timed between <paramref name="start"/> and <paramref name="end"/> when given: the batch's
-    /// host work (the id plan) and its upload come before the start event, so only device work is timed.
-    /// </summary>
-    private static void Step(ComputeDevice device, LanguageModel model, AdamW optimizer, TokenBatch batch, DeviceEvent? start,
-        DeviceEvent? end)
-    {
-        using (device.BeginScope())
-        {
-            var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
-            start?.Record(device.CurrentStream);
-            device.Tape.Backward(Evaluation.Loss(model, ids));
-            optimizer.Step(1e-4);
-            model.ZeroGrad();
-            end?.Record(device.CurrentStream);
-        }
     }
 
     private static TokenBatch RandomBatch(Random random, int batch, int seqLen, int vocab)
@@ -123,78 +106,45 @@ public static class StepBenchmark
     }
 
     /// <summary>
-    /// A sequential hybrid's attention and Mamba layers (Hymba's attention and SSM heads) timed in a forward and
-    /// backward pass (the median of three). They run one after the other, so "both" is their sum.
+    /// Three training steps with a <see cref="SegmentProfile"/> watching the model's layers, blocks and branches;
+    /// the one whose forward and backward take the median time, a whole sample, so its parts add up. A sequential
+    /// hybrid's attention and Mamba layers (Hymba's attention and SSM heads) run one after the other, so there
+    /// "both" is their sum.
     /// </summary>
-    private static BranchBreakdown LayerBreakdown(ComputeDevice device, SequentialLM model, Func<TokenBatch> next)
+    private static BranchBreakdown MedianOfThree(ComputeDevice device, LanguageModel model, TrainingStep step, StepClock clock,
+        Func<TokenBatch> next)
     {
-        using var profile = new LayerProfile(device);
-        model.Profile = profile;
-        var median = MedianOfThree(device, model, profile, next);
-        model.Profile = null;
-        return median;
-    }
-
-    /// <summary>
-    /// Three timed forward and backward passes with <paramref name="profile"/> attached to the model; the one
-    /// whose step takes the median time, a whole sample, so its parts add up.
-    /// </summary>
-    private static BranchBreakdown MedianOfThree(ComputeDevice device, LanguageModel model, IPassProfile profile, Func<TokenBatch> next)
-    {
+        using var profile = new SegmentProfile(device);
+        model.Observer = profile;
         var samples = new List<BranchBreakdown>();
         for (int i = 0; i < 3; i++)
         {
             profile.Reset();
-            var (forward, backward) = TimedPasses(device, model, next());
+            step.Run(next, LearningRate);
             profile.Collect(backward: true);
-            samples.Add(new BranchBreakdown(profile.Forward, forward, profile.Backward, backward));
+            samples.Add(new BranchBreakdown(profile.Forward, clock.ForwardMs, profile.Backward, clock.BackwardMs));
         }
+        model.Observer = null;
         return samples.OrderBy(s => s.ForwardMs + s.BackwardMs).ElementAt(samples.Count / 2);
     }
 
     /// <summary>
-    /// A forward and a backward pass (no optimizer step; the gradients are zeroed after), each timed with device
-    /// events. Token ids are uploaded before the first event.
+    /// Steps with the branches one after the other (each branch's own time), then concurrently (both together);
+    /// the median of three steps each. On the CPU accelerator streams are serial, so there the concurrent time is
+    /// the sum.
     /// </summary>
-    private static (double ForwardMs, double BackwardMs) TimedPasses(ComputeDevice device, LanguageModel model, TokenBatch batch)
+    private static BranchBreakdown Breakdown(ComputeDevice device, FlowHNLM model, TrainingStep step, StepClock clock,
+        Func<TokenBatch> next, bool concurrency)
     {
-        using var start = device.CreateEvent(timing: true);
-        using var middle = device.CreateEvent(timing: true);
-        using var end = device.CreateEvent(timing: true);
-        using (device.BeginScope())
-        {
-            var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
-            start.Record(device.CurrentStream);
-            var loss = Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), ids.Targets!, overwriteLogits: true);
-            middle.Record(device.CurrentStream);
-            device.Tape.Backward(loss);
-            end.Record(device.CurrentStream);
-            var times = (DeviceEvent.ElapsedMilliseconds(start, middle), DeviceEvent.ElapsedMilliseconds(middle, end));
-            model.ZeroGrad();
-            return times;
-        }
-    }
-
-    /// <summary>
-    /// Forward and backward passes with the branches one after the other (each branch's own time), then
-    /// concurrently (both together); the median of three steps each. On the CPU accelerator streams are serial,
-    /// so there the concurrent time is the sum.
-    /// </summary>
-    private static BranchBreakdown Breakdown(ComputeDevice device, FlowHNLM model, Func<TokenBatch> next, bool concurrency)
-    {
-        using var profile = new BranchProfile(device);
-        model.Profile = profile;
         BranchBreakdown Passes(bool concurrent)
         {
             model.BranchConcurrency = concurrent;
-            return MedianOfThree(device, model, profile, next);
+            return MedianOfThree(device, model, step, clock, next);
         }
         var serial = Passes(concurrent: false);
         var both = device.IsCuda && concurrency ? Passes(concurrent: true) : serial;
-        model.Profile = null;
         // Each branch's own time from the serial passes; "both" and the passes' totals from the concurrent ones.
         return new BranchBreakdown(serial.Forward with { ConcurrentMs = both.Forward.ConcurrentMs }, both.ForwardMs,
             serial.Backward with { ConcurrentMs = both.Backward.ConcurrentMs }, both.BackwardMs);
     }
-
 }

@@ -1,7 +1,7 @@
 using FlowHN.Models;
-using FlowHN.Training;
+using FlowHN.Diagnostics;
 
-namespace FlowHN.Tests.Training;
+namespace FlowHN.Tests.Diagnostics;
 
 public class BenchTests
 {

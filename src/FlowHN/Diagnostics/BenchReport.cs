@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace FlowHN.Training;
+namespace FlowHN.Diagnostics;
 
 /// <summary>Writes benchmark rows as bench.md (a table shaped like the paper's) and bench.csv.</summary>
 public static class BenchReport
@@ -66,7 +66,7 @@ public static class BenchReport
     }
 
     /// <summary>"forward + backward" of one time.</summary>
-    private static string Passes(BranchBreakdown b, Func<Models.BranchTimes, double> time) =>
+    private static string Passes(BranchBreakdown b, Func<BranchTimes, double> time) =>
         string.Create(Invariant, $"{time(b.Forward):0.00} + {time(b.Backward):0.00}");
 
     private static double Mib(long bytes) => bytes / (double)(1 << 20);
