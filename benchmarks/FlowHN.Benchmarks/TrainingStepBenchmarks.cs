@@ -76,6 +76,6 @@ public class TrainingStepBenchmarks : DeviceBenchmark
             optimizer!.Step(LearningRate);
             model.ZeroGrad();
         }
-        Device.Synchronize();
+        Device.Runtime.Synchronize();
     }
 }

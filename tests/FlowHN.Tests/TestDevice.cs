@@ -1,4 +1,5 @@
 using FlowHN.Runtime;
+using FlowHN.Autograd;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
@@ -11,25 +12,25 @@ namespace FlowHN.Tests;
 /// </summary>
 public static class TestDevice
 {
-    private static readonly Lazy<ComputeDevice> cpu = new(() => ComputeDevice.Create(new DeviceOptions { Device = DeviceKind.Cpu }));
-    private static readonly Lazy<ComputeDevice> wide = new(() => ComputeDevice.Create(new DeviceOptions
+    private static readonly Lazy<Session> cpu = new(() => Session.Create(new DeviceOptions { Device = DeviceKind.Cpu }));
+    private static readonly Lazy<Session> wide = new(() => Session.Create(new DeviceOptions
     {
         Device = DeviceKind.Cpu, CpuWarpSize = 4, CpuWarpsPerGroup = 2, CpuLanesPerRow = 4,
     }));
-    private static readonly Lazy<ComputeDevice> warp32 = new(() => ComputeDevice.Create(new DeviceOptions
+    private static readonly Lazy<Session> warp32 = new(() => Session.Create(new DeviceOptions
     {
         Device = DeviceKind.Cpu, CpuWarpSize = 32, CpuWarpsPerGroup = 4, CpuLanesPerRow = 32,
     }));
 
-    public static ComputeDevice Cpu => cpu.Value;
-    public static ComputeDevice Wide => wide.Value;
+    public static Session Cpu => cpu.Value;
+    public static Session Wide => wide.Value;
 
     public static IEnumerable<object[]> Both() => [["default"], ["wide"]];
 
     /// <summary>A GPU's geometry on the CPU: warps of 32, groups of 128, 32 threads per row (slow; kernel checks only).</summary>
-    public static ComputeDevice Warp32 => warp32.Value;
+    public static Session Warp32 => warp32.Value;
 
-    public static ComputeDevice Get(string name) => name switch
+    public static Session Get(string name) => name switch
     {
         "wide" => Wide,
         "warp32" => Warp32,

@@ -54,11 +54,11 @@ public static class BenchCommand
                 ? DataSource.Open(path, tiny ? ByteTokenizer.TokenizerName : Gpt2Tokenizer.TokenizerName, Path.Combine("runs", "data-cache"))
                 : null;
             int vocabSize = source?.VocabSize ?? (r.GetValue(vocab) > 0 ? r.GetValue(vocab) : tiny ? 256 : 50257);
-            string header = $"device: {device.Describe()}; matmul: {device.MatmulBackend}; peak {device.Peak}\n\n" +
+            string header = $"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}; peak {device.Runtime.Peak}\n\n" +
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
                             $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC" +
-                            (device.IsCuda && device.MatmulWarning is { } warning ? $"\n\n**warning:** {warning}" : "");
+                            (device.Runtime.IsCuda && device.MatmulWarning is { } warning ? $"\n\n**warning:** {warning}" : "");
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
             foreach (string arch in archList)

@@ -2,6 +2,7 @@ using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Runtime;
 using FlowHN.Training;
+using FlowHN.Autograd;
 
 namespace FlowHN.Cli.Commands;
 
@@ -19,7 +20,7 @@ public sealed class RunModel : IDisposable
     public ITokenizer Tokenizer { get; }
     public TrainState State { get; }
 
-    public static RunModel Load(ComputeDevice device, string runDir)
+    public static RunModel Load(Session device, string runDir)
     {
         string dir = Checkpoint.PathIn(runDir);
         if (!Directory.Exists(runDir)) throw new UserException($"No checkpoint: run folder {runDir} does not exist. Point --run at the --out of flowhn train.");

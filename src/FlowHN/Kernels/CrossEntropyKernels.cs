@@ -96,7 +96,7 @@ internal sealed class CrossEntropyLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> mean;
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> backward;
 
-    public CrossEntropyLauncher(ComputeDevice device) : base(device)
+    public CrossEntropyLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         forward = Load<int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int>(CrossEntropyKernels.CrossEntropyForward);
         mean = Load<int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(CrossEntropyKernels.CrossEntropyMean);

@@ -1,4 +1,5 @@
 using FlowHN.Runtime;
+using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 
@@ -13,11 +14,11 @@ public sealed class BranchProfile : IPassProfile, IDisposable
     private enum Mark { Start, AttentionStart, AttentionEnd, SsmStart, SsmEnd, End }
 
     private const int Marks = 6;
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly List<DeviceEvent[]> pool = new(); // per block: the forward marks, then the backward marks
     private int used;
 
-    public BranchProfile(ComputeDevice device) => this.device = device;
+    public BranchProfile(Session device) => this.device = device;
 
     public BranchTimes Forward { get; private set; } = BranchTimes.Zero;
     public BranchTimes Backward { get; private set; } = BranchTimes.Zero;
@@ -25,7 +26,7 @@ public sealed class BranchProfile : IPassProfile, IDisposable
     /// <summary>Called on the main stream before the fork; returns the block's handle for the other marks.</summary>
     internal int BeginBlock()
     {
-        if (used == pool.Count) pool.Add(Enumerable.Range(0, 2 * Marks).Select(_ => device.CreateEvent(timing: true)).ToArray());
+        if (used == pool.Count) pool.Add(Enumerable.Range(0, 2 * Marks).Select(_ => device.Runtime.CreateEvent(timing: true)).ToArray());
         Record(used, Mark.Start);
         return used++;
     }

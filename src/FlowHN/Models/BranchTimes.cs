@@ -1,4 +1,5 @@
 using FlowHN.Runtime;
+using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 
@@ -21,10 +22,10 @@ internal static class PassMarks
     /// Records <paramref name="forward"/> now and, when a backward will run, <paramref name="backward"/> at the
     /// mirrored point of the tape (a forward start is a backward end), on the stream the tape replays it on.
     /// </summary>
-    public static void Record(ComputeDevice device, DeviceEvent forward, DeviceEvent backward)
+    public static void Record(Session device, DeviceEvent forward, DeviceEvent backward)
     {
-        forward.Record(device.CurrentStream);
-        if (device.GradEnabled) device.Tape.Record(() => backward.Record(device.CurrentStream));
+        forward.Record(device.Runtime.CurrentStream);
+        if (device.GradEnabled) device.Tape.Record(() => backward.Record(device.Runtime.CurrentStream));
     }
 }
 

@@ -2,13 +2,14 @@ using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
+using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 
 /// <summary>A causal language model: token ids [batch, seq] in, next-token logits [batch, seq, vocab] out.</summary>
 public abstract class LanguageModel : Module
 {
-    protected LanguageModel(ComputeDevice device, ModelConfig config) : base(device, "")
+    protected LanguageModel(Session device, ModelConfig config) : base(device, "")
     {
         config.Validate();
         Config = config;
@@ -67,14 +68,14 @@ public abstract class LanguageModel : Module
     };
 
     /// <summary>Builds the architecture and allocates its parameters in one flat buffer.</summary>
-    public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed)
+    public static LanguageModel Create(Session device, ModelConfig config, int seed)
     {
         var model = Build(device, config, seed);
         model.AllocateParameters();
         return model;
     }
 
-    private static LanguageModel Build(ComputeDevice device, ModelConfig config, int seed) => config.Arch switch
+    private static LanguageModel Build(Session device, ModelConfig config, int seed) => config.Arch switch
     {
         _ when SequentialLM.IsSequential(config.Arch) => new SequentialLM(device, config, seed),
         "flowhn" => new FlowHNLM(device, config, seed),

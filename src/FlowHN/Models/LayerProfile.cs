@@ -1,5 +1,6 @@
 using FlowHN.Nn;
 using FlowHN.Runtime;
+using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 
@@ -14,11 +15,11 @@ public sealed class LayerProfile : IPassProfile, IPartTimer, IDisposable
 {
     private sealed record LayerEvents(DeviceEvent Start, DeviceEvent End, DeviceEvent BackwardStart, DeviceEvent BackwardEnd, MixerKind Kind);
 
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly List<LayerEvents> pool = new();
     private int used;
 
-    public LayerProfile(ComputeDevice device) => this.device = device;
+    public LayerProfile(Session device) => this.device = device;
 
     public BranchTimes Forward { get; private set; } = BranchTimes.Zero;
     public BranchTimes Backward { get; private set; } = BranchTimes.Zero;
@@ -26,8 +27,8 @@ public sealed class LayerProfile : IPassProfile, IPartTimer, IDisposable
     internal int Begin(MixerKind kind)
     {
         if (used == pool.Count)
-            pool.Add(new LayerEvents(device.CreateEvent(timing: true), device.CreateEvent(timing: true), device.CreateEvent(timing: true),
-                device.CreateEvent(timing: true), kind));
+            pool.Add(new LayerEvents(device.Runtime.CreateEvent(timing: true), device.Runtime.CreateEvent(timing: true), device.Runtime.CreateEvent(timing: true),
+                device.Runtime.CreateEvent(timing: true), kind));
         else pool[used] = pool[used] with { Kind = kind };
         PassMarks.Record(device, pool[used].Start, pool[used].BackwardEnd);
         return used++;

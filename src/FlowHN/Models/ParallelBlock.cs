@@ -22,7 +22,7 @@ public sealed class ParallelBlock : Module
     private readonly Parameter fuseBranches, fuseOut;
     private readonly int dim;
 
-    public ParallelBlock(ComputeDevice device, string name, int index, ModelConfig c, bool concatFusion, Random random, double residualStd)
+    public ParallelBlock(Session device, string name, int index, ModelConfig c, bool concatFusion, Random random, double residualStd)
         : base(device, name)
     {
         this.index = index;
@@ -55,14 +55,14 @@ public sealed class ParallelBlock : Module
         streams?.Fork();
         // Routing by position (inference) may leave a branch without a token in a short sequence: it is skipped.
         Tensor? attended = null, scanned = null;
-        using (streams is null ? null : Device.UseStream(streams.First))
+        using (streams is null ? null : Device.Runtime.UseStream(streams.First))
         {
             profile?.AttentionStart(profiled);
             if (tables is not { Routing.AttentionPositions.Length: 0 })
                 attended = AttentionBranch(attentionInput, batch, routing.Context, tables, all);
             profile?.AttentionEnd(profiled);
         }
-        using (streams is null ? null : Device.UseStream(streams.Second))
+        using (streams is null ? null : Device.Runtime.UseStream(streams.Second))
         {
             profile?.SsmStart(profiled);
             if (tables is not { Routing.SsmPositions.Length: 0 })

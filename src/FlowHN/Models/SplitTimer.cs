@@ -16,13 +16,13 @@ public static class SplitTimer
 {
     public sealed record Measurement(int AttentionTokens, double AttentionMs, double SsmMs);
 
-    public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
+    public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(Session device, ModelConfig c, int batch,
         int seqLen, int repeats = 2) =>
         Measure(device, c, batch, seqLen, run => Time(device, repeats, run));
 
-    /// <summary>As <see cref="Measure(ComputeDevice, ModelConfig, int, int, int)"/>, with the cost of a branch's
+    /// <summary>As <see cref="Measure(Session, ModelConfig, int, int, int)"/>, with the cost of a branch's
     /// forward + backward taken by <paramref name="cost"/> (tests count its launched FLOPs instead of timing it).</summary>
-    internal static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
+    internal static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(Session device, ModelConfig c, int batch,
         int seqLen, Func<Action, double> cost)
     {
         var random = new Random(1);
@@ -58,17 +58,17 @@ public static class SplitTimer
         return m[0].AttentionMs - m[0].SsmMs > 0 ? (double)m[0].AttentionTokens / seqLen : (double)m[^1].AttentionTokens / seqLen;
     }
 
-    private static double Time(ComputeDevice device, int repeats, Action run)
+    private static double Time(Session device, int repeats, Action run)
     {
         run(); // warm-up: compiles kernels and fills the allocator cache
-        device.Synchronize();
+        device.Runtime.Synchronize();
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < repeats; i++) run();
-        device.Synchronize();
+        device.Runtime.Synchronize();
         return clock.Elapsed.TotalMilliseconds / repeats;
     }
 
-    private static void RunAttention(ComputeDevice device, AttentionLayer layer, ModelConfig c, int batch, int seqLen, int a)
+    private static void RunAttention(Session device, AttentionLayer layer, ModelConfig c, int batch, int seqLen, int a)
     {
         using var scope = device.BeginScope();
         var x = Tensor.Zeros(device, [batch, seqLen, c.Dim]);
@@ -82,7 +82,7 @@ public static class SplitTimer
         device.Tape.Backward(Ops.Sum(y));
     }
 
-    private static void RunSsm(ComputeDevice device, DecoderLayer layer, ModelConfig c, int batch, int tokens)
+    private static void RunSsm(Session device, DecoderLayer layer, ModelConfig c, int batch, int tokens)
     {
         using var scope = device.BeginScope();
         var x = Tensor.Zeros(device, [batch, tokens, c.Dim]);

@@ -44,46 +44,46 @@ public sealed record BenchResult(string Arch, string Split, long Parameters, int
 /// </summary>
 public static class StepBenchmark
 {
-    public static BenchResult Run(ComputeDevice device, ModelConfig config, int batch, int seqLen, int warmup, int steps,
+    public static BenchResult Run(Session device, ModelConfig config, int batch, int seqLen, int warmup, int steps,
         bool breakdown, TokenLoader? loader = null, int seed = 1, bool branchConcurrency = true, bool recompute = false)
     {
         if (breakdown && recompute)
             throw new UserException("The breakdown times each layer as it runs once; with recomputation layers run twice. Leave out one of them.");
         using var model = LanguageModel.Create(device, config, seed);
         model.Recompute = recompute;
-        if (model is FlowHNLM f) f.BranchConcurrency = device.IsCuda && branchConcurrency;
+        if (model is FlowHNLM f) f.BranchConcurrency = device.Runtime.IsCuda && branchConcurrency;
         var parameters = model.Parameters().ToList();
         using var optimizer = new AdamW(device, parameters);
         var random = new Random(seed);
         TokenBatch NextBatch() => loader?.NextBatch(batch, seqLen) ?? RandomBatch(random, batch, seqLen, config.VocabSize);
 
         for (int i = 0; i < warmup; i++) Step(device, model, optimizer, NextBatch(), null, null);
-        device.Synchronize();
-        device.Allocator.ResetPeak();
-        device.Counters.Reset();
-        long stateBytes = device.Allocator.RequestedBytesInUse;
-        long driverAllocations = device.Allocator.DriverAllocations;
-        using var start = device.CreateEvent(timing: true);
-        using var end = device.CreateEvent(timing: true);
+        device.Runtime.Synchronize();
+        device.Runtime.Allocator.ResetPeak();
+        device.Runtime.Counters.Reset();
+        long stateBytes = device.Runtime.Allocator.RequestedBytesInUse;
+        long driverAllocations = device.Runtime.Allocator.DriverAllocations;
+        using var start = device.Runtime.CreateEvent(timing: true);
+        using var end = device.Runtime.CreateEvent(timing: true);
         var times = new List<double>();
         for (int i = 0; i < steps; i++)
         {
             Step(device, model, optimizer, NextBatch(), start, end);
             times.Add(DeviceEvent.ElapsedMilliseconds(start, end));
         }
-        driverAllocations = device.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
+        driverAllocations = device.Runtime.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
         double median = times.Median();
         int tokensPerStep = batch * seqLen;
         double flops = LanguageModel.TrainingFlopsPerToken(config, seqLen) * tokensPerStep;
         bool tf32 = device.Kernels.Gemm.UsesTf32;
-        double peak = device.Peak.For(tf32);
-        var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
-            (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
-            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), model.ActivationMemory));
+        double peak = device.Runtime.Peak.For(tf32);
+        var memory = new StepMemory(device.Runtime.Allocator.PeakBytesInUse, stateBytes,
+            (double)(device.Runtime.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
+            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory));
         var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
-            tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
+            tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Runtime.Peak.Source}",
             memory,
-            (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
+            (double)device.Runtime.Counters.Launches / steps, (double)device.Runtime.Counters.Transfers / steps, driverAllocations,
             !breakdown ? null
             : model is FlowHNLM flowhn ? Breakdown(device, flowhn, NextBatch, branchConcurrency)
             : model is SequentialLM stack && config.Arch is "shm" or "jamba" or "hymba" ? LayerBreakdown(device, stack, NextBatch)
@@ -95,17 +95,17 @@ public static class StepBenchmark
     /// One training step, timed between <paramref name="start"/> and <paramref name="end"/> when given: the batch's
     /// host work (the id plan) and its upload come before the start event, so only device work is timed.
     /// </summary>
-    private static void Step(ComputeDevice device, LanguageModel model, AdamW optimizer, TokenBatch batch, DeviceEvent? start,
+    private static void Step(Session device, LanguageModel model, AdamW optimizer, TokenBatch batch, DeviceEvent? start,
         DeviceEvent? end)
     {
         using (device.BeginScope())
         {
             var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
-            start?.Record(device.CurrentStream);
+            start?.Record(device.Runtime.CurrentStream);
             device.Tape.Backward(Evaluation.Loss(model, ids));
             optimizer.Step(1e-4);
             model.ZeroGrad();
-            end?.Record(device.CurrentStream);
+            end?.Record(device.Runtime.CurrentStream);
         }
     }
 
@@ -126,7 +126,7 @@ public static class StepBenchmark
     /// A sequential hybrid's attention and Mamba layers (Hymba's attention and SSM heads) timed in a forward and
     /// backward pass (the median of three). They run one after the other, so "both" is their sum.
     /// </summary>
-    private static BranchBreakdown LayerBreakdown(ComputeDevice device, SequentialLM model, Func<TokenBatch> next)
+    private static BranchBreakdown LayerBreakdown(Session device, SequentialLM model, Func<TokenBatch> next)
     {
         using var profile = new LayerProfile(device);
         model.Profile = profile;
@@ -139,7 +139,7 @@ public static class StepBenchmark
     /// Three timed forward and backward passes with <paramref name="profile"/> attached to the model; the one
     /// whose step takes the median time, a whole sample, so its parts add up.
     /// </summary>
-    private static BranchBreakdown MedianOfThree(ComputeDevice device, LanguageModel model, IPassProfile profile, Func<TokenBatch> next)
+    private static BranchBreakdown MedianOfThree(Session device, LanguageModel model, IPassProfile profile, Func<TokenBatch> next)
     {
         var samples = new List<BranchBreakdown>();
         for (int i = 0; i < 3; i++)
@@ -156,19 +156,19 @@ public static class StepBenchmark
     /// A forward and a backward pass (no optimizer step; the gradients are zeroed after), each timed with device
     /// events. Token ids are uploaded before the first event.
     /// </summary>
-    private static (double ForwardMs, double BackwardMs) TimedPasses(ComputeDevice device, LanguageModel model, TokenBatch batch)
+    private static (double ForwardMs, double BackwardMs) TimedPasses(Session device, LanguageModel model, TokenBatch batch)
     {
-        using var start = device.CreateEvent(timing: true);
-        using var middle = device.CreateEvent(timing: true);
-        using var end = device.CreateEvent(timing: true);
+        using var start = device.Runtime.CreateEvent(timing: true);
+        using var middle = device.Runtime.CreateEvent(timing: true);
+        using var end = device.Runtime.CreateEvent(timing: true);
         using (device.BeginScope())
         {
             var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
-            start.Record(device.CurrentStream);
+            start.Record(device.Runtime.CurrentStream);
             var loss = Ops.CrossEntropy(model.Forward(ids, batch.BatchSize, batch.SeqLen), ids.Targets!, overwriteLogits: true);
-            middle.Record(device.CurrentStream);
+            middle.Record(device.Runtime.CurrentStream);
             device.Tape.Backward(loss);
-            end.Record(device.CurrentStream);
+            end.Record(device.Runtime.CurrentStream);
             var times = (DeviceEvent.ElapsedMilliseconds(start, middle), DeviceEvent.ElapsedMilliseconds(middle, end));
             model.ZeroGrad();
             return times;
@@ -180,7 +180,7 @@ public static class StepBenchmark
     /// concurrently (both together); the median of three steps each. On the CPU accelerator streams are serial,
     /// so there the concurrent time is the sum.
     /// </summary>
-    private static BranchBreakdown Breakdown(ComputeDevice device, FlowHNLM model, Func<TokenBatch> next, bool concurrency)
+    private static BranchBreakdown Breakdown(Session device, FlowHNLM model, Func<TokenBatch> next, bool concurrency)
     {
         using var profile = new BranchProfile(device);
         model.Profile = profile;
@@ -190,7 +190,7 @@ public static class StepBenchmark
             return MedianOfThree(device, model, profile, next);
         }
         var serial = Passes(concurrent: false);
-        var both = device.IsCuda && concurrency ? Passes(concurrent: true) : serial;
+        var both = device.Runtime.IsCuda && concurrency ? Passes(concurrent: true) : serial;
         model.Profile = null;
         // Each branch's own time from the serial passes; "both" and the passes' totals from the concurrent ones.
         return new BranchBreakdown(serial.Forward with { ConcurrentMs = both.Forward.ConcurrentMs }, both.ForwardMs,

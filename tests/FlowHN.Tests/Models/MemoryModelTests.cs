@@ -2,6 +2,7 @@ using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Training;
 using Xunit.Abstractions;
+using FlowHN.Autograd;
 
 namespace FlowHN.Tests.Models;
 
@@ -78,7 +79,7 @@ public class MemoryModelTests(ITestOutputHelper output)
         Assert.True(recomputed < 0.5 * released);
     }
 
-    private void AssertPredicted(FlowHN.Runtime.ComputeDevice device, ModelConfig config, int batch, int seqLen)
+    private void AssertPredicted(FlowHN.Autograd.Session device, ModelConfig config, int batch, int seqLen)
     {
         var memory = StepBenchmark.Run(device, config, batch, seqLen, warmup: 1, steps: 1, breakdown: false).Memory;
         output.WriteLine($"state {memory.StateBytes} vs {memory.Predicted.StateBytes}; activations/token " +

@@ -178,7 +178,7 @@ public class TorchOracleTests(ITestOutputHelper output)
         /// The model of the fixture's config with the fixture's weights. The model must have exactly the fixture's
         /// weight names and shapes (the README's tables), no more and no fewer.
         /// </summary>
-        public LanguageModel Build(ComputeDevice device, string name)
+        public LanguageModel Build(Session device, string name)
         {
             var model = LanguageModel.Create(device, Configs[name], seed: 1);
             string prefix = name + ".weight.";
