@@ -99,25 +99,17 @@ public class AllocatorTests
     [Fact]
     public void WithoutSegmentReleasesNothingIsReturnedBeforeAStepEnds()
     {
-        var device = TestDevice.Cpu;
-        using var model = TwoLayers(device, "flowhn");
+        using var device = new Session(TestDevice.Cpu.Runtime); // its own tape: the setting stays here
         device.Tape.ReleaseSegments = false;
-        try
+        using var model = TwoLayers(device, "flowhn");
+        long frees;
+        using (device.BeginScope())
         {
-            long frees;
-            using (device.BeginScope())
-            {
-                frees = device.Runtime.Allocator.Frees;
-                device.Tape.Backward(Loss(device, model));
-                Assert.Equal(frees, device.Runtime.Allocator.Frees);
-            }
-            Assert.True(device.Runtime.Allocator.Frees > frees);
+            frees = device.Runtime.Allocator.Frees;
+            device.Tape.Backward(Loss(device, model));
+            Assert.Equal(frees, device.Runtime.Allocator.Frees);
         }
-        finally
-        {
-            device.Tape.ReleaseSegments = true;
-            model.ZeroGrad();
-        }
+        Assert.True(device.Runtime.Allocator.Frees > frees);
     }
 
     [Theory]
@@ -129,12 +121,12 @@ public class AllocatorTests
     {
         // Every returned block is overwritten with NaN at once: if a later kernel still read one, the gradients
         // would differ from a run that keeps everything until the step ends.
-        var device = TestDevice.Cpu;
         float[] Gradients(bool release, bool recompute)
         {
+            using var device = new Session(TestDevice.Cpu.Runtime); // its own tape: the setting stays here
+            device.Tape.ReleaseSegments = release;
             using var model = TwoLayers(device, arch);
             model.Recompute = recompute;
-            device.Tape.ReleaseSegments = release;
             device.Runtime.Allocator.OnFree = block => device.Kernels.Elementwise.Fill(block.View, float.NaN);
             try
             {
@@ -143,8 +135,7 @@ public class AllocatorTests
             }
             finally
             {
-                device.Runtime.Allocator.OnFree = null;
-                device.Tape.ReleaseSegments = true;
+                device.Runtime.Allocator.OnFree = null; // the allocator belongs to the shared device
             }
         }
         var kept = Gradients(release: false, recompute: false);
