@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Attributes;
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
-using FlowHN.Autograd;
 
 namespace FlowHN.Benchmarks;
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
-using FlowHN.Runtime;
 using FlowHN.Autograd;
+using FlowHN.Runtime;
 
 namespace FlowHN.Cli.Commands;
 

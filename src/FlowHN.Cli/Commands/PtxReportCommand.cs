@@ -1,7 +1,7 @@
 using System.CommandLine;
+using FlowHN.Autograd;
 using FlowHN.Diagnostics;
 using FlowHN.Runtime;
-using FlowHN.Autograd;
 
 namespace FlowHN.Cli.Commands;
 

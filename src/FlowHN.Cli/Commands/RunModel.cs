@@ -1,8 +1,8 @@
+using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Runtime;
 using FlowHN.Training;
-using FlowHN.Autograd;
 
 namespace FlowHN.Cli.Commands;
 

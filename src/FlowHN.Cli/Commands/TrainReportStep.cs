@@ -1,9 +1,9 @@
+using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Reports;
 using FlowHN.Runtime;
 using FlowHN.Training;
-using FlowHN.Autograd;
 
 namespace FlowHN.Cli.Commands;
 

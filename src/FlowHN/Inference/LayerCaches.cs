@@ -1,6 +1,6 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
-using FlowHN.Autograd;
 
 namespace FlowHN.Inference;
 

@@ -1,5 +1,5 @@
-using FlowHN.Runtime;
 using FlowHN.Autograd;
+using FlowHN.Runtime;
 
 namespace FlowHN.Models;
 

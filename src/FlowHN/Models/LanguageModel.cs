@@ -1,8 +1,8 @@
+using FlowHN.Autograd;
 using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
-using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 

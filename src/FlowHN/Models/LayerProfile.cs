@@ -1,6 +1,6 @@
+using FlowHN.Autograd;
 using FlowHN.Nn;
 using FlowHN.Runtime;
-using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 

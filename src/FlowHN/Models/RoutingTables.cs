@@ -1,7 +1,7 @@
+using FlowHN.Autograd;
 using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
-using FlowHN.Autograd;
 
 namespace FlowHN.Models;
 

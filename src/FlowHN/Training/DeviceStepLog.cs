@@ -1,7 +1,7 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 using ILGPU;
-using FlowHN.Autograd;
 
 namespace FlowHN.Training;
 
