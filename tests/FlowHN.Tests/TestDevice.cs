@@ -8,7 +8,8 @@ namespace FlowHN.Tests;
 /// <summary>
 /// Shared CPU-accelerator devices: the default preset (warp 2, one warp per group), a wider one (warp 4, two
 /// warps per group, four threads per row in row kernels) so group-level code and shared-memory reductions run
-/// too, and one with a GPU's geometry for the kernel checks.
+/// too, and one with a GPU's geometry for the kernel checks. Each comes with a shared session; a test that changes
+/// a session's settings makes a session of its own on the same device (<c>new Session(TestDevice.Cpu.Runtime)</c>).
 /// </summary>
 public static class TestDevice
 {

@@ -12,7 +12,6 @@ namespace FlowHN.Kernels;
 internal abstract class KernelFamily
 {
     private readonly List<MethodInfo> methods = new();
-
     private readonly IScratchMemory scratch;
 
     protected KernelFamily(ComputeDevice device, IScratchMemory scratch)
