@@ -68,6 +68,6 @@ public class AttentionBenchmarks : DeviceBenchmark
         if (Backward)
             kernels.Backward(shape, inputs, o.View, lse.View, dO!.View, delta!.View,
                 new AttentionGradients { DQ = dq!.View, DK = dk!.View, DV = dv!.View });
-        Device.Synchronize();
+        Device.Runtime.Synchronize();
     }
 }

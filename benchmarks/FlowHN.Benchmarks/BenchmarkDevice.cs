@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 namespace FlowHN.Benchmarks;
@@ -9,8 +10,8 @@ public static class BenchmarkDevice
 
     private static readonly Lazy<bool> Cuda = new(() =>
     {
-        using var probe = ComputeDevice.Create(Options(GemmBackendKind.Ilgpu));
-        return probe.IsCuda;
+        using var probe = Session.Create(Options(GemmBackendKind.Ilgpu));
+        return probe.Runtime.IsCuda;
     });
 
     /// <summary>Removes <c>--device X</c> from the arguments and remembers X for the benchmark processes.</summary>

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -11,10 +12,10 @@ namespace FlowHN.Benchmarks;
 /// </summary>
 public abstract class DeviceBenchmark : IWorkload
 {
-    private ComputeDevice? device;
+    private Session? device;
     private Random random = new(1);
 
-    protected ComputeDevice Device => device ?? throw new InvalidOperationException("The benchmark has not been set up.");
+    protected Session Device => device ?? throw new InvalidOperationException("The benchmark has not been set up.");
 
     public virtual double Flops => 0;
     public virtual double Bytes => 0;
@@ -29,9 +30,9 @@ public abstract class DeviceBenchmark : IWorkload
     [GlobalSetup]
     public void Setup()
     {
-        device = ComputeDevice.Create(BenchmarkDevice.Options(Gemm));
+        device = Session.Create(BenchmarkDevice.Options(Gemm));
         random = new Random(1);
-        Console.WriteLine($"// device: {device.Describe()}, matmul: {device.Kernels.Gemm.BackendName}, peak {device.Peak}");
+        Console.WriteLine($"// device: {device.Runtime.Describe()}, matmul: {device.Kernels.Gemm.BackendName}, peak {device.Runtime.Peak}");
         Prepare();
     }
 
@@ -39,7 +40,7 @@ public abstract class DeviceBenchmark : IWorkload
     /// Sets the benchmark up on a device the caller owns and keeps (tests run a benchmark's own code on theirs);
     /// <see cref="Release"/> frees what it allocated there.
     /// </summary>
-    public void Setup(ComputeDevice existing)
+    public void Setup(Session existing)
     {
         device = existing;
         random = new Random(1);

@@ -43,6 +43,6 @@ public class GemmBenchmarks : DeviceBenchmark
     public void MatMul()
     {
         Device.Kernels.Gemm.MatMul(a!, b!, c!);
-        Device.Synchronize();
+        Device.Runtime.Synchronize();
     }
 }

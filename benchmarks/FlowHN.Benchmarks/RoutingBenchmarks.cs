@@ -69,6 +69,6 @@ public class RoutingBenchmarks : DeviceBenchmark
             kernels.ScatterInto(attentionShape, attentionRows!.View, attentionPositions!.IntView, sequence!.View);
             kernels.ScatterInto(ssmShape, ssmRows!.View, ssmPositions!.IntView, sequence.View);
         }
-        Device.Synchronize();
+        Device.Runtime.Synchronize();
     }
 }

@@ -74,6 +74,6 @@ public class SelectiveScanBenchmarks : DeviceBenchmark
         var kernels = Device.Kernels.SelectiveScan;
         kernels.Forward(shape, inputs, y!.View, Backward ? boundaries!.View : default, default);
         if (Backward) kernels.Backward(shape, inputs, dy!.View, boundaries!.View, gradients);
-        Device.Synchronize();
+        Device.Runtime.Synchronize();
     }
 }

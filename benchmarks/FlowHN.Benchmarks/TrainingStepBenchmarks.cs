@@ -77,6 +77,6 @@ public class TrainingStepBenchmarks : DeviceBenchmark
     public void Step()
     {
         step!.Run(() => batch!, LearningRate);
-        Device.Synchronize();
+        Device.Runtime.Synchronize();
     }
 }

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
@@ -7,29 +8,30 @@ namespace FlowHN.Tests;
 /// <summary>
 /// Shared CPU-accelerator devices: the default preset (warp 2, one warp per group), a wider one (warp 4, two
 /// warps per group, four threads per row in row kernels) so group-level code and shared-memory reductions run
-/// too, and one with a GPU's geometry for the kernel checks.
+/// too, and one with a GPU's geometry for the kernel checks. Each comes with a shared session; a test that changes
+/// a session's settings makes a session of its own on the same device (<c>new Session(TestDevice.Cpu.Runtime)</c>).
 /// </summary>
 public static class TestDevice
 {
-    private static readonly Lazy<ComputeDevice> cpu = new(() => ComputeDevice.Create(new DeviceOptions { Device = DeviceKind.Cpu }));
-    private static readonly Lazy<ComputeDevice> wide = new(() => ComputeDevice.Create(new DeviceOptions
+    private static readonly Lazy<Session> cpu = new(() => Session.Create(new DeviceOptions { Device = DeviceKind.Cpu }));
+    private static readonly Lazy<Session> wide = new(() => Session.Create(new DeviceOptions
     {
         Device = DeviceKind.Cpu, CpuWarpSize = 4, CpuWarpsPerGroup = 2, CpuLanesPerRow = 4,
     }));
-    private static readonly Lazy<ComputeDevice> warp32 = new(() => ComputeDevice.Create(new DeviceOptions
+    private static readonly Lazy<Session> warp32 = new(() => Session.Create(new DeviceOptions
     {
         Device = DeviceKind.Cpu, CpuWarpSize = 32, CpuWarpsPerGroup = 4, CpuLanesPerRow = 32,
     }));
 
-    public static ComputeDevice Cpu => cpu.Value;
-    public static ComputeDevice Wide => wide.Value;
+    public static Session Cpu => cpu.Value;
+    public static Session Wide => wide.Value;
 
     public static IEnumerable<object[]> Both() => [["default"], ["wide"]];
 
     /// <summary>A GPU's geometry on the CPU: warps of 32, groups of 128, 32 threads per row (slow; kernel checks only).</summary>
-    public static ComputeDevice Warp32 => warp32.Value;
+    public static Session Warp32 => warp32.Value;
 
-    public static ComputeDevice Get(string name) => name switch
+    public static Session Get(string name) => name switch
     {
         "wide" => Wide,
         "warp32" => Warp32,

@@ -59,11 +59,11 @@ public static class BenchCommand
                 ? DataSource.Open(path, presetDefaults.Tokenizer, Path.Combine("runs", "data-cache"))
                 : null;
             int vocabSize = source?.VocabSize ?? (r.GetValue(vocab) > 0 ? r.GetValue(vocab) : presetDefaults.BenchVocab);
-            string header = $"device: {device.Describe()}; matmul: {device.MatmulBackend}; peak {device.Peak}\n\n" +
+            string header = $"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}; peak {device.Runtime.Peak}\n\n" +
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
                             $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC" +
-                            (device.IsCuda && device.MatmulWarning is { } warning ? $"\n\n**warning:** {warning}" : "");
+                            (device.Runtime.IsCuda && device.MatmulWarning is { } warning ? $"\n\n**warning:** {warning}" : "");
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
             foreach (var arch in archList)

@@ -23,7 +23,7 @@ public static class CheckCommand
         {
             using var device = DeviceOptionSet.Open(deviceOptions.Read(result), console);
             var o = console.Out;
-            o.WriteLine($"device: {device.Describe()}");
+            o.WriteLine($"device: {device.Runtime.Describe()}");
             o.WriteLine($"matmul: {device.MatmulBackend}");
             string? only = result.GetValue(filter);
             var names = KernelChecks.Names.Where(n => only is null || n.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();

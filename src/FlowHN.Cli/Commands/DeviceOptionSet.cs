@@ -1,4 +1,5 @@
 using System.CommandLine;
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 namespace FlowHN.Cli.Commands;
@@ -59,10 +60,10 @@ public sealed class DeviceOptionSet
     /// Creates the device a command runs on. On CUDA without cuBLAS it says so on stderr, once per process, before
     /// any work: a silent fallback would make every number 3-5x slower without telling anyone why.
     /// </summary>
-    public static ComputeDevice Open(DeviceOptions options, CliConsole console)
+    public static Session Open(DeviceOptions options, CliConsole console)
     {
-        var device = ComputeDevice.Create(options);
-        if (device.IsCuda && device.MatmulWarning is { } warning && Interlocked.Exchange(ref warned, 1) == 0)
+        var device = Session.Create(options);
+        if (device.Runtime.IsCuda && device.MatmulWarning is { } warning && Interlocked.Exchange(ref warned, 1) == 0)
             console.Error.WriteLine($"warning: {warning}");
         return device;
     }

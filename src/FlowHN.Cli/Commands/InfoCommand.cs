@@ -16,17 +16,17 @@ public static class InfoCommand
         {
             using var device = DeviceOptionSet.Open(deviceOptions.Read(result), console);
             var o = console.Out;
-            o.WriteLine($"device:       {device.Describe()}");
-            o.WriteLine($"memory:       {device.MemoryBytes / (double)(1L << 30):0.##} GiB");
+            o.WriteLine($"device:       {device.Runtime.Describe()}");
+            o.WriteLine($"memory:       {device.Runtime.MemoryBytes / (double)(1L << 30):0.##} GiB");
             o.WriteLine($"matmul:       {device.MatmulBackend}");
             if (device.MatmulFallbackReason is { Length: > 0 } reason) o.WriteLine($"              (cuBLAS not used: {reason})");
             // On CUDA: the cuBLAS the run uses. On the CPU: what a CUDA run would load from here (nothing is called).
-            var cublas = device.IsCuda ? CublasLibrary.Current : CublasLibrary.Load(CublasSearch.FromEnvironment());
-            o.WriteLine($"cuBLAS:       {cublas.Describe()}{(device.IsCuda ? "" : " (not used on the CPU accelerator)")}");
-            if (device.Accelerator is CudaAccelerator cuda)
+            var cublas = device.Runtime.IsCuda ? CublasLibrary.Current : CublasLibrary.Load(CublasSearch.FromEnvironment());
+            o.WriteLine($"cuBLAS:       {cublas.Describe()}{(device.Runtime.IsCuda ? "" : " (not used on the CPU accelerator)")}");
+            if (device.Runtime.Accelerator is CudaAccelerator cuda)
                 o.WriteLine($"PTX:          ILGPU targets {cuda.Architecture} with PTX ISA {cuda.InstructionSet} (driver API {cuda.DriverVersion})");
-            o.WriteLine($"peak:         {device.Peak}");
-            o.WriteLine($"MFU uses:     {(device.MatmulUsesTf32 ? "tf32" : "fp32")} peak, {device.Peak.For(device.MatmulUsesTf32) / 1e12:0.###} TFLOP/s");
+            o.WriteLine($"peak:         {device.Runtime.Peak}");
+            o.WriteLine($"MFU uses:     {(device.MatmulUsesTf32 ? "tf32" : "fp32")} peak, {device.Runtime.Peak.For(device.MatmulUsesTf32) / 1e12:0.###} TFLOP/s");
             return 0;
         });
         return command;

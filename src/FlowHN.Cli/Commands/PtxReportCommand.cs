@@ -1,4 +1,5 @@
 using System.CommandLine;
+using FlowHN.Autograd;
 using FlowHN.Diagnostics;
 using FlowHN.Runtime;
 
@@ -33,7 +34,7 @@ public static class PtxReportCommand
             var release = PtxasReport.ParseRelease(versionText);
             var isa = PtxasReport.InstructionSetFor(release);
             var started = DateTime.UtcNow;
-            using var device = ComputeDevice.Create(new DeviceOptions { Device = DeviceKind.Cpu });
+            using var device = Session.Create(new DeviceOptions { Device = DeviceKind.Cpu });
             var kernels = KernelPtx.Compile(device.KernelMethods, instructionSet: isa);
             var stats = PtxasReport.Run(kernels, tool, architecture);
             string header =

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Runtime;
@@ -19,7 +20,7 @@ public sealed class RunModel : IDisposable
     public ITokenizer Tokenizer { get; }
     public TrainState State { get; }
 
-    public static RunModel Load(ComputeDevice device, string runDir)
+    public static RunModel Load(Session device, string runDir)
     {
         string dir = Checkpoint.PathIn(runDir);
         if (!Directory.Exists(runDir)) throw new UserException($"No checkpoint: run folder {runDir} does not exist. Point --run at the --out of flowhn train.");

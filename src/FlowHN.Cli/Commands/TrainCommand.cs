@@ -150,7 +150,7 @@ public static class TrainCommand
             console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
                                   $"ratio {config.SplitRatio}");
         using var device = DeviceOptionSet.Open(deviceOptions, console);
-        console.Out.WriteLine($"device: {device.Describe()}; matmul: {device.MatmulBackend}");
+        console.Out.WriteLine($"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}");
         var (resolved, samples) = SplitTimer.Resolve(device, config, options.Batch, options.SeqLen);
         if (samples.Count > 0)
         {
@@ -165,7 +165,7 @@ public static class TrainCommand
         if (recompute) console.Out.WriteLine("activation checkpointing: on (layers run again in the backward)");
         if (model is FlowHNLM flowhn)
         {
-            flowhn.BranchConcurrency = device.IsCuda && split.Concurrent;
+            flowhn.BranchConcurrency = device.Runtime.IsCuda && split.Concurrent;
             if (config.Split is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating)
                 console.Out.WriteLine($"FLOP-aware split at L={options.SeqLen}: {FlowHNLM.Balance(config, options.SeqLen)}");
             console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on (two CUDA streams)" : "off")}");

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Reports;
@@ -12,7 +13,7 @@ namespace FlowHN.Cli.Commands;
 /// </summary>
 internal static class TrainReportStep
 {
-    public static void Write(CliConsole console, string runDir, ComputeDevice device, DataSource data, LanguageModel model,
+    public static void Write(CliConsole console, string runDir, Session device, DataSource data, LanguageModel model,
         TrainOptions options, bool interrupted, Exception? failure)
     {
         if (!File.Exists(Path.Combine(runDir, MetricsLog.FileName))) return; // stopped before training began (e.g. the memory check)
@@ -22,11 +23,11 @@ internal static class TrainReportStep
             Outcome = failure is not null ? $"Stopped by an error: {failure.Message}"
                 : interrupted ? $"Stopped on request before step {options.Steps}; continue with `flowhn train --resume --out {runDir}`."
                 : $"Finished: trained to step {options.Steps}.",
-            Device = $"{device.Describe()}; matrix products: {device.MatmulBackend}; MFU against {device.Peak}.",
+            Device = $"{device.Runtime.Describe()}; matrix products: {device.MatmulBackend}; MFU against {device.Runtime.Peak}.",
             Data = $"{data.Directory} ({data.TokenizerName} tokenizer, vocabulary {data.VocabSize}): {data.Train.Length:N0} training and " +
                    $"{data.Validation.Length:N0} validation tokens.",
-            Memory = $"Peak {device.Allocator.PeakBytesInUse / mib:0.0} MiB in use and {device.Allocator.BytesReserved / mib:0.0} MiB reserved " +
-                     $"by the caching allocator (this process) of {device.MemoryBytes / gib:0.##} GiB.",
+            Memory = $"Peak {device.Runtime.Allocator.PeakBytesInUse / mib:0.0} MiB in use and {device.Runtime.Allocator.BytesReserved / mib:0.0} MiB reserved " +
+                     $"by the caching allocator (this process) of {device.Runtime.MemoryBytes / gib:0.##} GiB.",
             Model = [("Parameters", model.ParameterCount.ToString("N0")), .. RunFacts.Rows(model.Config)],
             Training = RunFacts.Rows(options),
         };

@@ -20,7 +20,7 @@ public sealed record GradCheckResult(string Input, int Coordinates, double Relat
 /// </summary>
 public static class GradCheck
 {
-    public static IReadOnlyList<GradCheckResult> Run(ComputeDevice device, Func<Tensor> forward, IReadOnlyList<Tensor> inputs,
+    public static IReadOnlyList<GradCheckResult> Run(Session device, Func<Tensor> forward, IReadOnlyList<Tensor> inputs,
         int seed = 1, float step = 1e-2f, int maxCoordinates = 48)
     {
         foreach (var input in inputs)
@@ -45,7 +45,7 @@ public static class GradCheck
         }
     }
 
-    private static GradCheckResult CheckInput(ComputeDevice device, Func<Tensor> forward, Tensor input, string name,
+    private static GradCheckResult CheckInput(Session device, Func<Tensor> forward, Tensor input, string name,
         float[] analytic, float[] weights, Random random, float step, int maxCoordinates)
     {
         var values = input.ToArray();
@@ -78,7 +78,7 @@ public static class GradCheck
         return new GradCheckResult(name, count, Math.Sqrt(diff2) / scale, maxAbs);
     }
 
-    private static double Objective(ComputeDevice device, Func<Tensor> forward, float[] weights)
+    private static double Objective(Session device, Func<Tensor> forward, float[] weights)
     {
         using var scope = device.BeginScope();
         var output = forward().ToArray();

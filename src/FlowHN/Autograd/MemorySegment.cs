@@ -18,14 +18,16 @@ namespace FlowHN.Autograd;
 /// </summary>
 public sealed class MemorySegment
 {
+    private readonly Session session;
     private readonly ComputeDevice device;
     private readonly DeviceStream stream;
     private readonly long start;
     private long end = long.MaxValue, backwardStart = long.MaxValue;
 
-    private MemorySegment(ComputeDevice device)
+    private MemorySegment(Session session)
     {
-        this.device = device;
+        this.session = session;
+        device = session.Runtime;
         stream = device.CurrentStream;
         start = device.Allocator.NextId;
     }
@@ -34,21 +36,21 @@ public sealed class MemorySegment
     /// Runs <paramref name="forward"/> (given the input and whether it is being recomputed) as a segment.
     /// Without a backward to come, a step scope, or <see cref="Tape.ReleaseSegments"/> it just runs it.
     /// </summary>
-    public static Tensor Run(ComputeDevice device, Tensor input, Func<Tensor, bool, Tensor> forward, bool recompute)
+    public static Tensor Run(Session session, Tensor input, Func<Tensor, bool, Tensor> forward, bool recompute)
     {
-        if (!device.GradEnabled || !device.Tape.ReleaseSegments || device.CurrentScope is null) return forward(input, false);
-        var segment = new MemorySegment(device);
+        if (!session.GradEnabled || !session.Tape.ReleaseSegments || session.CurrentScope is null) return forward(input, false);
+        var segment = new MemorySegment(session);
         return recompute ? segment.Recomputed(input, forward) : segment.Kept(input, forward);
     }
 
     /// <summary>The forward with its tape; the release is recorded first, so it runs last in the backward.</summary>
     private Tensor Kept(Tensor input, Func<Tensor, bool, Tensor> forward)
     {
-        device.Tape.Record(Release);
+        session.Tape.Record(Release);
         var output = forward(input, false);
         EndForward();
         // Recorded last, so it runs first in the backward: scratch from here on belongs to the segment.
-        device.Tape.Record(() => backwardStart = device.Allocator.NextId);
+        session.Tape.Record(() => backwardStart = device.Allocator.NextId);
         return output;
     }
 
@@ -56,18 +58,18 @@ public sealed class MemorySegment
     private Tensor Recomputed(Tensor input, Func<Tensor, bool, Tensor> forward)
     {
         Tensor output;
-        using (new NoGradScope(device)) output = forward(input, false);
+        using (new NoGradScope(session)) output = forward(input, false);
         EndForward();
-        device.CurrentScope!.Release(block => block != output.Block && block.Owner >= start && block.Owner < end);
+        session.CurrentScope!.Release(block => block != output.Block && block.Owner >= start && block.Owner < end);
         output.RequiresGrad = true;
-        device.Tape.Record(() =>
+        session.Tape.Record(() =>
         {
             if (output.Grad is null) return;
             backwardStart = device.Allocator.NextId;
-            int mark = device.Tape.Count;
+            int mark = session.Tape.Count;
             var again = forward(input, true);
             again.Grad = output.Grad;
-            device.Tape.ReplayFrom(mark);
+            session.Tape.ReplayFrom(mark);
             Release();
         });
         return output;
@@ -82,6 +84,6 @@ public sealed class MemorySegment
     private void Release()
     {
         if (device.CurrentStream != stream) throw new InvalidOperationException("A memory segment must be released on the stream it began on.");
-        device.CurrentScope?.Release(block => (block.Owner >= start && block.Owner < end) || block.Owner >= backwardStart);
+        session.CurrentScope?.Release(block => (block.Owner >= start && block.Owner < end) || block.Owner >= backwardStart);
     }
 }

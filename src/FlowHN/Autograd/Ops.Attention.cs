@@ -26,10 +26,10 @@ public static partial class Ops
         kernels.Forward(s, inputs, o.View, lse.View);
         // Model FLOPs: scores and weighted values, 2 * 2 * D per visible (query, key) pair and query head.
         double forwardFlops = 4.0 * s.HeadDim * s.QueryHeads * s.Batch * VisiblePairs(qPositions, kPositions);
-        device.Counters.Attention(forwardFlops);
+        device.Runtime.Counters.Attention(forwardFlops);
         return Record(o, dO =>
         {
-            device.Counters.Attention(2 * forwardFlops);
+            device.Runtime.Counters.Attention(2 * forwardFlops);
             var delta = Tensor.Empty(device, lse.Shape);
             bool keyValue = k.RequiresGrad || v.RequiresGrad;
             var grads = new AttentionGradients
@@ -91,7 +91,7 @@ public static partial class Ops
     }
 
     /// <summary>An int tensor [length] holding first, first + 1, ... (built on the device, no host copy).</summary>
-    public static Tensor Positions(ComputeDevice device, int length, int first = 0)
+    public static Tensor Positions(TensorDevice device, int length, int first = 0)
     {
         var positions = Tensor.Empty(device, [length], DType.Int32);
         device.Kernels.Attention.Positions(positions.IntView, first);

@@ -21,9 +21,9 @@ public static partial class Ops
     /// <summary>Marks <paramref name="y"/> as differentiable and records its backward.</summary>
     private static Tensor Record(Tensor y, Action<Tensor> backward, params Tensor?[] inputs)
     {
-        if (!Tape.ShouldRecord(y.Device, inputs)) return y;
+        if (!Tape.ShouldRecord(Session.Of(y), inputs)) return y;
         y.RequiresGrad = true;
-        y.Device.Tape.Record(() =>
+        Session.Of(y).Tape.Record(() =>
         {
             if (y.Grad is not null) backward(y.Grad);
         });

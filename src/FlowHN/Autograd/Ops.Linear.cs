@@ -66,7 +66,7 @@ public static partial class Ops
         if (outputs <= 0 || outputs > padded)
             throw new ArgumentException($"Linear: {outputs} outputs of a weight with {padded} rows.");
         var full = Linear(x, weight, recordBackward: false);
-        x.Device.Counters.PaddingMatmul(full.Length / padded, padded - outputs, inFeatures);
+        x.Device.Runtime.Counters.PaddingMatmul(full.Length / padded, padded - outputs, inFeatures);
         var y = full.SliceLastView(0, outputs);
         int rows = (int)(x.Length / inFeatures);
         var x2 = x.ReshapeView(rows, inFeatures);

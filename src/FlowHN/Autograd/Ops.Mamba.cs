@@ -17,10 +17,10 @@ public static partial class Ops
         var y = Like(x);
         kernels.Forward(s, x.View, weight.View, bias.View, initialState?.View ?? default, y.View);
         double forwardFlops = 2.0 * weight.Dim(1) * x.Length; // a multiply-add per tap, channel and token
-        x.Device.Counters.Conv(forwardFlops);
+        x.Device.Runtime.Counters.Conv(forwardFlops);
         return Record(y, dy =>
         {
-            x.Device.Counters.Conv(2 * forwardFlops);
+            x.Device.Runtime.Counters.Conv(2 * forwardFlops);
             kernels.Backward(s, x.View, weight.View, bias.View, initialState?.View ?? default, dy.View,
                 GradientOrScratch(x), GradientOrScratch(weight), GradientOrScratch(bias),
                 initialState is { RequiresGrad: true } ? Gradients.For(initialState).View : default);
@@ -70,7 +70,7 @@ public static partial class Ops
         var s = SelectiveScanShapeOf(kernels, u, delta, deltaBias, aLog, b, c, dSkip, z, initialState);
         Tensor?[] inputs = [u, delta, deltaBias, aLog, b, c, dSkip, z, initialState];
         // Chunk-boundary states are kept only when a backward will need them.
-        var boundaries = Tape.ShouldRecord(device, inputs)
+        var boundaries = Tape.ShouldRecord(Session.Of(u), inputs)
             ? Tensor.Empty(device, [s.Batch, s.Chunks, s.States, s.Channels])
             : null;
         var y = Like(u);
@@ -83,10 +83,10 @@ public static partial class Ops
         kernels.Forward(s, Views(), y.View, boundaries?.View ?? default, final?.View ?? default);
         // Model FLOPs as in the Mamba paper: 9 per channel and state per token, plus the skip and the gate.
         double forwardFlops = (9.0 * s.States + 4.0) * s.Channels * s.Batch * u.Dim(1);
-        device.Counters.Scan(forwardFlops);
+        device.Runtime.Counters.Scan(forwardFlops);
         Record(y, dy =>
         {
-            device.Counters.Scan(2 * forwardFlops);
+            device.Runtime.Counters.Scan(2 * forwardFlops);
             kernels.Backward(s, Views(), dy.View, boundaries!.View, new SelectiveScanGradients
             {
                 DU = GradientOrScratch(u), DDelta = GradientOrScratch(delta), DDeltaBias = GradientOrScratch(deltaBias),

@@ -36,10 +36,10 @@ public static partial class Ops
         var inverseRms = Tensor.Empty(x.Device, [rows]);
         var k = x.Device.Kernels.Norm;
         k.AddRmsNormForward(rows, cols, x.View, y.View, weight.View, sum.View, normed.View, inverseRms.View, eps);
-        if (!Tape.ShouldRecord(x.Device, x, y, weight)) return (sum, normed);
+        if (!Tape.ShouldRecord(Session.Of(x), x, y, weight)) return (sum, normed);
         sum.RequiresGrad = normed.RequiresGrad = true;
         // Recorded once, after both outputs exist: every consumer of either output runs its backward first.
-        x.Device.Tape.Record(() =>
+        Session.Of(x).Tape.Record(() =>
         {
             if (normed.Grad is null)
             {

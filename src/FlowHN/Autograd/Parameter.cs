@@ -15,7 +15,7 @@ public sealed class Parameter : Tensor
     private ParameterInit? init; // from planning until the store allocates the parameter
     private ulong seed;
 
-    private Parameter(ComputeDevice device, DeviceBlock? block, int[] shape, string name, bool weightDecay, int? realRows = null)
+    private Parameter(Session device, DeviceBlock? block, int[] shape, string name, bool weightDecay, int? realRows = null)
         : base(device, block, 0, shape, ContiguousStrides(shape), DType.Float32, ownsBlock: block is not null)
     {
         Name = name;
@@ -54,13 +54,13 @@ public sealed class Parameter : Tensor
     public ParameterStore? Store { get; private set; }
 
     /// <summary>A stand-alone parameter with its own weight and gradient blocks, filled with <paramref name="values"/>.</summary>
-    public static Parameter Create(ComputeDevice device, string name, int[] shape, float[] values, bool weightDecay)
+    public static Parameter Create(Session device, string name, int[] shape, float[] values, bool weightDecay)
     {
         CheckLength(name, shape, values);
-        var block = device.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
+        var block = device.Runtime.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
         var p = new Parameter(device, block, shape, name, weightDecay);
         p.CopyFrom(values);
-        var grad = device.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
+        var grad = device.Runtime.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
         p.Grad = new Tensor(device, grad, 0, (int[])shape.Clone(), ContiguousStrides(shape), DType.Float32, ownsBlock: true);
         p.ZeroGrad();
         return p;
@@ -70,7 +70,7 @@ public sealed class Parameter : Tensor
     /// A parameter without device memory yet: a <see cref="ParameterStore"/> places it, draws its initial values
     /// from <paramref name="init"/> and <paramref name="seed"/> and uploads them.
     /// </summary>
-    internal static Parameter Plan(ComputeDevice device, string name, int[] shape, ParameterInit init, ulong seed, bool weightDecay,
+    internal static Parameter Plan(Session device, string name, int[] shape, ParameterInit init, ulong seed, bool weightDecay,
         int? realRows = null)
     {
         var p = new Parameter(device, null, shape, name, weightDecay, realRows) { init = init, seed = seed };
@@ -110,8 +110,8 @@ public sealed class Parameter : Tensor
     /// <summary>Zeroes this parameter's gradient (a model zeroes all of its store's gradients in one memset).</summary>
     public void ZeroGrad()
     {
-        Grad!.View.MemSetToZero(Device.CurrentStream.Native);
-        Device.Counters.Kernel();
+        Grad!.View.MemSetToZero(Device.Runtime.CurrentStream.Native);
+        Device.Runtime.Counters.Kernel();
     }
 
     public override void Dispose()

@@ -17,18 +17,18 @@ public sealed class ParameterStore : IDisposable
 {
     /// <summary>Offsets are multiples of 64 floats (256 bytes).</summary>
     public const int Alignment = 64;
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly DeviceBlock weights, grads;
 
-    private ParameterStore(ComputeDevice device, ParameterLayout layout)
+    private ParameterStore(Session device, ParameterLayout layout)
     {
         this.device = device;
         Parameters = layout.Ordered;
         Offsets = layout.Offsets;
         DecayLength = layout.DecayLength;
         Length = layout.Length;
-        weights = device.Allocator.AllocateExact(Math.Max(1, Length));
-        grads = device.Allocator.AllocateExact(Math.Max(1, Length));
+        weights = device.Runtime.Allocator.AllocateExact(Math.Max(1, Length));
+        grads = device.Runtime.Allocator.AllocateExact(Math.Max(1, Length));
     }
 
     public IReadOnlyList<Parameter> Parameters { get; }
@@ -43,24 +43,24 @@ public sealed class ParameterStore : IDisposable
     public long Bytes => 2 * Math.Max(1, Length) * sizeof(float);
 
     /// <summary>Allocates the planned parameters' buffers once and uploads their initial values (gradients zero).</summary>
-    public static ParameterStore Allocate(ComputeDevice device, IReadOnlyList<Parameter> parameters)
+    public static ParameterStore Allocate(Session device, IReadOnlyList<Parameter> parameters)
     {
         var store = new ParameterStore(device, ParameterLayout.Plan(parameters));
-        Launch.ZeroFill(device, store.weights.View); // the alignment padding
-        Launch.ZeroFill(device, store.grads.View);
+        Launch.ZeroFill(device.Runtime, store.weights.View); // the alignment padding
+        Launch.ZeroFill(device.Runtime, store.grads.View);
         foreach (var p in store.Parameters) p.Bind(store, store.weights, store.grads, store.Offsets[p]);
         return store;
     }
 
     public void ZeroGradients()
     {
-        Launch.ZeroFill(device, Gradients);
+        Launch.ZeroFill(device.Runtime, Gradients);
     }
 
     public void Dispose()
     {
-        device.Allocator.Free(weights);
-        device.Allocator.Free(grads);
+        device.Runtime.Allocator.Free(weights);
+        device.Runtime.Allocator.Free(grads);
     }
 }
 

@@ -13,7 +13,7 @@ public sealed class Tape
     private readonly ComputeDevice device;
     private readonly List<(Action Backward, DeviceStream Stream)> backwards = new();
 
-    public Tape(ComputeDevice device) => this.device = device;
+    internal Tape(Session session) => device = session.Runtime;
 
     public int Count => backwards.Count;
 
@@ -25,9 +25,9 @@ public sealed class Tape
     public bool ReleaseSegments { get; set; } = true;
 
     /// <summary>Whether an op with these inputs must record its backward.</summary>
-    public static bool ShouldRecord(ComputeDevice device, params Tensor?[] inputs)
+    public static bool ShouldRecord(Session session, params Tensor?[] inputs)
     {
-        if (!device.GradEnabled) return false;
+        if (!session.GradEnabled) return false;
         foreach (var t in inputs)
             if (t is { RequiresGrad: true }) return true;
         return false;
@@ -114,15 +114,15 @@ public static class Gradients
 /// <summary>Turns gradient recording off until disposed (evaluation, generation, optimizer updates).</summary>
 public sealed class NoGradScope : IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly Session session;
     private readonly bool previous;
 
-    public NoGradScope(ComputeDevice device)
+    public NoGradScope(Session session)
     {
-        this.device = device;
-        previous = device.GradEnabled;
-        device.GradEnabled = false;
+        this.session = session;
+        previous = session.GradEnabled;
+        session.GradEnabled = false;
     }
 
-    public void Dispose() => device.GradEnabled = previous;
+    public void Dispose() => session.GradEnabled = previous;
 }

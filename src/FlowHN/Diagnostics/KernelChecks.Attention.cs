@@ -2,6 +2,7 @@ using FlowHN.Kernels;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 using static FlowHN.Diagnostics.HostReference;
+using FlowHN.Autograd;
 
 namespace FlowHN.Diagnostics;
 
@@ -21,26 +22,26 @@ public static partial class KernelChecks
     /// a full key tile (16 on the CPU) and a ragged one, and 19 rows leave spare rows in groups of 4 with a GPU's
     /// 32 lanes per row; small, since a GPU's geometry on the CPU is slow.
     /// </summary>
-    private static IEnumerable<(AttentionShape Shape, int FirstQuery)> AttentionCases(ComputeDevice d)
+    private static IEnumerable<(AttentionShape Shape, int FirstQuery)> AttentionCases(Session d)
     {
-        foreach (int headDim in d.IsCuda ? GpuHeadDims : [24])
+        foreach (int headDim in d.Runtime.IsCuda ? GpuHeadDims : [24])
         {
-            var full = d.IsCuda ? AttentionLauncher.Shape(2, 300, 300, 8, 2, headDim) : AttentionLauncher.Shape(2, 19, 19, 4, 2, headDim);
+            var full = d.Runtime.IsCuda ? AttentionLauncher.Shape(2, 300, 300, 8, 2, headDim) : AttentionLauncher.Shape(2, 19, 19, 4, 2, headDim);
             int length = full.KeyLength, subset = length / 3;
             yield return (full, 0);
             yield return (AttentionLauncher.Shape(full.Batch, subset, length, full.QueryHeads, full.KvHeads, headDim), length - subset);
-            yield return (d.IsCuda ? AttentionLauncher.Shape(1, 301, 301, 3, 1, headDim) : AttentionLauncher.Shape(1, 19, 19, 1, 1, 8), 0);
+            yield return (d.Runtime.IsCuda ? AttentionLauncher.Shape(1, 301, 301, 3, 1, headDim) : AttentionLauncher.Shape(1, 19, 19, 1, 1, 8), 0);
             // More query rows (73,728) than a GPU's grid holds at once (32 groups per multiprocessor), so groups
             // stride over rows as in a training step; short sequences keep the float64 reference cheap.
-            if (d.IsCuda) yield return (AttentionLauncher.Shape(48, 48, 48, 32, 8, headDim), 0);
+            if (d.Runtime.IsCuda) yield return (AttentionLauncher.Shape(48, 48, 48, 32, 8, headDim), 0);
         }
     }
 
     /// <summary>Every case; the worst error counts.</summary>
-    private static double AttentionCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double AttentionCheck(Session d, Random random, bool backward) =>
         AttentionCases(d).ToList().Max(c => AttentionCase(d, random, c.Shape, c.FirstQuery, backward));
 
-    private static double AttentionCase(ComputeDevice d, Random random, AttentionShape s, int firstQuery, bool backward)
+    private static double AttentionCase(Session d, Random random, AttentionShape s, int firstQuery, bool backward)
     {
         int qn = s.Batch * s.QueryLength * s.QueryHeads * s.HeadDim, kn = s.Batch * s.KeyLength * s.KvHeads * s.HeadDim;
         var q = Randoms(random, qn);
@@ -81,9 +82,9 @@ public static partial class KernelChecks
     private static double GradientError(Tensor grad, float[] start, double[] expected) =>
         RelativeError(grad.ToArray().Select((g, i) => g - start[i]).ToArray(), expected);
 
-    private static double RopeCheck(ComputeDevice d, Random random, bool backward)
+    private static double RopeCheck(Session d, Random random, bool backward)
     {
-        int batch = 2, length = d.IsCuda ? 300 : 37, heads = 3, headDim = d.IsCuda ? 64 : 24;
+        int batch = 2, length = d.Runtime.IsCuda ? 300 : 37, heads = 3, headDim = d.Runtime.IsCuda ? 64 : 24;
         int n = batch * length * heads * headDim;
         var x = Randoms(random, n);
         var positions = Enumerable.Range(0, length).Select(i => i + random.Next(4)).ToArray();

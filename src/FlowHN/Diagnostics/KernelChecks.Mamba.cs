@@ -2,6 +2,7 @@ using FlowHN.Kernels;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 using static FlowHN.Diagnostics.HostReference;
+using FlowHN.Autograd;
 
 namespace FlowHN.Diagnostics;
 
@@ -16,19 +17,19 @@ public static partial class KernelChecks
     /// 1024, d_inner 1536, d_state 16: the same grid, chunk count and partial rows as a training step). The CPU
     /// sizes stay small: the backward's lane sums cost a barrier per step and state with a GPU's 32 lanes.
     /// </summary>
-    private static MambaCheckSize[] ScanSizes(ComputeDevice d) => d.IsCuda
+    private static MambaCheckSize[] ScanSizes(Session d) => d.Runtime.IsCuda
         ? [new(8, 1024, 1536, 16, 0, false), new(2, 300, 96, 16, 0, true), new(1, 77, 40, 32, 0, true)]
         : [new(2, 11, 24, 16, 4, false), new(2, 19, 5, 4, 8, true), new(1, 5, 7, 32, 0, true)];
 
     /// <summary>Width 4 with SiLU and a state, width 3 plain; chunks that split the sequence unevenly.</summary>
-    private static (MambaCheckSize Size, int Width, bool Silu)[] ConvSizes(ComputeDevice d) => d.IsCuda
+    private static (MambaCheckSize Size, int Width, bool Silu)[] ConvSizes(Session d) => d.Runtime.IsCuda
         ? [(new(2, 1024, 1536, 0, 0, true), 4, true), (new(2, 300, 96, 0, 0, false), 3, false)]
         : [(new(2, 37, 24, 0, 16, true), 4, true), (new(3, 11, 5, 0, 4, false), 3, false)];
 
-    private static double ScanCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double ScanCheck(Session d, Random random, bool backward) =>
         ScanSizes(d).Max(size => ScanCase(d, random, size, backward));
 
-    private static double ConvCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double ConvCheck(Session d, Random random, bool backward) =>
         ConvSizes(d).Max(c => ConvCase(d, random, c.Size, c.Width, c.Silu, backward));
 
     /// <summary>
@@ -46,7 +47,7 @@ public static partial class KernelChecks
             withInitial ? Randoms(random, batch * channels * states) : null);
     }
 
-    private static double ScanCase(ComputeDevice d, Random random, MambaCheckSize size, bool backward)
+    private static double ScanCase(Session d, Random random, MambaCheckSize size, bool backward)
     {
         var x = RandomScanData(random, size.Batch, size.Length, size.Channels, size.States, size.WithState);
         var kernels = d.Kernels.SelectiveScan;
@@ -84,7 +85,7 @@ public static partial class KernelChecks
         return Enumerable.Range(0, checkedCount).Max(i => GradientError(grads[i], starts[i], expected[i]));
     }
 
-    private static double ConvCase(ComputeDevice d, Random random, MambaCheckSize size, int width, bool silu, bool backward)
+    private static double ConvCase(Session d, Random random, MambaCheckSize size, int width, bool silu, bool backward)
     {
         int batch = size.Batch, length = size.Length, channels = size.Channels, n = batch * length * channels;
         int stateLength = batch * (width - 1) * channels;

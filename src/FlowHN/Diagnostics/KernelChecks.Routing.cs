@@ -2,6 +2,7 @@ using FlowHN.Kernels;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 using static FlowHN.Diagnostics.HostReference;
+using FlowHN.Autograd;
 
 namespace FlowHN.Diagnostics;
 
@@ -11,15 +12,15 @@ public static partial class KernelChecks
     /// Sizes that are no multiple of any group or warp, with odd sequence lengths and odd routed token counts (a
     /// third and a half of 1,031 or 77); on a GPU model-sized rows and a small case with an odd width too.
     /// </summary>
-    private static (int Batch, int Length, int Dim)[] RoutingSizes(ComputeDevice d) => d.IsCuda ? [(3, 1031, 768), (1, 77, 45)] : [(2, 37, 24)];
+    private static (int Batch, int Length, int Dim)[] RoutingSizes(Session d) => d.Runtime.IsCuda ? [(3, 1031, 768), (1, 77, 45)] : [(2, 37, 24)];
 
-    private static double RoutingGatherCheck(ComputeDevice d, Random random) =>
+    private static double RoutingGatherCheck(Session d, Random random) =>
         RoutingSizes(d).Max(size => RoutingGatherCase(d, random, size));
 
-    private static double RoutingScatterAddCheck(ComputeDevice d, Random random) =>
+    private static double RoutingScatterAddCheck(Session d, Random random) =>
         RoutingSizes(d).Max(size => RoutingScatterAddCase(d, random, size));
 
-    private static double RoutingMergeCheck(ComputeDevice d, Random random) =>
+    private static double RoutingMergeCheck(Session d, Random random) =>
         RoutingSizes(d).Max(size => RoutingMergeCase(d, random, size));
 
     /// <summary>
@@ -32,10 +33,10 @@ public static partial class KernelChecks
         return (shuffled[..count].Order().ToArray(), shuffled[count..].Order().ToArray());
     }
 
-    private static Tensor UpInts(ComputeDevice d, int[] data) => Tensor.FromArray(d, data, data.Length);
+    private static Tensor UpInts(Session d, int[] data) => Tensor.FromArray(d, data, data.Length);
 
     /// <summary>Gather, and gather-add onto a random start (the backward of a merge).</summary>
-    private static double RoutingGatherCase(ComputeDevice d, Random random, (int Batch, int Length, int Dim) size)
+    private static double RoutingGatherCase(Session d, Random random, (int Batch, int Length, int Dim) size)
     {
         var (batch, length, dim) = size;
         var (positions, _) = RandomPartition(random, length, length / 3);
@@ -54,7 +55,7 @@ public static partial class KernelChecks
     }
 
     /// <summary>The backward of a gather: adds onto a random start, and nothing to rows not in the list.</summary>
-    private static double RoutingScatterAddCase(ComputeDevice d, Random random, (int Batch, int Length, int Dim) size)
+    private static double RoutingScatterAddCase(Session d, Random random, (int Batch, int Length, int Dim) size)
     {
         var (batch, length, dim) = size;
         var (positions, _) = RandomPartition(random, length, length / 2);
@@ -68,7 +69,7 @@ public static partial class KernelChecks
     }
 
     /// <summary>Two branches' rows put back into a NaN-filled sequence: any row left unwritten fails the check.</summary>
-    private static double RoutingMergeCase(ComputeDevice d, Random random, (int Batch, int Length, int Dim) size)
+    private static double RoutingMergeCase(Session d, Random random, (int Batch, int Length, int Dim) size)
     {
         var (batch, length, dim) = size;
         var (first, second) = RandomPartition(random, length, 2 * length / 5);

@@ -3,6 +3,7 @@ using FlowHN.Runtime;
 using FlowHN.Tensors;
 using MathNet.Numerics.Distributions;
 using static FlowHN.Diagnostics.HostReference;
+using FlowHN.Autograd;
 
 namespace FlowHN.Diagnostics;
 
@@ -16,7 +17,7 @@ public static partial class KernelChecks
     public const double ElementwiseTolerance = 1e-5;
     public const double ReductionTolerance = 1e-4;
 
-    private sealed record Check(string Name, double Tolerance, Func<ComputeDevice, Random, double> Run);
+    private sealed record Check(string Name, double Tolerance, Func<Session, Random, double> Run);
 
     private static readonly Check[] All =
     [
@@ -67,7 +68,7 @@ public static partial class KernelChecks
 
     public static IReadOnlyList<string> Names => All.Select(c => c.Name).ToList();
 
-    public static KernelCheckResult Run(ComputeDevice device, string name, int seed = 1234)
+    public static KernelCheckResult Run(Session device, string name, int seed = 1234)
     {
         var check = All.FirstOrDefault(c => c.Name == name) ?? throw new ArgumentException($"No kernel check named '{name}'.");
         try
@@ -97,16 +98,16 @@ public static partial class KernelChecks
     private static float[] Randoms(Random random, int n, double scale = 1) =>
         Normal.Samples(random, 0, scale).Take(n).Select(x => (float)x).ToArray();
 
-    private static Tensor Up(ComputeDevice d, float[] data, params int[] shape) => Tensor.FromArray(d, data, shape);
+    private static Tensor Up(Session d, float[] data, params int[] shape) => Tensor.FromArray(d, data, shape);
 
     private static double[] Doubles(float[] x) => x.Select(v => (double)v).ToArray();
 
     /// <summary>Shapes with ragged edges everywhere; larger on a GPU so real tiles are exercised.</summary>
-    private static (int M, int N, int K) GemmSize(ComputeDevice d) => d.IsCuda ? (259, 197, 173) : (37, 29, 23);
+    private static (int M, int N, int K) GemmSize(Session d) => d.Runtime.IsCuda ? (259, 197, 173) : (37, 29, 23);
 
     // ---- checks ---------------------------------------------------------------------------------------
 
-    private static double Gemm(ComputeDevice d, Random random, bool transposeA, bool transposeB, bool tiled)
+    private static double Gemm(Session d, Random random, bool transposeA, bool transposeB, bool tiled)
     {
         var (m, n, k) = GemmSize(d);
         var a = Randoms(random, m * k);
@@ -118,7 +119,7 @@ public static partial class KernelChecks
         return RelativeError(c.ToArray(), MatMul(a, b, m, n, k));
     }
 
-    private static double GemmBatched(ComputeDevice d, Random random, bool tiled)
+    private static double GemmBatched(Session d, Random random, bool tiled)
     {
         var (m, n, k) = GemmSize(d);
         const int batch = 3;
@@ -136,7 +137,7 @@ public static partial class KernelChecks
         return RelativeError(c.ToArray(), expected);
     }
 
-    private static void RunGemm(ComputeDevice d, Tensor a, Tensor b, Tensor c, float alpha, float beta, bool tiled)
+    private static void RunGemm(Session d, Tensor a, Tensor b, Tensor c, float alpha, float beta, bool tiled)
     {
         var gemm = d.Kernels.Gemm;
         if (!tiled)
@@ -144,13 +145,13 @@ public static partial class KernelChecks
             gemm.MatMul(a, b, c, alpha, beta);
             return;
         }
-        var shape = GemmLauncher.Describe(a, b, c, alpha, beta, out int batch);
+        var shape = TensorLaunches.DescribeMatMul(a, b, c, alpha, beta, out int batch);
         gemm.RunTiled(a.StridedView, b.StridedView, c.View, shape, batch);
     }
 
-    private static int ElementCount(ComputeDevice d) => d.IsCuda ? 1 << 20 : 4099;
+    private static int ElementCount(Session d) => d.Runtime.IsCuda ? 1 << 20 : 4099;
 
-    private static double Unary(ComputeDevice d, Random random, UnaryOp op, Func<double, double> reference, bool backward)
+    private static double Unary(Session d, Random random, UnaryOp op, Func<double, double> reference, bool backward)
     {
         int n = ElementCount(d);
         var x = Randoms(random, n, 3);
@@ -168,7 +169,7 @@ public static partial class KernelChecks
         return RelativeError(dx.ToArray(), x.Select((v, i) => dx0[i] + reference(v) * dy[i]).ToArray());
     }
 
-    private static double LinearCombination(ComputeDevice d, Random random)
+    private static double LinearCombination(Session d, Random random)
     {
         int n = ElementCount(d);
         var a = Randoms(random, n);
@@ -178,7 +179,7 @@ public static partial class KernelChecks
         return RelativeError(y.ToArray(), a.Select((v, i) => 0.75 * v - 1.5 * b[i]).ToArray());
     }
 
-    private static double Multiply(ComputeDevice d, Random random)
+    private static double Multiply(Session d, Random random)
     {
         int n = ElementCount(d);
         var a = Randoms(random, n);
@@ -193,7 +194,7 @@ public static partial class KernelChecks
             RelativeError(acc.ToArray(), product.Select((p, i) => p + y0[i]).ToArray()));
     }
 
-    private static double SwiGlu(ComputeDevice d, Random random, bool backward)
+    private static double SwiGlu(Session d, Random random, bool backward)
     {
         int n = ElementCount(d);
         var a = Randoms(random, n, 2);
@@ -214,7 +215,7 @@ public static partial class KernelChecks
             RelativeError(db.ToArray(), a.Select((v, i) => dy[i] * Silu(v)).ToArray()));
     }
 
-    private static double StridedCopy(ComputeDevice d, Random random)
+    private static double StridedCopy(Session d, Random random)
     {
         int rows = 37, cols = 19;
         var x = Randoms(random, rows * cols);
@@ -223,9 +224,9 @@ public static partial class KernelChecks
         return RelativeError(y.ToArray(), Doubles(Transpose(x, rows, cols)));
     }
 
-    private static double Reduce(ComputeDevice d, Random random, ReductionKind kind)
+    private static double Reduce(Session d, Random random, ReductionKind kind)
     {
-        int n = d.IsCuda ? 3_000_017 : 10_007;
+        int n = d.Runtime.IsCuda ? 3_000_017 : 10_007;
         var x = Randoms(random, n);
         var y = Tensor.Empty(d, [1]);
         d.Kernels.Reduce.Reduce(kind, Up(d, x, n).View, y.View);
@@ -243,15 +244,15 @@ public static partial class KernelChecks
     /// columns, 256 below 4,096, then 512) and rows beyond 32 groups per multiprocessor are strided over: 768 (the
     /// 135M width), 2,048 (1b) with few rows, and more rows than any GPU's grid cap (8,193, one batch of 135M tokens).
     /// </summary>
-    private static (int Rows, int Cols)[] NormSizes(ComputeDevice d) => d.IsCuda ? [(515, 768), (67, 2048), (8193, 768)] : [(13, 37)];
+    private static (int Rows, int Cols)[] NormSizes(Session d) => d.Runtime.IsCuda ? [(515, 768), (67, 2048), (8193, 768)] : [(13, 37)];
 
-    private static double RmsNormCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double RmsNormCheck(Session d, Random random, bool backward) =>
         NormSizes(d).Max(size => RmsNormCase(d, random, size.Rows, size.Cols, backward));
 
-    private static double AddRmsNormCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double AddRmsNormCheck(Session d, Random random, bool backward) =>
         NormSizes(d).Max(size => AddRmsNormCase(d, random, size.Rows, size.Cols, backward));
 
-    private static double RmsNormCase(ComputeDevice d, Random random, int rows, int cols, bool backward)
+    private static double RmsNormCase(Session d, Random random, int rows, int cols, bool backward)
     {
         const float eps = 1e-6f;
         var x = Randoms(random, rows * cols);
@@ -272,7 +273,7 @@ public static partial class KernelChecks
     }
 
     /// <summary>The fused residual add + RMSNorm against the float64 norm of x + y (and its gradients).</summary>
-    private static double AddRmsNormCase(ComputeDevice d, Random random, int rows, int cols, bool backward)
+    private static double AddRmsNormCase(Session d, Random random, int rows, int cols, bool backward)
     {
         const float eps = 1e-6f;
         var x = Randoms(random, rows * cols);
@@ -300,12 +301,12 @@ public static partial class KernelChecks
     }
 
     /// <summary>On a GPU the gradient's group is the row width up to 256 threads: a model width and a narrow one.</summary>
-    private static (int Dim, int Tokens)[] EmbeddingSizes(ComputeDevice d) => d.IsCuda ? [(768, 4099), (40, 77)] : [(24, 67)];
+    private static (int Dim, int Tokens)[] EmbeddingSizes(Session d) => d.Runtime.IsCuda ? [(768, 4099), (40, 77)] : [(24, 67)];
 
-    private static double EmbeddingCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double EmbeddingCheck(Session d, Random random, bool backward) =>
         EmbeddingSizes(d).Max(size => EmbeddingCase(d, random, size.Dim, size.Tokens, backward));
 
-    private static double EmbeddingCase(ComputeDevice d, Random random, int dim, int tokens, bool backward)
+    private static double EmbeddingCase(Session d, Random random, int dim, int tokens, bool backward)
     {
         const int vocab = 53;
         var ids = Enumerable.Range(0, tokens).Select(_ => random.Next(vocab)).ToArray();
@@ -334,11 +335,11 @@ public static partial class KernelChecks
     /// a 256-thread row length, and a byte-sized vocabulary with more rows than the GPU's grid cap, so rows are
     /// strided over; on the CPU a padded and an unpadded one. Rows are (rows, vocab, row stride).
     /// </summary>
-    private static (int Rows, int Vocab, int Stride)[] CrossEntropySizes(ComputeDevice d) => d.IsCuda
+    private static (int Rows, int Vocab, int Stride)[] CrossEntropySizes(Session d) => d.Runtime.IsCuda
         ? [(257, 50257, 50304), (67, 1500, 1500), (8193, 97, 128)]
         : [(11, 97, 128), (6, 50, 50)];
 
-    private static double CrossEntropyCheck(ComputeDevice d, Random random, bool backward) =>
+    private static double CrossEntropyCheck(Session d, Random random, bool backward) =>
         CrossEntropySizes(d).Max(size => CrossEntropyCase(d, random, size.Rows, size.Vocab, size.Stride, backward));
 
     /// <summary>
@@ -346,7 +347,7 @@ public static partial class KernelChecks
     /// the float64 reference. Padding columns hold NaN: a kernel that reads one turns the result non-finite (a
     /// failure), and the backward must leave them as they are.
     /// </summary>
-    private static double CrossEntropyCase(ComputeDevice d, Random random, int rows, int vocab, int stride, bool backward)
+    private static double CrossEntropyCase(Session d, Random random, int rows, int vocab, int stride, bool backward)
     {
         const int ignore = -1;
         var logits = Randoms(random, rows * vocab, 2);
@@ -377,7 +378,7 @@ public static partial class KernelChecks
         return RelativeError(grad, gradRef);
     }
 
-    private static double AdamWCheck(ComputeDevice d, Random random)
+    private static double AdamWCheck(Session d, Random random)
     {
         int n = ElementCount(d);
         var p = Randoms(random, n);
@@ -399,7 +400,7 @@ public static partial class KernelChecks
         return RelativeError(actualUpdate, expected.Select((x, i) => x - p[i]).ToArray());
     }
 
-    private static double ClipFactorCheck(ComputeDevice d, Random random)
+    private static double ClipFactorCheck(Session d, Random random)
     {
         var sumSquares = Up(d, [(float)(25 + random.NextDouble())], 1);
         var norm = Tensor.Empty(d, [2]);

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Nn;
 using FlowHN.Runtime;
 
@@ -12,12 +13,12 @@ namespace FlowHN.Diagnostics;
 /// </summary>
 public sealed class SegmentProfile : ISegmentObserver, IDisposable
 {
-    private sealed class Marks(ComputeDevice device) : IDisposable
+    private sealed class Marks(Session device) : IDisposable
     {
-        public DeviceEvent Begin { get; } = device.CreateEvent(timing: true);
-        public DeviceEvent End { get; } = device.CreateEvent(timing: true);
-        public DeviceEvent BackwardBegin { get; } = device.CreateEvent(timing: true);
-        public DeviceEvent BackwardEnd { get; } = device.CreateEvent(timing: true);
+        public DeviceEvent Begin { get; } = device.Runtime.CreateEvent(timing: true);
+        public DeviceEvent End { get; } = device.Runtime.CreateEvent(timing: true);
+        public DeviceEvent BackwardBegin { get; } = device.Runtime.CreateEvent(timing: true);
+        public DeviceEvent BackwardEnd { get; } = device.Runtime.CreateEvent(timing: true);
         public SegmentKind Kind { get; set; }
 
         /// <summary>Whether the segment lies between a fork and its join (its time is already in the block's).</summary>
@@ -32,11 +33,11 @@ public sealed class SegmentProfile : ISegmentObserver, IDisposable
         }
     }
 
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly List<Marks> pool = new(); // events are reused from one pass to the next
     private int used, openBranches;
 
-    public SegmentProfile(ComputeDevice device) => this.device = device;
+    public SegmentProfile(Session device) => this.device = device;
 
     public BranchTimes Forward { get; private set; } = BranchTimes.Zero;
     public BranchTimes Backward { get; private set; } = BranchTimes.Zero;
@@ -48,19 +49,19 @@ public sealed class SegmentProfile : ISegmentObserver, IDisposable
         marks.Kind = kind;
         marks.InBranches = openBranches > 0;
         if (kind == SegmentKind.Branches) openBranches++;
-        marks.Begin.Record(device.CurrentStream);
+        marks.Begin.Record(device.Runtime.CurrentStream);
         return used++;
     }
 
     public void End(int handle)
     {
         if (pool[handle].Kind == SegmentKind.Branches) openBranches--;
-        pool[handle].End.Record(device.CurrentStream);
+        pool[handle].End.Record(device.Runtime.CurrentStream);
     }
 
-    public void BeginBackward(int handle) => pool[handle].BackwardBegin.Record(device.CurrentStream);
+    public void BeginBackward(int handle) => pool[handle].BackwardBegin.Record(device.Runtime.CurrentStream);
 
-    public void EndBackward(int handle) => pool[handle].BackwardEnd.Record(device.CurrentStream);
+    public void EndBackward(int handle) => pool[handle].BackwardEnd.Record(device.Runtime.CurrentStream);
 
     /// <summary>
     /// Adds the times of the segments marked since the last call (waits for them). The backward marks count only

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Kernels;
 using FlowHN.Models;
@@ -46,25 +47,25 @@ public static class StepBenchmark
 {
     private const double LearningRate = 1e-4;
 
-    public static BenchResult Run(ComputeDevice device, ModelConfig config, int batch, int seqLen, int warmup, int steps,
+    public static BenchResult Run(Session device, ModelConfig config, int batch, int seqLen, int warmup, int steps,
         bool breakdown, TokenLoader? loader = null, int seed = 1, bool branchConcurrency = true, bool recompute = false)
     {
         if (breakdown && recompute)
             throw new UserException("The breakdown times each layer as it runs once; with recomputation layers run twice. Leave out one of them.");
         using var model = LanguageModel.Create(device, config, seed);
         model.Recompute = recompute;
-        if (model is FlowHNLM f) f.BranchConcurrency = device.IsCuda && branchConcurrency;
+        if (model is FlowHNLM f) f.BranchConcurrency = device.Runtime.IsCuda && branchConcurrency;
         using var optimizer = new AdamW(device, model.Parameters().ToList());
         var random = new Random(seed);
         TokenBatch NextBatch() => loader?.NextBatch(batch, seqLen) ?? RandomBatch(random, batch, seqLen, config.VocabSize);
         var step = new TrainingStep(device, model, optimizer);
 
         for (int i = 0; i < warmup; i++) step.Run(NextBatch, LearningRate);
-        device.Synchronize();
-        device.Allocator.ResetPeak();
-        device.Counters.Reset();
-        long stateBytes = device.Allocator.RequestedBytesInUse;
-        long driverAllocations = device.Allocator.DriverAllocations;
+        device.Runtime.Synchronize();
+        device.Runtime.Allocator.ResetPeak();
+        device.Runtime.Counters.Reset();
+        long stateBytes = device.Runtime.Allocator.RequestedBytesInUse;
+        long driverAllocations = device.Runtime.Allocator.DriverAllocations;
         using var clock = new StepClock(device);
         step.Observer = clock;
         var times = new List<double>();
@@ -73,19 +74,19 @@ public static class StepBenchmark
             step.Run(NextBatch, LearningRate);
             times.Add(clock.StepMs);
         }
-        driverAllocations = device.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
+        driverAllocations = device.Runtime.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
         double median = times.Median();
         int tokensPerStep = batch * seqLen;
         double flops = LanguageModel.TrainingFlopsPerToken(config, seqLen) * tokensPerStep;
         bool tf32 = device.Kernels.Gemm.UsesTf32;
-        double peak = device.Peak.For(tf32);
-        var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
-            (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
-            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), model.ActivationMemory));
+        double peak = device.Runtime.Peak.For(tf32);
+        var memory = new StepMemory(device.Runtime.Allocator.PeakBytesInUse, stateBytes,
+            (double)(device.Runtime.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
+            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory));
         return new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
-            tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
+            tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Runtime.Peak.Source}",
             memory,
-            (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
+            (double)device.Runtime.Counters.Launches / steps, (double)device.Runtime.Counters.Transfers / steps, driverAllocations,
             !breakdown ? null
             : model is FlowHNLM flowhn ? Breakdown(device, flowhn, step, clock, NextBatch, branchConcurrency)
             : config.Architecture.BreakdownParts is not null ? MedianOfThree(device, model, step, clock, NextBatch)
@@ -111,7 +112,7 @@ public static class StepBenchmark
     /// hybrid's attention and Mamba layers (Hymba's attention and SSM heads) run one after the other, so there
     /// "both" is their sum.
     /// </summary>
-    private static BranchBreakdown MedianOfThree(ComputeDevice device, LanguageModel model, TrainingStep step, StepClock clock,
+    private static BranchBreakdown MedianOfThree(Session device, LanguageModel model, TrainingStep step, StepClock clock,
         Func<TokenBatch> next)
     {
         using var profile = new SegmentProfile(device);
@@ -133,7 +134,7 @@ public static class StepBenchmark
     /// the median of three steps each. On the CPU accelerator streams are serial, so there the concurrent time is
     /// the sum.
     /// </summary>
-    private static BranchBreakdown Breakdown(ComputeDevice device, FlowHNLM model, TrainingStep step, StepClock clock,
+    private static BranchBreakdown Breakdown(Session device, FlowHNLM model, TrainingStep step, StepClock clock,
         Func<TokenBatch> next, bool concurrency)
     {
         BranchBreakdown Passes(bool concurrent)
@@ -142,7 +143,7 @@ public static class StepBenchmark
             return MedianOfThree(device, model, step, clock, next);
         }
         var serial = Passes(concurrent: false);
-        var both = device.IsCuda && concurrency ? Passes(concurrent: true) : serial;
+        var both = device.Runtime.IsCuda && concurrency ? Passes(concurrent: true) : serial;
         // Each branch's own time from the serial passes; "both" and the passes' totals from the concurrent ones.
         return new BranchBreakdown(serial.Forward with { ConcurrentMs = both.Forward.ConcurrentMs }, both.ForwardMs,
             serial.Backward with { ConcurrentMs = both.Backward.ConcurrentMs }, both.BackwardMs);

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Training;
 
@@ -10,16 +11,16 @@ namespace FlowHN.Diagnostics;
 /// </summary>
 public sealed class StepClock : IStepObserver, IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly DeviceEvent started, forwardDone, backwardDone, done;
 
-    public StepClock(ComputeDevice device)
+    public StepClock(Session device)
     {
         this.device = device;
-        started = device.CreateEvent(timing: true);
-        forwardDone = device.CreateEvent(timing: true);
-        backwardDone = device.CreateEvent(timing: true);
-        done = device.CreateEvent(timing: true);
+        started = device.Runtime.CreateEvent(timing: true);
+        forwardDone = device.Runtime.CreateEvent(timing: true);
+        backwardDone = device.Runtime.CreateEvent(timing: true);
+        done = device.Runtime.CreateEvent(timing: true);
     }
 
     /// <summary>The whole step: forward, loss, backward, update and zeroing.</summary>
@@ -31,19 +32,19 @@ public sealed class StepClock : IStepObserver, IDisposable
     /// <summary>The first micro-batch's backward.</summary>
     public double BackwardMs => DeviceEvent.ElapsedMilliseconds(forwardDone, backwardDone);
 
-    public void StepStarted() => started.Record(device.CurrentStream);
+    public void StepStarted() => started.Record(device.Runtime.CurrentStream);
 
     public void ForwardDone(int microBatch)
     {
-        if (microBatch == 0) forwardDone.Record(device.CurrentStream);
+        if (microBatch == 0) forwardDone.Record(device.Runtime.CurrentStream);
     }
 
     public void BackwardDone(int microBatch)
     {
-        if (microBatch == 0) backwardDone.Record(device.CurrentStream);
+        if (microBatch == 0) backwardDone.Record(device.Runtime.CurrentStream);
     }
 
-    public void StepDone() => done.Record(device.CurrentStream);
+    public void StepDone() => done.Record(device.Runtime.CurrentStream);
 
     public void Dispose()
     {

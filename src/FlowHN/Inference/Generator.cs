@@ -48,7 +48,7 @@ public sealed record GenerationStats(long PrefillTokens, double PrefillSeconds, 
 /// <see cref="InferenceState"/>; a prefill runs each prompt once, then every round gives each unfinished
 /// sequence one decode step (one token through the model: O(1) work in Mamba layers, O(context) in attention).
 /// </summary>
-public sealed class Generator(ComputeDevice device, LanguageModel model)
+public sealed class Generator(Session device, LanguageModel model)
 {
     private sealed class Sequence(GenerationResult result, Random random) : IDisposable
     {

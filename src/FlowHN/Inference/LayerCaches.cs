@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 
@@ -13,12 +14,12 @@ public interface ILayerCache : IDisposable;
 /// </summary>
 public sealed class AttentionCache : ILayerCache
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly int kvHeads, headDim;
     private readonly List<int> positions = new();
     private Tensor keys, values, devicePositions;
 
-    public AttentionCache(ComputeDevice device, int kvHeads, int headDim, int capacity = 64)
+    public AttentionCache(Session device, int kvHeads, int headDim, int capacity = 64)
     {
         this.device = device;
         this.kvHeads = kvHeads;

@@ -21,11 +21,11 @@ public sealed record ContinuationScore(double LogLikelihood, bool Greedy);
 /// </summary>
 public sealed class Scorer
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly LanguageModel model;
     private readonly int maxLength, batch;
 
-    public Scorer(ComputeDevice device, LanguageModel model, int maxLength, int batch)
+    public Scorer(Session device, LanguageModel model, int maxLength, int batch)
     {
         if (batch < 1) throw new UserException($"--batch must be at least 1, got {batch}.");
         if (maxLength < 1) throw new UserException($"--max-length must be at least 1, got {maxLength}.");

@@ -20,7 +20,7 @@ internal sealed class AttentionLauncher : KernelFamily
         ArrayView<float>, ArrayView<float>, ArrayView<float>> backwardKeyValue;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<int>, int> positions;
 
-    public AttentionLauncher(ComputeDevice device) : base(device)
+    public AttentionLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         forward = Load<AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>>(AttentionKernels.AttentionForward);
         backwardQuery = Load<AttentionShape, AttentionInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>,

@@ -14,7 +14,7 @@ internal sealed class CausalConvLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> finish;
     private readonly Action<AcceleratorStream, KernelConfig, CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> tail;
 
-    public CausalConvLauncher(ComputeDevice device) : base(device)
+    public CausalConvLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         forward = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             CausalConvKernels.CausalConvForward);

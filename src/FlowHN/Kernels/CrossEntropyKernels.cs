@@ -122,7 +122,7 @@ internal sealed class CrossEntropyLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> backward;
 
-    public CrossEntropyLauncher(ComputeDevice device) : base(device)
+    public CrossEntropyLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         forward = Device.Accelerator.LoadKernel<int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
             int>(CrossEntropyKernels.CrossEntropyForward);

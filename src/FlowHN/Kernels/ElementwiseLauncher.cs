@@ -1,5 +1,4 @@
 using FlowHN.Runtime;
-using FlowHN.Tensors;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -22,7 +21,7 @@ internal sealed class ElementwiseLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, StridedLayout> stridedCopy;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, StridedLayout> stridedAccumulate;
 
-    public ElementwiseLauncher(ComputeDevice device) : base(device)
+    public ElementwiseLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         map = new()
         {
@@ -88,11 +87,14 @@ internal sealed class ElementwiseLauncher : KernelFamily
     public void SwiGluBackward(ArrayView<float> a, ArrayView<float> b, ArrayView<float> dy, ArrayView<float> da, ArrayView<float> db) =>
         swiGluBackward(Stream, Grid(dy), N(dy), a, b, dy, da, db);
 
-    /// <summary>Copies any view of rank up to 4 into a contiguous tensor of the same shape.</summary>
-    public void StridedCopy(Tensor x, Tensor y) =>
-        stridedCopy(Stream, Grid(y.View), N(y.View), x.StridedView, y.View, StridedLayout.From(x.Shape, x.Strides));
+    /// <summary>
+    /// Copies a strided view of rank up to 4 (its memory from its first element on, and its shape and strides)
+    /// into contiguous <paramref name="y"/> of the same shape.
+    /// </summary>
+    public void StridedCopy(ArrayView<float> x, StridedLayout xLayout, ArrayView<float> y) =>
+        stridedCopy(Stream, Grid(y), N(y), x, y, xLayout);
 
-    /// <summary>y (any view of rank up to 4) += x (contiguous, same shape).</summary>
-    public void StridedAccumulate(Tensor x, Tensor y) =>
-        stridedAccumulate(Stream, Grid(x.View), N(x.View), x.View, y.StridedView, StridedLayout.From(y.Shape, y.Strides));
+    /// <summary>y (a strided view of rank up to 4, laid out as <paramref name="yLayout"/>) += x (contiguous).</summary>
+    public void StridedAccumulate(ArrayView<float> x, ArrayView<float> y, StridedLayout yLayout) =>
+        stridedAccumulate(Stream, Grid(x), N(x), x, y, yLayout);
 }

@@ -46,7 +46,7 @@ internal sealed class EmbeddingLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> gather;
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>> scatterAdd;
 
-    public EmbeddingLauncher(ComputeDevice device) : base(device)
+    public EmbeddingLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         gather = Load<int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(EmbeddingKernels.EmbeddingGather);
         scatterAdd = Load<int, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(

@@ -1,5 +1,4 @@
 using FlowHN.Runtime;
-using FlowHN.Tensors;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -8,7 +7,8 @@ namespace FlowHN.Kernels;
 /// <summary>
 /// Matrix products for every layer. Backends: cuBLAS on CUDA when it loads, SIMD host code on the CPU
 /// accelerator, and the ILGPU tiled kernel (the fallback everywhere, and what --gemm ilgpu forces).
-/// Operands are rank-2 tensors or rank-3 batches, possibly transposed views.
+/// Operands are views with a <see cref="GemmShape"/> that gives their sizes and strides (rank-2 matrices or
+/// rank-3 batches, possibly transposed).
 /// </summary>
 internal sealed class GemmLauncher : KernelFamily, IDisposable
 {
@@ -17,9 +17,11 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
     // One cuBLAS handle per stream: a handle's workspace must not be shared by two streams running at once.
     private readonly Dictionary<DeviceStream, CublasHandle> streamHandles = new();
     private readonly bool host;
+    private readonly Lazy<ElementwiseLauncher> elementwise; // scales c when K = 0
 
-    public GemmLauncher(ComputeDevice device) : base(device)
+    public GemmLauncher(ComputeDevice device, IScratchMemory scratch, Lazy<ElementwiseLauncher> elementwise) : base(device, scratch)
     {
+        this.elementwise = elementwise;
         tiled = Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmKernels.GemmTiled);
         var requested = device.Options.Gemm;
         if (device.IsCuda && requested != GemmBackendKind.Ilgpu)
@@ -57,26 +59,26 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
     public bool UsesTf32 => cublas is not null && Device.Options.Tf32;
 
     /// <summary>
-    /// c = alpha * a @ b + beta * c. Shapes [M,K] x [K,N] -> [M,N], or batched [B,M,K] x [B,K,N] -> [B,M,N]
-    /// (a rank-2 operand is shared by every batch). Transposed views are fine; c must be contiguous.
+    /// c = alpha * a @ b + beta * c (alpha and beta in <paramref name="s"/>), <paramref name="batch"/> products.
+    /// <paramref name="a"/> and <paramref name="b"/> start at their first element and are read with the strides in
+    /// <paramref name="s"/>; <paramref name="c"/> is contiguous.
     /// </summary>
-    public void MatMul(Tensor a, Tensor b, Tensor c, float alpha = 1f, float beta = 0f)
+    public void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, in GemmShape s, int batch)
     {
-        var s = Describe(a, b, c, alpha, beta, out int batch);
         if (s.M == 0 || s.N == 0) return;
         Counters.Matmul(s.M, s.N, s.K, batch);
         if (s.K == 0)
         {
-            Device.Kernels.Elementwise.Scale(c.View, c.View, beta);
+            elementwise.Value.Scale(c, c, s.Beta);
             return;
         }
         if (cublas is not null && CublasGemmCall.For(s) is { } call)
-            HandleFor(Device.CurrentStream).Gemm(Device.CurrentStream.NativeHandle, s, call, batch, Pointer(a), Pointer(b),
-                c.View.LoadEffectiveAddressAsPtr());
+            HandleFor(Device.CurrentStream).Gemm(Device.CurrentStream.NativeHandle, s, call, batch, a.LoadEffectiveAddressAsPtr(),
+                b.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
         else if (host)
             RunHost(a, b, c, s, batch);
         else
-            RunTiled(a.StridedView, b.StridedView, c.View, s, batch);
+            RunTiled(a, b, c, s, batch);
     }
 
     /// <summary>Runs the ILGPU kernel with explicit tile parameters (tests use small tiles for ragged edges).</summary>
@@ -96,37 +98,13 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
         tiled(Stream, Launch.Config(grid, new Index3D(threadsX, threadsY, 1), shared), a, b, c, s, tileK);
     }
 
-    private unsafe void RunHost(Tensor a, Tensor b, Tensor c, in GemmShape s, int batch)
+    private unsafe void RunHost(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, in GemmShape s, int batch)
     {
         // The operands may still be written by queued kernels. Only the CPU accelerator runs host GEMMs, and
         // there launches are serial, so this is no wait a GPU would have (not counted).
         Device.CurrentStream.Native.Synchronize();
-        HostGemm.Run((float*)Pointer(a), (float*)Pointer(b), (float*)c.View.LoadEffectiveAddressAsPtr(), s, batch);
-    }
-
-    private static IntPtr Pointer(Tensor t) => t.Block.View.SubView(t.Offset).LoadEffectiveAddressAsPtr();
-
-    internal static GemmShape Describe(Tensor a, Tensor b, Tensor c, float alpha, float beta, out int batch)
-    {
-        if (!c.IsContiguous) throw new ArgumentException("MatMul output must be contiguous.");
-        if (a.Rank is < 2 or > 3 || b.Rank is < 2 or > 3 || c.Rank != Math.Max(a.Rank, b.Rank))
-            throw new ArgumentException($"MatMul shapes {a.ShapeString} x {b.ShapeString} -> {c.ShapeString} not supported.");
-        batch = c.Rank == 3 ? c.Shape[0] : 1;
-        int m = a.Dim(-2), k = a.Dim(-1), n = b.Dim(-1);
-        if (b.Dim(-2) != k || c.Dim(-2) != m || c.Dim(-1) != n || (a.Rank == 3 && a.Shape[0] != batch) ||
-            (b.Rank == 3 && b.Shape[0] != batch))
-            throw new ArgumentException($"MatMul shapes {a.ShapeString} x {b.ShapeString} -> {c.ShapeString} do not match.");
-        return new GemmShape
-        {
-            M = m, N = n, K = k,
-            ARow = (int)a.Strides[^2], ACol = (int)a.Strides[^1],
-            BRow = (int)b.Strides[^2], BCol = (int)b.Strides[^1],
-            CRow = (int)c.Strides[^2],
-            ABatch = a.Rank == 3 ? a.Strides[0] : 0,
-            BBatch = b.Rank == 3 ? b.Strides[0] : 0,
-            CBatch = c.Rank == 3 ? c.Strides[0] : 0,
-            Alpha = alpha, Beta = beta,
-        };
+        HostGemm.Run((float*)a.LoadEffectiveAddressAsPtr(), (float*)b.LoadEffectiveAddressAsPtr(),
+            (float*)c.LoadEffectiveAddressAsPtr(), s, batch);
     }
 
     /// <summary>Destroys the cuBLAS handle of a stream that is going away (branch streams are made and dropped).</summary>

@@ -12,10 +12,12 @@ namespace FlowHN.Kernels;
 internal abstract class KernelFamily
 {
     private readonly List<MethodInfo> methods = new();
+    private readonly IScratchMemory scratch;
 
-    protected KernelFamily(ComputeDevice device)
+    protected KernelFamily(ComputeDevice device, IScratchMemory scratch)
     {
         Device = device;
+        this.scratch = scratch;
         DeviceGeometry = KernelGeometry.Of(device);
     }
 
@@ -31,32 +33,23 @@ internal abstract class KernelFamily
 
     public IReadOnlyList<MethodInfo> KernelMethods => methods;
 
-    /// <summary>
-    /// Scratch memory for one launch sequence. Inside a tensor scope it is returned by the scope (at its end, or
-    /// with the layer it belongs to, on the main stream): with several streams a block freed at once could be
-    /// handed to another stream while this one still reads it. Outside a scope (one stream) it returns at
-    /// dispose, which stream order makes safe.
-    /// </summary>
-    protected ScratchBlock Scratch(long elements) => new(Device, elements);
+    /// <summary>Scratch memory for one launch sequence, from and back to the policy the family was given.</summary>
+    protected ScratchBlock Scratch(long elements) => new(scratch, elements);
 
     protected readonly struct ScratchBlock : IDisposable
     {
-        private readonly ComputeDevice device;
+        private readonly IScratchMemory scratch;
         private readonly DeviceBlock block;
 
-        public ScratchBlock(ComputeDevice device, long elements)
+        public ScratchBlock(IScratchMemory scratch, long elements)
         {
-            this.device = device;
-            block = device.Allocator.Allocate(elements);
-            device.CurrentScope?.Track(block);
+            this.scratch = scratch;
+            block = scratch.Rent(elements);
         }
 
         public ArrayView<float> View => block.View;
 
-        public void Dispose()
-        {
-            if (device.CurrentScope is null) device.Allocator.Free(block);
-        }
+        public void Dispose() => scratch.Return(block);
     }
 
     private T Track<T>(T kernel) where T : Delegate

@@ -3,7 +3,11 @@ using FlowHN.Runtime;
 
 namespace FlowHN.Kernels;
 
-/// <summary>The kernel families of a device, each created (and its kernels compiled) on first use.</summary>
+/// <summary>
+/// The kernel families of one owner on a device, each created (and its kernels loaded) on first use. The owner
+/// gives the scratch-memory policy. Several registries on one device share ILGPU's compiled-kernel cache, so a
+/// second one loads its kernels without compiling them again.
+/// </summary>
 internal sealed class KernelRegistry : IDisposable
 {
     private readonly Lazy<ElementwiseLauncher> elementwise;
@@ -19,20 +23,20 @@ internal sealed class KernelRegistry : IDisposable
     private readonly Lazy<CausalConvLauncher> causalConv;
     private readonly Lazy<SelectiveScanLauncher> selectiveScan;
 
-    public KernelRegistry(ComputeDevice device)
+    public KernelRegistry(ComputeDevice device, IScratchMemory scratch)
     {
-        elementwise = new(() => new ElementwiseLauncher(device));
-        reduce = new(() => new ReduceLauncher(device));
-        norm = new(() => new NormLauncher(device));
-        embedding = new(() => new EmbeddingLauncher(device));
-        crossEntropy = new(() => new CrossEntropyLauncher(device));
-        optim = new(() => new OptimLauncher(device));
-        gemm = new(() => new GemmLauncher(device));
-        attention = new(() => new AttentionLauncher(device));
-        rope = new(() => new RopeLauncher(device));
-        routing = new(() => new RoutingLauncher(device));
-        causalConv = new(() => new CausalConvLauncher(device));
-        selectiveScan = new(() => new SelectiveScanLauncher(device));
+        elementwise = new(() => new ElementwiseLauncher(device, scratch));
+        reduce = new(() => new ReduceLauncher(device, scratch));
+        norm = new(() => new NormLauncher(device, scratch, reduce));
+        embedding = new(() => new EmbeddingLauncher(device, scratch));
+        crossEntropy = new(() => new CrossEntropyLauncher(device, scratch));
+        optim = new(() => new OptimLauncher(device, scratch));
+        gemm = new(() => new GemmLauncher(device, scratch, elementwise));
+        attention = new(() => new AttentionLauncher(device, scratch));
+        rope = new(() => new RopeLauncher(device, scratch));
+        routing = new(() => new RoutingLauncher(device, scratch));
+        causalConv = new(() => new CausalConvLauncher(device, scratch));
+        selectiveScan = new(() => new SelectiveScanLauncher(device, scratch));
     }
 
     public ElementwiseLauncher Elementwise => elementwise.Value;

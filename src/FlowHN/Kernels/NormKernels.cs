@@ -129,9 +129,11 @@ internal sealed class NormLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> backward;
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float> addForward;
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> addBackward;
+    private readonly Lazy<ReduceLauncher> reduce; // the weight gradient's column sums
 
-    public NormLauncher(ComputeDevice device) : base(device)
+    public NormLauncher(ComputeDevice device, IScratchMemory scratch, Lazy<ReduceLauncher> reduce) : base(device, scratch)
     {
+        this.reduce = reduce;
         forward = Load<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, float>(
             NormKernels.RmsNormForward);
         backward = Load<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
@@ -162,7 +164,7 @@ internal sealed class NormLauncher : KernelFamily
             var (config, lanes) = Launch.PerRow(Device, rows, cols);
             backward(Stream, config, rows, cols, lanes, x, weight, dy, inverseRms, dx);
         }
-        if (dWeight.IsValid) Device.Kernels.Reduce.ColumnSum(rows, cols, dy, dWeight, x, inverseRms);
+        if (dWeight.IsValid) reduce.Value.ColumnSum(rows, cols, dy, dWeight, x, inverseRms);
     }
 
     /// <summary>sum = x + y and normed = RMSNorm(sum) * weight in one launch.</summary>
@@ -182,6 +184,6 @@ internal sealed class NormLauncher : KernelFamily
         var (config, lanes) = Launch.PerRow(Device, rows, cols);
         addBackward(Stream, config, rows, cols, lanes, sum, weight, dSum.IsValid ? dSum : dNormed, dNormed, inverseRms, dx, dy,
             dSum.IsValid ? 1 : 0);
-        if (dWeight.IsValid) Device.Kernels.Reduce.ColumnSum(rows, cols, dNormed, dWeight, sum, inverseRms);
+        if (dWeight.IsValid) reduce.Value.ColumnSum(rows, cols, dNormed, dWeight, sum, inverseRms);
     }
 }

@@ -62,7 +62,7 @@ internal sealed class OptimLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWStep> adamW;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, float> clipFactor;
 
-    public OptimLauncher(ComputeDevice device) : base(device)
+    public OptimLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         adamW = Load<int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamWStep>(
             OptimKernels.AdamW);

@@ -14,7 +14,7 @@ internal sealed class ReduceLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> columnPartials;
     private readonly Action<AcceleratorStream, KernelConfig, int, int, ArrayView<float>, ArrayView<float>> columnFinish;
 
-    public ReduceLauncher(ComputeDevice device) : base(device)
+    public ReduceLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         partials = new()
         {

@@ -64,7 +64,7 @@ internal sealed class RopeLauncher : KernelFamily
 {
     private readonly Action<AcceleratorStream, KernelConfig, RopeShape, ArrayView<float>, ArrayView<float>, ArrayView<int>, float, int> rotate;
 
-    public RopeLauncher(ComputeDevice device) : base(device)
+    public RopeLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         rotate = Load<RopeShape, ArrayView<float>, ArrayView<float>, ArrayView<int>, float, int>(RopeKernels.RopeRotate);
     }

@@ -66,7 +66,7 @@ internal sealed class RoutingLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> gather;
     private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> scatter;
 
-    public RoutingLauncher(ComputeDevice device) : base(device)
+    public RoutingLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         gather = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.RoutingGather);
         scatter = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.RoutingScatter);

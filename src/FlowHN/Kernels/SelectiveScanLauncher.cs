@@ -18,7 +18,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>> paramFinish;
 
-    public SelectiveScanLauncher(ComputeDevice device) : base(device)
+    public SelectiveScanLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         forward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
             SelectiveScanKernels.SelectiveScanForward);

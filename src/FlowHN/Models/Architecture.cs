@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 namespace FlowHN.Models;
@@ -32,7 +33,7 @@ public abstract class Architecture
     public abstract IReadOnlyList<MixerKind> LayerKinds(ModelConfig c);
 
     /// <summary>The model's modules, parameters planned but not allocated (<see cref="LanguageModel.Create"/> allocates them).</summary>
-    public abstract LanguageModel Build(ComputeDevice device, ModelConfig config, int seed);
+    public abstract LanguageModel Build(Session device, ModelConfig config, int seed);
 
     /// <summary>Parameters of a config, without building the model (tests hold it to built models).</summary>
     public abstract long CountParameters(ModelConfig c);
@@ -74,7 +75,7 @@ public abstract class SequentialArchitecture : Architecture
     public override IReadOnlyList<MixerKind> LayerKinds(ModelConfig c) =>
         Enumerable.Range(0, c.Layers).Select(i => MixerOf(i, c.Layers)).ToArray();
 
-    public override LanguageModel Build(ComputeDevice device, ModelConfig config, int seed) => new SequentialLM(device, config, seed);
+    public override LanguageModel Build(Session device, ModelConfig config, int seed) => new SequentialLM(device, config, seed);
 
     public override long CountParameters(ModelConfig c) => ParameterCounts.Sequential(c, LayerKinds(c));
 

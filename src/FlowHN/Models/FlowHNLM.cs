@@ -20,7 +20,7 @@ public sealed class FlowHNLM : LanguageModel
     private readonly RoutingTables routing;
     private BranchStreams? streams;
 
-    public FlowHNLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
+    public FlowHNLM(Session device, ModelConfig config, int seed) : base(device, config)
     {
         var random = new Random(seed);
         double residualStd = 0.02 / Math.Sqrt(2.0 * config.Layers);
@@ -31,7 +31,7 @@ public sealed class FlowHNLM : LanguageModel
         finalNorm = Add(new RmsNorm(device, "final_norm", config.Dim, config.NormEps));
         head = Add(new LmHead(device, "lm_head", config.Dim, config.VocabSize, random));
         routing = new RoutingTables(device, config.Split, config.SplitContext, config.Layers, AttentionTokens);
-        BranchConcurrency = device.IsCuda;
+        BranchConcurrency = device.Runtime.IsCuda;
     }
 
     /// <summary>The attention branch's token count for a sequence length (fa, fac).</summary>
@@ -67,7 +67,7 @@ public sealed class FlowHNLM : LanguageModel
             if (value && streams is null) streams = new BranchStreams(Device);
             if (!value && streams is not null)
             {
-                Device.Synchronize();
+                Device.Runtime.Synchronize();
                 streams.Dispose();
                 streams = null;
             }

@@ -14,13 +14,13 @@ namespace FlowHN.Models;
 /// </summary>
 internal sealed class ForkedBranches
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly BranchStreams? streams;
     private readonly ISegmentObserver? observer;
     private readonly Tensor firstInput, secondInput;
     private readonly int handle;
 
-    private ForkedBranches(ComputeDevice device, Tensor x, BranchStreams? streams, ISegmentObserver? observer)
+    private ForkedBranches(Session device, Tensor x, BranchStreams? streams, ISegmentObserver? observer)
     {
         this.device = device;
         this.streams = streams;
@@ -32,7 +32,7 @@ internal sealed class ForkedBranches
     }
 
     /// <summary>Both branch streams wait for the main stream's work so far.</summary>
-    public static ForkedBranches Fork(ComputeDevice device, Tensor x, BranchStreams? streams, ISegmentObserver? observer) =>
+    public static ForkedBranches Fork(Session device, Tensor x, BranchStreams? streams, ISegmentObserver? observer) =>
         new(device, x, streams, observer);
 
     /// <summary>The first branch on its alias of the input (on the first stream).</summary>
@@ -50,7 +50,7 @@ internal sealed class ForkedBranches
 
     private Tensor? Run(DeviceStream? stream, SegmentKind kind, Func<Tensor, Tensor?> branch, Tensor input)
     {
-        using (stream is null ? null : device.UseStream(stream))
+        using (stream is null ? null : device.Runtime.UseStream(stream))
             return Segments.Run(device, observer, kind, () => branch(input));
     }
 }

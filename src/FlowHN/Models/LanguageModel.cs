@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Inference;
 using FlowHN.Nn;
 using FlowHN.Runtime;
@@ -13,7 +14,7 @@ namespace FlowHN.Models;
 /// </summary>
 public abstract class LanguageModel : Module
 {
-    protected LanguageModel(ComputeDevice device, ModelConfig config) : base(device, "")
+    protected LanguageModel(Session device, ModelConfig config) : base(device, "")
     {
         config.Validate();
         Config = config;
@@ -71,7 +72,7 @@ public abstract class LanguageModel : Module
         FlopModel.TrainingMultiplier * config.Architecture.ForwardFlopsPerToken(config, seqLen);
 
     /// <summary>Builds the architecture and allocates its parameters in one flat buffer.</summary>
-    public static LanguageModel Create(ComputeDevice device, ModelConfig config, int seed)
+    public static LanguageModel Create(Session device, ModelConfig config, int seed)
     {
         var model = config.Architecture.Build(device, config, seed);
         model.AllocateParameters();

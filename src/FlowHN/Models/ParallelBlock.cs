@@ -22,7 +22,7 @@ public sealed class ParallelBlock : Module
     private readonly Parameter fuseBranches, fuseOut;
     private readonly int dim;
 
-    public ParallelBlock(ComputeDevice device, string name, int index, ModelConfig c, bool concatFusion, Random random, double residualStd)
+    public ParallelBlock(Session device, string name, int index, ModelConfig c, bool concatFusion, Random random, double residualStd)
         : base(device, name)
     {
         this.index = index;

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Inference;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
@@ -14,7 +15,7 @@ public sealed record BlockTables(BlockRouting Routing, Tensor AttentionPositions
 /// </summary>
 public sealed class RoutingTables : IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly Func<int, int> attentionTokens;
     private readonly Dictionary<(int Block, int SeqLen), BlockTables> blocks = new();
     private readonly Dictionary<int, Tensor> allPositions = new();
@@ -23,7 +24,7 @@ public sealed class RoutingTables : IDisposable
     /// <param name="attentionTokens">The attention token count for a sequence length (fa, fac), e.g. from
     /// <see cref="SplitRatio.Solve"/> or <see cref="SplitRatio.Fixed"/>; called once per length, never for none
     /// and ae.</param>
-    public RoutingTables(ComputeDevice device, SplitStrategy strategy, SplitContext context, int blockCount,
+    public RoutingTables(Session device, SplitStrategy strategy, SplitContext context, int blockCount,
         Func<int, int> attentionTokens)
     {
         if (blockCount < 1) throw new ArgumentOutOfRangeException(nameof(blockCount), $"Need at least one block, got {blockCount}.");

@@ -35,7 +35,7 @@ public sealed class SequentialLM : LanguageModel
     private readonly Dictionary<int, Tensor> positions = new();
     private readonly MixerKind[] kinds;
 
-    public SequentialLM(ComputeDevice device, ModelConfig config, int seed) : base(device, config)
+    public SequentialLM(Session device, ModelConfig config, int seed) : base(device, config)
     {
         var random = new Random(seed);
         double residualStd = 0.02 / Math.Sqrt(2.0 * config.Layers);
@@ -51,7 +51,7 @@ public sealed class SequentialLM : LanguageModel
         head = Add(new LmHead(device, "lm_head", config.Dim, config.VocabSize, random));
     }
 
-    private Module CreateMixer(ComputeDevice device, MixerKind kind, string name, ModelConfig c, Random random, double residualStd)
+    private Module CreateMixer(Session device, MixerKind kind, string name, ModelConfig c, Random random, double residualStd)
     {
         switch (kind)
         {

@@ -20,7 +20,7 @@ public static class SplitTimer
     /// A config whose split ratio is <see cref="AttentionShare.Measured"/> with the share measured here instead,
     /// kept to four decimals as it is saved; any other config as it is, with no measurements.
     /// </summary>
-    public static (ModelConfig Config, IReadOnlyList<Measurement> Measurements) Resolve(ComputeDevice device, ModelConfig c, int batch,
+    public static (ModelConfig Config, IReadOnlyList<Measurement> Measurements) Resolve(Session device, ModelConfig c, int batch,
         int seqLen)
     {
         if (c.SplitRatio is not AttentionShare.Measured || !c.Architecture.SplitsTokens) return (c, []);
@@ -28,13 +28,13 @@ public static class SplitTimer
         return (c with { SplitRatio = AttentionShare.Rounded(ratio) }, measurements);
     }
 
-    public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
+    public static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(Session device, ModelConfig c, int batch,
         int seqLen, int repeats = 2) =>
         Measure(device, c, batch, seqLen, run => Time(device, repeats, run));
 
-    /// <summary>As <see cref="Measure(ComputeDevice, ModelConfig, int, int, int)"/>, with the cost of a branch's
+    /// <summary>As <see cref="Measure(Session, ModelConfig, int, int, int)"/>, with the cost of a branch's
     /// forward + backward taken by <paramref name="cost"/> (tests count its launched FLOPs instead of timing it).</summary>
-    internal static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(ComputeDevice device, ModelConfig c, int batch,
+    internal static (double Ratio, IReadOnlyList<Measurement> Measurements) Measure(Session device, ModelConfig c, int batch,
         int seqLen, Func<Action, double> cost)
     {
         var random = new Random(1);
@@ -70,17 +70,17 @@ public static class SplitTimer
         return m[0].AttentionMs - m[0].SsmMs > 0 ? (double)m[0].AttentionTokens / seqLen : (double)m[^1].AttentionTokens / seqLen;
     }
 
-    private static double Time(ComputeDevice device, int repeats, Action run)
+    private static double Time(Session device, int repeats, Action run)
     {
         run(); // warm-up: compiles kernels and fills the allocator cache
-        device.Synchronize();
+        device.Runtime.Synchronize();
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < repeats; i++) run();
-        device.Synchronize();
+        device.Runtime.Synchronize();
         return clock.Elapsed.TotalMilliseconds / repeats;
     }
 
-    private static void RunAttention(ComputeDevice device, AttentionLayer layer, ModelConfig c, int batch, int seqLen, int a)
+    private static void RunAttention(Session device, AttentionLayer layer, ModelConfig c, int batch, int seqLen, int a)
     {
         using var scope = device.BeginScope();
         var x = Tensor.Zeros(device, [batch, seqLen, c.Dim]);
@@ -94,7 +94,7 @@ public static class SplitTimer
         device.Tape.Backward(Ops.Sum(y));
     }
 
-    private static void RunSsm(ComputeDevice device, DecoderLayer layer, ModelConfig c, int batch, int tokens)
+    private static void RunSsm(Session device, DecoderLayer layer, ModelConfig c, int batch, int tokens)
     {
         using var scope = device.BeginScope();
         var x = Tensor.Zeros(device, [batch, tokens, c.Dim]);

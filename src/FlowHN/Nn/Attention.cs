@@ -19,7 +19,7 @@ public sealed class Attention : Module, ISequenceMixer
 
     /// <param name="outputProjection">false leaves out o_proj: the heads' concatenated outputs are returned
     /// (Hymba-style layers project the fused attention and SSM heads once).</param>
-    public Attention(ComputeDevice device, string name, int dim, int heads, int kvHeads, bool rope, Random random, double residualStd,
+    public Attention(Session device, string name, int dim, int heads, int kvHeads, bool rope, Random random, double residualStd,
         bool outputProjection = true)
         : base(device, name)
     {
@@ -96,7 +96,7 @@ public sealed class DecoderLayer : Module
     private readonly ISequenceMixer mixer;
     private readonly SwiGluMlp mlp;
 
-    public DecoderLayer(ComputeDevice device, string name, int dim, int mlpHidden, float eps, Random random, double residualStd,
+    public DecoderLayer(Session device, string name, int dim, int mlpHidden, float eps, Random random, double residualStd,
         Func<string, Module> createMixer, string mixerName)
         : base(device, name)
     {

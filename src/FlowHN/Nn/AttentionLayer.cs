@@ -16,7 +16,7 @@ public sealed class AttentionLayer : Module
     private readonly Attention attention;
     private readonly SwiGluMlp mlp;
 
-    public AttentionLayer(ComputeDevice device, string name, int dim, int heads, int kvHeads, int mlpHidden, bool rope, float eps,
+    public AttentionLayer(Session device, string name, int dim, int heads, int kvHeads, int mlpHidden, bool rope, float eps,
         Random random, double residualStd) : base(device, name)
     {
         attentionNorm = Add(new RmsNorm(device, Child("attn_norm"), dim, eps));

@@ -17,7 +17,7 @@ public sealed class HymbaMixer : Module, ISequenceMixer
     private readonly RmsNorm attentionNorm, ssmNorm;
     private readonly Linear output;
 
-    public HymbaMixer(ComputeDevice device, string name, int dim, int heads, int kvHeads, MambaShape ssmShape, float eps,
+    public HymbaMixer(Session device, string name, int dim, int heads, int kvHeads, MambaShape ssmShape, float eps,
         Random random, double residualStd) : base(device, name)
     {
         if (ssmShape.Inner != dim) throw new ArgumentException($"Hymba needs the SSM's d_inner ({ssmShape.Inner}) equal to dim ({dim}).");

@@ -7,7 +7,7 @@ namespace FlowHN.Nn;
 /// <summary>y = x W^T, W [out, in], no bias (as in the paper's projections).</summary>
 public sealed class Linear : Module
 {
-    public Linear(ComputeDevice device, string name, int inFeatures, int outFeatures, Random random, double std = 0.02)
+    public Linear(Session device, string name, int inFeatures, int outFeatures, Random random, double std = 0.02)
         : base(device, name)
     {
         Weight = AddParameter("weight", [outFeatures, inFeatures], ParameterInit.Normal(std), weightDecay: true, random);
@@ -24,7 +24,7 @@ public sealed class RmsNorm : Module
     public const float DefaultEps = 1e-6f;
     private readonly float eps;
 
-    public RmsNorm(ComputeDevice device, string name, int dim, float eps = DefaultEps) : base(device, name)
+    public RmsNorm(Session device, string name, int dim, float eps = DefaultEps) : base(device, name)
     {
         this.eps = eps;
         Weight = AddParameter("weight", [dim], ParameterInit.Constant(1f), weightDecay: false);
@@ -44,7 +44,7 @@ public sealed class RmsNorm : Module
 /// </summary>
 public sealed class Embedding : Module
 {
-    public Embedding(ComputeDevice device, string name, int vocab, int dim, Random random, double std = 0.02)
+    public Embedding(Session device, string name, int vocab, int dim, Random random, double std = 0.02)
         : base(device, name)
     {
         Vocab = vocab;
@@ -65,7 +65,7 @@ public sealed class Embedding : Module
 /// </summary>
 public sealed class LmHead : Module
 {
-    public LmHead(ComputeDevice device, string name, int dim, int vocab, Random random, double std = 0.02)
+    public LmHead(Session device, string name, int dim, int vocab, Random random, double std = 0.02)
         : base(device, name)
     {
         Vocab = vocab;
@@ -85,7 +85,7 @@ public sealed class SwiGluMlp : Module
     private readonly Linear gate, up, down;
 
     /// <param name="residualStd">init std of the down projection, which writes into the residual stream.</param>
-    public SwiGluMlp(ComputeDevice device, string name, int dim, int hidden, Random random, double residualStd)
+    public SwiGluMlp(Session device, string name, int dim, int hidden, Random random, double residualStd)
         : base(device, name)
     {
         gate = Add(new Linear(device, Child("gate_proj"), dim, hidden, random));

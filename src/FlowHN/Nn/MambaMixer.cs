@@ -26,7 +26,7 @@ public sealed class MambaMixer : Module, ISequenceMixer
     private readonly RmsNorm dtNorm, bNorm, cNorm;
 
     /// <param name="outputProjection">false leaves out out_proj and returns the gated scan output [B, L, d_inner].</param>
-    public MambaMixer(ComputeDevice device, string name, MambaShape shape, float eps, Random random, double residualStd,
+    public MambaMixer(Session device, string name, MambaShape shape, float eps, Random random, double residualStd,
         bool outputProjection = true)
         : base(device, name)
     {

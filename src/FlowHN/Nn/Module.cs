@@ -12,13 +12,13 @@ public abstract class Module : IDisposable
     private readonly List<Parameter> parameters = new();
     private readonly List<Module> children = new();
 
-    protected Module(ComputeDevice device, string name)
+    protected Module(Session device, string name)
     {
         Device = device;
         Name = name;
     }
 
-    public ComputeDevice Device { get; }
+    public Session Device { get; }
     public string Name { get; }
 
     /// <summary>Every parameter of this module and its children, in a stable order.</summary>

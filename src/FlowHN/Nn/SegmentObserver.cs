@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 namespace FlowHN.Nn;
@@ -46,7 +47,7 @@ public static class Segments
     /// mark also puts its mirror on the tape (a forward begin is a backward end), where the backward replays it on
     /// the stream the mark was made on. Without an observer it only runs <paramref name="forward"/>.
     /// </summary>
-    public static T Run<T>(ComputeDevice device, ISegmentObserver? observer, SegmentKind kind, Func<T> forward)
+    public static T Run<T>(Session device, ISegmentObserver? observer, SegmentKind kind, Func<T> forward)
     {
         if (observer is null) return forward();
         int handle = Begin(device, observer, kind);
@@ -56,14 +57,14 @@ public static class Segments
     }
 
     /// <summary>The begin mark alone, for a segment that opens and closes in different places (a fork and its join).</summary>
-    public static int Begin(ComputeDevice device, ISegmentObserver observer, SegmentKind kind)
+    public static int Begin(Session device, ISegmentObserver observer, SegmentKind kind)
     {
         int handle = observer.Begin(kind);
         if (device.GradEnabled) device.Tape.Record(() => observer.EndBackward(handle));
         return handle;
     }
 
-    public static void End(ComputeDevice device, ISegmentObserver observer, int handle)
+    public static void End(Session device, ISegmentObserver observer, int handle)
     {
         observer.End(handle);
         if (device.GradEnabled) device.Tape.Record(() => observer.BeginBackward(handle));

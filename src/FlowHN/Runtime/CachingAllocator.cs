@@ -29,7 +29,7 @@ public sealed class DeviceBlock
 
     /// <summary>
     /// The id of what this block's memory belongs to: itself, or for a gradient buffer the tensor it is the
-    /// gradient of (see <see cref="FlowHN.Autograd.MemorySegment"/>).
+    /// gradient of, so memory can be returned by when it was made (a layer's memory when its backward is done).
     /// </summary>
     public long Owner { get; internal set; }
 
@@ -72,7 +72,7 @@ public sealed class CachingAllocator : IDisposable
     public long DriverAllocations { get; private set; }
     public long CacheHits { get; private set; }
     /// <summary>Blocks returned so far. Inside a step only the main stream returns blocks, at the step's end or
-    /// once a layer's backward is done (<see cref="FlowHN.Autograd.MemorySegment"/>): with branches on two
+    /// once a layer's backward is done: with branches on two
     /// streams, a block freed while a branch may still use it could be handed to the other stream.</summary>
     public long Frees { get; private set; }
     /// <summary>The id the next block or tensor gets; ids only grow.</summary>

@@ -1,6 +1,3 @@
-using FlowHN.Autograd;
-using FlowHN.Kernels;
-using FlowHN.Tensors;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
@@ -9,13 +6,12 @@ using ILGPU.Runtime.Cuda;
 namespace FlowHN.Runtime;
 
 /// <summary>
-/// The one place that owns the ILGPU context and accelerator, its streams, the caching allocator, the kernel
-/// launchers and the autograd tape. Everything that touches the device goes through an instance of this.
+/// The one place that owns the ILGPU context and accelerator, its streams, the caching allocator and the launch
+/// counters. It knows nothing of what runs on it: kernel launchers and the execution state of a model sit in
+/// the layers above and are given a device.
 /// </summary>
 public sealed class ComputeDevice : IDisposable
 {
-    private readonly Stack<TensorScope> scopes = new();
-
     private ComputeDevice(Context context, Accelerator accelerator, DeviceOptions options)
     {
         Context = context;
@@ -26,8 +22,6 @@ public sealed class ComputeDevice : IDisposable
         CurrentStream = DefaultStream;
         Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)));
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
-        Kernels = new KernelRegistry(this);
-        Tape = new Tape(this);
     }
 
     public Context Context { get; }
@@ -44,27 +38,6 @@ public sealed class ComputeDevice : IDisposable
     internal LaunchCounters Counters { get; } = new();
     public CachingAllocator Allocator { get; }
     public PeakFlops Peak { get; }
-    internal KernelRegistry Kernels { get; }
-
-    /// <summary>What computes matrix products here (cuBLAS or the ILGPU tiled kernel), for reports.</summary>
-    public string MatmulBackend => Kernels.Gemm.BackendName;
-
-    /// <summary>Why cuBLAS is not used on this device, or empty.</summary>
-    public string? MatmulFallbackReason => Kernels.Gemm.FallbackReason;
-
-    /// <summary>Whether matrix products use TF32 tensor cores (so MFU compares against the TF32 peak).</summary>
-    public bool MatmulUsesTf32 => Kernels.Gemm.UsesTf32;
-
-    /// <summary>Why matrix products run slower than they could on this device, or null.</summary>
-    public string? MatmulWarning => Kernels.Gemm.Warning;
-
-    /// <summary>Every kernel method the device loads, for compiling them ahead of time (the PTX report).</summary>
-    public IEnumerable<System.Reflection.MethodInfo> KernelMethods => Kernels.AllKernelMethods;
-    public Tape Tape { get; }
-
-    /// <summary>Whether operations record their backward on the tape (off inside a no-grad scope).</summary>
-    public bool GradEnabled { get; internal set; } = true;
-
     /// <summary>Threads per group kernels should use for one-dimensional work on this device.</summary>
     public int GroupSize => IsCuda ? 256 : Accelerator.MaxNumThreadsPerGroup;
 
@@ -160,26 +133,6 @@ public sealed class ComputeDevice : IDisposable
         Accelerator.Synchronize();
     }
 
-    /// <summary>
-    /// Starts a scope: tensors allocated until it is disposed are returned to the allocator when it is.
-    /// A training step runs inside one, so its activations and gradients are recycled every step.
-    /// </summary>
-    public TensorScope BeginScope()
-    {
-        var scope = new TensorScope(this);
-        scopes.Push(scope);
-        return scope;
-    }
-
-    internal TensorScope? CurrentScope => scopes.Count > 0 ? scopes.Peek() : null;
-
-    internal void EndScope(TensorScope scope)
-    {
-        if (scopes.Count == 0 || scopes.Peek() != scope)
-            throw new InvalidOperationException("Tensor scopes must be disposed in reverse order of creation.");
-        scopes.Pop();
-    }
-
     /// <summary>Device memory; for the CPU accelerator (which reports no limit) the memory available to this process.</summary>
     public long MemoryBytes => IsCuda ? Accelerator.MemorySize : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 
@@ -192,7 +145,6 @@ public sealed class ComputeDevice : IDisposable
     {
         if (IsDisposed) return;
         Synchronize();
-        Kernels.Dispose();
         Allocator.Dispose();
         IsDisposed = true;
         Accelerator.Dispose();

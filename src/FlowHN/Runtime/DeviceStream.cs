@@ -7,9 +7,9 @@ namespace FlowHN.Runtime;
 public sealed class DeviceStream : IDisposable
 {
     private readonly bool owned;
-    private readonly Kernels.LaunchCounters counters;
+    private readonly LaunchCounters counters;
 
-    internal DeviceStream(AcceleratorStream stream, bool owned, Kernels.LaunchCounters counters)
+    internal DeviceStream(AcceleratorStream stream, bool owned, LaunchCounters counters)
     {
         Native = stream;
         this.owned = owned;

@@ -17,7 +17,7 @@ public class Tensor : IDisposable
     private DeviceBlock? block;
 
     /// <param name="block">null only for a parameter planned but not yet allocated (see ParameterStore).</param>
-    internal Tensor(ComputeDevice device, DeviceBlock? block, long offset, int[] shape, long[] strides, DType dtype, bool ownsBlock)
+    internal Tensor(TensorDevice device, DeviceBlock? block, long offset, int[] shape, long[] strides, DType dtype, bool ownsBlock)
     {
         Device = device;
         this.block = block;
@@ -26,10 +26,12 @@ public class Tensor : IDisposable
         Strides = strides;
         DType = dtype;
         OwnsBlock = ownsBlock;
-        Birth = ownsBlock ? block!.Id : device.Allocator.TakeId();
+        Birth = ownsBlock ? block!.Id : device.Runtime.Allocator.TakeId();
     }
 
-    public ComputeDevice Device { get; }
+    public TensorDevice Device { get; }
+
+    private ComputeDevice Runtime => Device.Runtime;
 
     /// <summary>When this tensor was created, in the allocator's id order (its block's id when it owns one).</summary>
     internal long Birth { get; }
@@ -140,24 +142,24 @@ public class Tensor : IDisposable
     /// Uninitialised storage; inside a scope it is freed when the scope ends, unless <paramref name="persistent"/>
     /// (then the caller disposes it).
     /// </summary>
-    public static Tensor Empty(ComputeDevice device, int[] shape, DType dtype = DType.Float32, bool persistent = false)
+    public static Tensor Empty(TensorDevice device, int[] shape, DType dtype = DType.Float32, bool persistent = false)
     {
         foreach (int d in shape)
             if (d < 0) throw new ArgumentException($"Negative dimension in shape [{string.Join(", ", shape)}].");
-        var block = device.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
+        var block = device.Runtime.Allocator.Allocate(Math.Max(1, ShapeLength(shape)));
         if (!persistent) device.CurrentScope?.Track(block);
         return new Tensor(device, block, 0, (int[])shape.Clone(), ContiguousStrides(shape), dtype, ownsBlock: true);
     }
 
-    public static Tensor Zeros(ComputeDevice device, int[] shape, DType dtype = DType.Float32)
+    public static Tensor Zeros(TensorDevice device, int[] shape, DType dtype = DType.Float32)
     {
         var t = Empty(device, shape, dtype);
-        t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.CurrentStream.Native);
-        device.Counters.Kernel();
+        t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.Runtime.CurrentStream.Native);
+        device.Runtime.Counters.Kernel();
         return t;
     }
 
-    public static Tensor FromArray(ComputeDevice device, float[] data, params int[] shape)
+    public static Tensor FromArray(TensorDevice device, float[] data, params int[] shape)
     {
         if (ShapeLength(shape) != data.Length)
             throw new ArgumentException($"{data.Length} values do not fill shape [{string.Join(", ", shape)}].");
@@ -166,10 +168,10 @@ public class Tensor : IDisposable
         return t;
     }
 
-    public static Tensor FromArray(ComputeDevice device, int[] data, params int[] shape) =>
+    public static Tensor FromArray(TensorDevice device, int[] data, params int[] shape) =>
         FromArray(device, data, shape, persistent: false);
 
-    public static Tensor FromArray(ComputeDevice device, int[] data, int[] shape, bool persistent)
+    public static Tensor FromArray(TensorDevice device, int[] data, int[] shape, bool persistent)
     {
         if (ShapeLength(shape) != data.Length)
             throw new ArgumentException($"{data.Length} values do not fill shape [{string.Join(", ", shape)}].");
@@ -184,15 +186,15 @@ public class Tensor : IDisposable
     public void CopyFrom(float[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
-        View.CopyFromCPU(Device.CurrentStream.Native, data);
-        Device.Counters.Upload(4L * data.Length);
+        View.CopyFromCPU(Runtime.CurrentStream.Native, data);
+        Runtime.Counters.Upload(4L * data.Length);
     }
 
     public void CopyFrom(int[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
-        IntView.CopyFromCPU(Device.CurrentStream.Native, data);
-        Device.Counters.Upload(4L * data.Length);
+        IntView.CopyFromCPU(Runtime.CurrentStream.Native, data);
+        Runtime.Counters.Upload(4L * data.Length);
     }
 
     /// <summary>
@@ -203,9 +205,9 @@ public class Tensor : IDisposable
     {
         if (!IsContiguous) return GatherStrided();
         var result = new float[Length];
-        View.CopyToCPU(Device.CurrentStream.Native, result);
-        Device.CurrentStream.Synchronize();
-        Device.Counters.Download();
+        View.CopyToCPU(Runtime.CurrentStream.Native, result);
+        Runtime.CurrentStream.Synchronize();
+        Runtime.Counters.Download();
         return result;
     }
 
@@ -217,9 +219,9 @@ public class Tensor : IDisposable
         long span = 1;
         for (int i = 0; i < Rank; i++) span += (Shape[i] - 1) * Strides[i];
         var covered = new float[span];
-        Block.View.SubView(Offset, span).CopyToCPU(Device.CurrentStream.Native, covered);
-        Device.CurrentStream.Synchronize();
-        Device.Counters.Download();
+        Block.View.SubView(Offset, span).CopyToCPU(Device.Runtime.CurrentStream.Native, covered);
+        Device.Runtime.CurrentStream.Synchronize();
+        Device.Runtime.Counters.Download();
         var index = new int[Rank];
         for (long n = 0; n < result.Length; n++)
         {
@@ -238,27 +240,27 @@ public class Tensor : IDisposable
     public void CopyRangeToHost(long offset, Span<float> buffer)
     {
         if (buffer.IsEmpty) return;
-        View.SubView(offset, buffer.Length).CopyToCPU(Device.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
-        Device.CurrentStream.Synchronize();
-        Device.Counters.Download();
+        View.SubView(offset, buffer.Length).CopyToCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        Runtime.CurrentStream.Synchronize();
+        Runtime.Counters.Download();
     }
 
     /// <summary>Uploads a host buffer into elements [offset, offset + buffer.Length) of a contiguous float tensor.</summary>
     public void CopyRangeFromHost(long offset, ReadOnlySpan<float> buffer)
     {
         if (buffer.IsEmpty) return;
-        View.SubView(offset, buffer.Length).CopyFromCPU(Device.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        View.SubView(offset, buffer.Length).CopyFromCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
         // The host buffer is reused for the next chunk as soon as this returns.
-        Device.CurrentStream.Synchronize();
-        Device.Counters.Upload(4L * buffer.Length);
+        Runtime.CurrentStream.Synchronize();
+        Runtime.Counters.Upload(4L * buffer.Length);
     }
 
     public int[] ToIntArray()
     {
         var result = new int[Length];
-        IntView.CopyToCPU(Device.CurrentStream.Native, result);
-        Device.CurrentStream.Synchronize();
-        Device.Counters.Download();
+        IntView.CopyToCPU(Runtime.CurrentStream.Native, result);
+        Runtime.CurrentStream.Synchronize();
+        Runtime.Counters.Download();
         return result;
     }
 
@@ -347,6 +349,6 @@ public class Tensor : IDisposable
 
     public virtual void Dispose()
     {
-        if (OwnsBlock && block is not null) Device.Allocator.Free(block);
+        if (OwnsBlock && block is not null) Runtime.Allocator.Free(block);
     }
 }

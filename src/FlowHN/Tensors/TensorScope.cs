@@ -5,15 +5,16 @@ namespace FlowHN.Tensors;
 /// <summary>Owns the device blocks allocated while it is the innermost scope; frees them all on dispose.</summary>
 public sealed class TensorScope : IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly CachingAllocator allocator;
+    private readonly Action<TensorScope> ending;
     private readonly List<DeviceBlock> blocks = new();
-    private readonly int tapeMark;
     private bool disposed;
 
-    internal TensorScope(ComputeDevice device)
+    /// <param name="ending">Runs first on dispose: the owner of the scope stack takes the scope off it.</param>
+    internal TensorScope(CachingAllocator allocator, Action<TensorScope> ending)
     {
-        this.device = device;
-        tapeMark = device.Tape.Count;
+        this.allocator = allocator;
+        this.ending = ending;
     }
 
     internal void Track(DeviceBlock block) => blocks.Add(block);
@@ -24,7 +25,7 @@ public sealed class TensorScope : IDisposable
         blocks.RemoveAll(block =>
         {
             if (!release(block)) return false;
-            device.Allocator.Free(block);
+            allocator.Free(block);
             return true;
         });
     }
@@ -33,10 +34,8 @@ public sealed class TensorScope : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        device.EndScope(this);
-        // Backwards recorded inside the scope refer to tensors freed below: they must never run.
-        device.Tape.TruncateTo(tapeMark);
-        foreach (var block in blocks) device.Allocator.Free(block);
+        ending(this);
+        foreach (var block in blocks) allocator.Free(block);
         blocks.Clear();
     }
 }

@@ -1,4 +1,3 @@
-using FlowHN.Runtime;
 
 namespace FlowHN.Tensors;
 
@@ -33,13 +32,13 @@ public sealed class TokenIndex : IDisposable
     public int Count => (int)Ids.Length;
     public int DistinctCount => (int)DistinctIds.Length;
 
-    public static TokenIndex FromHost(ComputeDevice device, int[] ids, params int[] shape) => Build(device, ids, null, shape);
+    public static TokenIndex FromHost(TensorDevice device, int[] ids, params int[] shape) => Build(device, ids, null, shape);
 
     /// <summary>Token ids and their next-token targets, uploaded together with the id plan in one copy.</summary>
-    public static TokenIndex FromBatch(ComputeDevice device, int[] ids, int[] targets, params int[] shape) =>
+    public static TokenIndex FromBatch(TensorDevice device, int[] ids, int[] targets, params int[] shape) =>
         Build(device, ids, targets, shape);
 
-    private static TokenIndex Build(ComputeDevice device, int[] ids, int[]? targets, int[] shape)
+    private static TokenIndex Build(TensorDevice device, int[] ids, int[]? targets, int[] shape)
     {
         int maxId = -1;
         foreach (int id in ids)

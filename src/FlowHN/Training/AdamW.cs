@@ -13,7 +13,7 @@ namespace FlowHN.Training;
 /// </summary>
 public sealed class AdamW : IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly Dictionary<Parameter, (Tensor M, Tensor V)> state = new();
     private readonly ParameterStore store;     // the parameters' flat buffers: flat moments, few launches
     private readonly DeviceBlock flatM, flatV; // allocated once, at the store's exact length
@@ -21,7 +21,7 @@ public sealed class AdamW : IDisposable
     private readonly Tensor norm;     // [global norm, clip factor]
 
     /// <param name="parameters">a whole model's parameters, all in one <see cref="ParameterStore"/>.</param>
-    public AdamW(ComputeDevice device, IReadOnlyList<Parameter> parameters, double beta1 = 0.9, double beta2 = 0.95,
+    public AdamW(Session device, IReadOnlyList<Parameter> parameters, double beta1 = 0.9, double beta2 = 0.95,
         double eps = 1e-8, double weightDecay = 0.1, double maxGradNorm = 1.0)
     {
         this.device = device;
@@ -94,17 +94,17 @@ public sealed class AdamW : IDisposable
     /// <summary>Device bytes of the two moment buffers.</summary>
     public long MomentBytes => 2 * flatM.RequestedElements * sizeof(float);
 
-    private static DeviceBlock Zeroed(ComputeDevice device, long length)
+    private static DeviceBlock Zeroed(Session device, long length)
     {
-        var block = device.Allocator.AllocateExact(Math.Max(1, length));
-        Launch.ZeroFill(device, block.View);
+        var block = device.Runtime.Allocator.AllocateExact(Math.Max(1, length));
+        Launch.ZeroFill(device.Runtime, block.View);
         return block;
     }
 
     public void Dispose()
     {
-        device.Allocator.Free(flatM);
-        device.Allocator.Free(flatV);
+        device.Runtime.Allocator.Free(flatM);
+        device.Runtime.Allocator.Free(flatV);
         total.Dispose();
         norm.Dispose();
     }

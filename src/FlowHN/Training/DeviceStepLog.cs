@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 using FlowHN.Tensors;
 using ILGPU;
@@ -10,11 +11,11 @@ namespace FlowHN.Training;
 /// </summary>
 public sealed class DeviceStepLog : IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly Tensor values; // [capacity, 2]: loss, gradient norm
     private readonly int capacity;
 
-    public DeviceStepLog(ComputeDevice device, int capacity)
+    public DeviceStepLog(Session device, int capacity)
     {
         this.device = device;
         this.capacity = capacity;

@@ -10,7 +10,7 @@ namespace FlowHN.Training;
 public static class Evaluation
 {
     /// <summary>Mean next-token loss of a batch (records its backward only when gradients are on).</summary>
-    public static Tensor Loss(ComputeDevice device, LanguageModel model, TokenBatch batch)
+    public static Tensor Loss(Session device, LanguageModel model, TokenBatch batch)
     {
         var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
         return Loss(model, ids);
@@ -21,7 +21,7 @@ public static class Evaluation
         Ops.CrossEntropy(model.Forward(ids, ids.Ids.Dim(0), ids.Ids.Dim(1)), ids.Targets!, overwriteLogits: true);
 
     /// <summary>Mean loss over the first <paramref name="maxBatches"/> non-overlapping windows of the tokens.</summary>
-    public static double ValidationLoss(ComputeDevice device, LanguageModel model, int[] tokens, int batch, int seqLen, int maxBatches)
+    public static double ValidationLoss(Session device, LanguageModel model, int[] tokens, int batch, int seqLen, int maxBatches)
     {
         double sum = 0;
         int count = 0;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Kernels;
 using FlowHN.Models;
@@ -17,7 +18,7 @@ public sealed record TrainResult(IReadOnlyList<(int Step, double Loss)> Evaluati
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly LanguageModel model;
     private readonly DataSource data;
     private readonly TrainOptions options;
@@ -33,7 +34,7 @@ public sealed class Trainer : IDisposable
     private long tokensSeen;
     private volatile bool stopRequested;
 
-    public Trainer(ComputeDevice device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console)
+    public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console)
     {
         options.Validate();
         if (data.VocabSize > model.Config.VocabSize)
@@ -67,14 +68,14 @@ public sealed class Trainer : IDisposable
     private void CheckMemory()
     {
         long tokens = (long)options.Batch * options.SeqLen;
-        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), model.ActivationMemory);
-        long available = device.Allocator.LimitBytes > 0 ? device.Allocator.LimitBytes : device.MemoryBytes;
-        if (device.IsCuda && model.Config.Architecture.UsesSelectiveScan(model.Config)) // memory the driver takes for the scan's local arrays
-            available -= SelectiveScanLauncher.LocalMemoryReserve(device.Accelerator.NumMultiprocessors,
-                device.Accelerator.MaxNumThreadsPerMultiprocessor);
+        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory);
+        long available = device.Runtime.Allocator.LimitBytes > 0 ? device.Runtime.Allocator.LimitBytes : device.Runtime.MemoryBytes;
+        if (device.Runtime.IsCuda && model.Config.Architecture.UsesSelectiveScan(model.Config)) // memory the driver takes for the scan's local arrays
+            available -= SelectiveScanLauncher.LocalMemoryReserve(device.Runtime.Accelerator.NumMultiprocessors,
+                device.Runtime.Accelerator.MaxNumThreadsPerMultiprocessor);
         // Weights, gradients and moments as allocated (exact sizes: cached blocks are not needed, they go back
         // to the driver when an allocation needs their room).
-        long held = device.Allocator.BytesInUse;
+        long held = device.Runtime.Allocator.BytesInUse;
         double activations = memory.ActivationBytesPerToken * tokens;
         const double gib = 1 << 30;
         console.WriteLine($"memory: {held / gib:0.##} GiB of weights, gradients and AdamW moments + {activations / gib:0.##} GiB of " +
@@ -84,9 +85,9 @@ public sealed class Trainer : IDisposable
         // two below 4 MiB: 44% on average). The state is counted exactly, so nothing else pads the estimate.
         const double rounding = 1.5;
         long fits = (long)Math.Floor((available - held) / (rounding * memory.ActivationBytesPerToken * options.SeqLen));
-        var recomputed = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), ActivationMemory.Recomputed);
+        var recomputed = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), ActivationMemory.Recomputed);
         bool recomputeFits = !model.Recompute && held + rounding * recomputed.ActivationBytesPerToken * tokens <= available;
-        throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Name} has " +
+        throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Runtime.Name} has " +
                                 $"{available / gib:0.#} GiB. " + (fits >= 1
                                     ? $"Use --batch {fits} or less (with --accum to keep the tokens per step)"
                                     : "Even one sequence does not fit: use a smaller --seq or preset") +
@@ -126,9 +127,9 @@ public sealed class Trainer : IDisposable
         var evaluations = new List<(int, double)>();
         var losses = new List<double>();
         double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep;
-        double peak = device.Peak.For(device.Kernels.Gemm.UsesTf32);
+        double peak = device.Runtime.Peak.For(device.Kernels.Gemm.UsesTf32);
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
-                          $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Peak.Source})");
+                          $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Runtime.Peak.Source})");
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
         using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));

@@ -35,11 +35,11 @@ public interface IStepObserver
 /// </summary>
 public sealed class TrainingStep
 {
-    private readonly ComputeDevice device;
+    private readonly Session device;
     private readonly LanguageModel model;
     private readonly AdamW optimizer;
 
-    public TrainingStep(ComputeDevice device, LanguageModel model, AdamW optimizer, int accumulation = 1)
+    public TrainingStep(Session device, LanguageModel model, AdamW optimizer, int accumulation = 1)
     {
         if (accumulation < 1) throw new ArgumentOutOfRangeException(nameof(accumulation), "At least one micro-batch per step.");
         this.device = device;

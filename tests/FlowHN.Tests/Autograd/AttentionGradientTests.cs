@@ -9,7 +9,7 @@ namespace FlowHN.Tests.Autograd;
 /// <summary>Finite-difference gradient checks of attention (q, k and v) and RoPE.</summary>
 public class AttentionGradientTests
 {
-    private static ComputeDevice Device => TestDevice.Cpu;
+    private static Session Device => TestDevice.Cpu;
 
     [Fact]
     public void CausalAttentionWithGroupedHeads()

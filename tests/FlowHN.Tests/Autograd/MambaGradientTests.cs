@@ -10,7 +10,7 @@ namespace FlowHN.Tests.Autograd;
 /// <summary>Finite-difference gradient checks of the selective scan (every input) and the causal convolution.</summary>
 public class MambaGradientTests
 {
-    private static ComputeDevice Device => TestDevice.Cpu;
+    private static Session Device => TestDevice.Cpu;
 
     [Theory]
     [InlineData(true)]

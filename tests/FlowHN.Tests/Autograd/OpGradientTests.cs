@@ -9,7 +9,7 @@ namespace FlowHN.Tests.Autograd;
 /// <summary>Finite-difference gradient checks of every differentiable op.</summary>
 public class OpGradientTests
 {
-    private static ComputeDevice Device => TestDevice.Cpu;
+    private static Session Device => TestDevice.Cpu;
 
     private static Tensor Input(int seed, double scale, params int[] shape) =>
         GradientAssert.Input(Reference.Random((int)Tensor.ShapeLength(shape), seed, scale), shape);

@@ -11,7 +11,7 @@ namespace FlowHN.Tests.Autograd;
 public class RoutingGradientTests
 {
     private const int Batch = 2, SeqLen = 9, Dim = 3;
-    private static ComputeDevice Device => TestDevice.Cpu;
+    private static Session Device => TestDevice.Cpu;
 
     // Block 1 of fac with 3 attention tokens in 9: attention [3, 4, 5], the SSM [0, 1, 2, 6, 7, 8].
     private static readonly BlockRouting Plan =

@@ -48,7 +48,7 @@ public class BenchTests
         var result = StepBenchmark.Run(device, config, batch: 2, seqLen: 12, warmup: 2, steps: 3, breakdown: true);
         // Token ids, the embedding plan (distinct ids, starts, order) and the targets in one upload, no download.
         Assert.Equal(1, result.TransfersPerStep);
-        Assert.Equal(0, device.Counters.Downloads);
+        Assert.Equal(0, device.Runtime.Counters.Downloads);
         Assert.True(result.LaunchesPerStep > 50, $"{result.LaunchesPerStep} launches per step");
         Assert.True(result.Memory.PeakBytes >= result.Memory.StateBytes);
         Assert.NotNull(result.Breakdown);

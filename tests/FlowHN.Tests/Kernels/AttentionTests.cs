@@ -23,7 +23,7 @@ public class AttentionTests
             qPos ?? Enumerable.Range(0, queryLength).ToArray(),
             kPos ?? Enumerable.Range(0, keyLength).ToArray());
 
-        public float[] Run(ComputeDevice device)
+        public float[] Run(Session device)
         {
             using var scope = device.BeginScope();
             var s = Shape;
@@ -137,7 +137,7 @@ public class AttentionTests
     }
 
     /// <summary>dq, dk, dv of one backward pass with fresh gradient buffers.</summary>
-    private static float[][] Gradients(ComputeDevice device)
+    private static float[][] Gradients(Session device)
     {
         const int batch = 2, length = 19, hq = 4, hkv = 2, d = 12;
         using var scope = device.BeginScope();

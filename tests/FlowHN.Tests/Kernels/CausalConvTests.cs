@@ -11,7 +11,7 @@ public class CausalConvTests
     private const double Tolerance = 1e-5;
 
     /// <summary>Output, then (with dy) dx, dWeight, dBias and dState of one call through the launcher.</summary>
-    private static float[][] Run(ComputeDevice device, float[] x, float[] w, float[] bias, float[]? state, int batch, int length,
+    private static float[][] Run(Session device, float[] x, float[] w, float[] bias, float[]? state, int batch, int length,
         int channels, bool silu, int chunk, float[]? dy = null)
     {
         using var scope = device.BeginScope();

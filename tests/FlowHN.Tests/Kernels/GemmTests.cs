@@ -47,7 +47,7 @@ public class GemmTests
         var a = Tensor.FromArray(device, aData, batch, m, k);
         var b = Tensor.FromArray(device, bData, batch, k, n);
         var c = Tensor.Empty(device, [batch, m, n]);
-        var s = GemmLauncher.Describe(a, b, c, 1f, 0f, out int count);
+        var s = TensorLaunches.DescribeMatMul(a, b, c, 1f, 0f, out int count);
         // Odd tile shapes (3 x 2 threads, K tile 5) so every tile edge is ragged.
         device.Kernels.Gemm.RunTiled(a.View, b.View, c.View, s, count, threadsX: 2, threadsY: 1, tileK: 5);
         var result = c.ToArray();
@@ -69,7 +69,7 @@ public class GemmTests
         var a = Tensor.FromArray(device, aData, m, k);
         var b = Tensor.FromArray(device, bData, k, n);
         var c = Tensor.Empty(device, [m, n]);
-        var s = GemmLauncher.Describe(a, b, c, 1f, 0f, out _);
+        var s = TensorLaunches.DescribeMatMul(a, b, c, 1f, 0f, out _);
         device.Kernels.Gemm.RunTiled(a.View, b.View, c.View, s, 1, threadsX: 4, threadsY: 2, tileK: 8);
         Reference.AssertClose(c.ToArray(), (ToMatrix(aData, m, k) * ToMatrix(bData, k, n)).ToRowMajorArray(), 1e-5);
     }

@@ -103,7 +103,7 @@ public class LongRangeTests
     {
         var device = TestDevice.Cpu;
         using var x = Tensor.FromArray(device, Reference.Random(300, 7), 300);
-        Launch.ZeroFill(device, x.View);
+        Launch.ZeroFill(device.Runtime, x.View);
         Assert.All(x.ToArray(), v => Assert.Equal(0f, v));
     }
 
@@ -116,15 +116,15 @@ public class LongRangeTests
     {
         var device = TestDevice.Cpu;
         long n = (1L << 31) + 4096;
-        var block = device.Allocator.AllocateExact(n);
+        var block = device.Runtime.Allocator.AllocateExact(n);
         try
         {
             var view = block.View.SubView(0, n);
-            Launch.ZeroFill(device, view);
+            Launch.ZeroFill(device.Runtime, view);
             // A few values, the largest past index 2^31: 32-bit indices that wrapped would miss them.
             long[] at = [3, (1L << 30) + 5, (1L << 31) - 1, (1L << 31) + 17, n - 1];
             float[] put = [1.5f, -2f, 3f, 7f, 0.25f];
-            for (int i = 0; i < at.Length; i++) view.SubView(at[i], 1).CopyFromCPU(device.CurrentStream.Native, [put[i]]);
+            for (int i = 0; i < at.Length; i++) view.SubView(at[i], 1).CopyFromCPU(device.Runtime.CurrentStream.Native, [put[i]]);
             using var result = Tensor.Zeros(device, [3]);
             var reduce = device.Kernels.Reduce;
             reduce.Reduce(ReductionKind.Sum, view, result.View, 0);
@@ -134,8 +134,8 @@ public class LongRangeTests
         }
         finally
         {
-            device.Allocator.Free(block);
-            device.Allocator.ReleaseCached();
+            device.Runtime.Allocator.Free(block);
+            device.Runtime.Allocator.ReleaseCached();
         }
     }
 }

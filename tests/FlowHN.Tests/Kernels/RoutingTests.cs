@@ -11,10 +11,10 @@ public class RoutingTests
 {
     private const int Batch = 2, SeqLen = 11, Dim = 5;
 
-    private static Tensor Sequence(ComputeDevice d, int seed) =>
+    private static Tensor Sequence(Session d, int seed) =>
         Tensor.FromArray(d, Reference.Random(Batch * SeqLen * Dim, seed), Batch, SeqLen, Dim);
 
-    private static Tensor Ints(ComputeDevice d, int[] data) => Tensor.FromArray(d, data, data.Length);
+    private static Tensor Ints(Session d, int[] data) => Tensor.FromArray(d, data, data.Length);
 
     public static IEnumerable<object[]> SplitPlans() =>
         from strategy in new[] { SplitStrategy.AlternatingEqual, SplitStrategy.FlopAware, SplitStrategy.FlopAwareCirculating }
@@ -93,14 +93,14 @@ public class RoutingTests
         Assert.Equal(first.Routing.SsmPositions, first.SsmPositions.ToIntArray());
         Assert.Equal(Enumerable.Range(0, 16), tables.AllPositions(16).ToIntArray());
 
-        long allocations = d.Allocator.DriverAllocations, inUse = d.Allocator.BytesInUse;
+        long allocations = d.Runtime.Allocator.DriverAllocations, inUse = d.Runtime.Allocator.BytesInUse;
         using (d.BeginScope())
         {
             Assert.Same(first, tables.For(1, 16));
             Assert.Same(tables.AllPositions(16), tables.AllPositions(16));
         }
-        Assert.Equal(allocations, d.Allocator.DriverAllocations);
-        Assert.Equal(inUse, d.Allocator.BytesInUse);
+        Assert.Equal(allocations, d.Runtime.Allocator.DriverAllocations);
+        Assert.Equal(inUse, d.Runtime.Allocator.BytesInUse);
         Assert.Equal(1, solves);
         Assert.NotSame(first, tables.For(2, 16));
         Assert.Equal(1, solves);

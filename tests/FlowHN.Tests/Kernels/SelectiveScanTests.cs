@@ -18,7 +18,7 @@ public class SelectiveScanTests
         KernelChecks.RandomScanData(new Random(seed), batch, length, channels, states, withInitial);
 
     /// <summary>The scan's output, final state and every gradient (for output gradient dy), at a given chunk size.</summary>
-    private static float[][] Run(ComputeDevice device, ScanData x, int chunk, float[]? dy = null)
+    private static float[][] Run(Session device, ScanData x, int chunk, float[]? dy = null)
     {
         using var scope = device.BeginScope();
         var kernels = device.Kernels.SelectiveScan;
@@ -110,7 +110,7 @@ public class SelectiveScanTests
     }
 
     /// <summary>Ops.SelectiveScanWithState over the time steps [start, start + count) of x.</summary>
-    private static (float[] Y, Tensor Final) Scan(ComputeDevice d, ScanData x, int start, int count, Tensor initial)
+    private static (float[] Y, Tensor Final) Scan(Session d, ScanData x, int start, int count, Tensor initial)
     {
         Tensor Slice(float[] data, int width) => Tensor.FromArray(d, Enumerable.Range(0, x.Batch)
             .SelectMany(b => data.Skip((b * x.Length + start) * width).Take(count * width)).ToArray(), x.Batch, count, width);

@@ -37,11 +37,11 @@ public class FlopAccountingTests
         {
             var ids = TokenIndex.FromHost(device, tokens[..(batch * length)], batch, length);
             var targets = Tensor.FromArray(device, tokens[1..(batch * length + 1)], batch * length);
-            device.Counters.Reset();
+            device.Runtime.Counters.Reset();
             var loss = Ops.CrossEntropy(model.Forward(ids, batch, length), targets);
             device.Tape.Backward(loss);
         }
-        double launched = device.Counters.ModelFlops;
+        double launched = device.Runtime.Counters.ModelFlops;
         double predicted = LanguageModel.TrainingFlopsPerToken(config, length) * batch * length;
         model.ZeroGrad();
         Assert.True(Math.Abs(launched / predicted - 1) < 0.01,

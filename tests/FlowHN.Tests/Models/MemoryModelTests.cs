@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Diagnostics;
@@ -42,16 +43,9 @@ public class MemoryModelTests(ITestOutputHelper output)
     [InlineData("jamba")]
     public void PredictsAStepThatKeepsEverythingUntilItEnds(string arch)
     {
-        var device = TestDevice.Cpu;
+        using var device = new Session(TestDevice.Cpu.Runtime); // its own tape: the setting stays here
         device.Tape.ReleaseSegments = false;
-        try
-        {
-            AssertPredicted(device, Presets.Get(arch, "tiny", 256), batch: 2, seqLen: 64);
-        }
-        finally
-        {
-            device.Tape.ReleaseSegments = true;
-        }
+        AssertPredicted(device, Presets.Get(arch, "tiny", 256), batch: 2, seqLen: 64);
     }
 
     [Theory]
@@ -79,7 +73,7 @@ public class MemoryModelTests(ITestOutputHelper output)
         Assert.True(recomputed < 0.5 * released);
     }
 
-    private void AssertPredicted(FlowHN.Runtime.ComputeDevice device, ModelConfig config, int batch, int seqLen)
+    private void AssertPredicted(Session device, ModelConfig config, int batch, int seqLen)
     {
         var memory = StepBenchmark.Run(device, config, batch, seqLen, warmup: 1, steps: 1, breakdown: false).Memory;
         output.WriteLine($"state {memory.StateBytes} vs {memory.Predicted.StateBytes}; activations/token " +

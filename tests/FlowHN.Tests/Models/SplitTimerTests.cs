@@ -38,9 +38,9 @@ public class SplitTimerTests
         const int seqLen = 32;
         double LaunchedFlops(Action run)
         {
-            double before = device.Counters.ModelFlops;
+            double before = device.Runtime.Counters.ModelFlops;
             run();
-            return device.Counters.ModelFlops - before;
+            return device.Runtime.Counters.ModelFlops - before;
         }
         var (ratio, samples) = SplitTimer.Measure(device, config, batch: 1, seqLen, LaunchedFlops);
         Assert.Equal([4, 8, 12, 16, 20, 24, 28], samples.Select(s => s.AttentionTokens));

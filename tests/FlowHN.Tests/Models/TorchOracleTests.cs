@@ -189,7 +189,7 @@ public class TorchOracleTests(ITestOutputHelper output)
         /// weight names and shapes (the README's tables), no more and no fewer: the shapes a checkpoint holds, so
         /// the embedding and LM head without their vocabulary padding.
         /// </summary>
-        public LanguageModel Build(ComputeDevice device, string name)
+        public LanguageModel Build(Session device, string name)
         {
             var model = LanguageModel.Create(device, Configs[name], seed: 1);
             string prefix = name + ".weight.";

@@ -267,8 +267,8 @@ public class VocabularyPaddingTests
         using var scope = device.BeginScope();
         using var noGrad = new NoGradScope(device);
         var batch = Batch(7);
-        device.Counters.Reset();
+        device.Runtime.Counters.Reset();
         model.Forward(TokenIndex.FromHost(device, batch.Inputs, 2, 16), 2, 16);
-        Assert.Equal(2.0 * 32 * (Padded - Vocab) * 8, device.Counters.PaddingFlops);
+        Assert.Equal(2.0 * 32 * (Padded - Vocab) * 8, device.Runtime.Counters.PaddingFlops);
     }
 }

@@ -19,7 +19,7 @@ public class AllocatorTests
     public void FreedBlocksAreReused()
     {
         var device = TestDevice.Cpu;
-        var allocator = device.Allocator;
+        var allocator = device.Runtime.Allocator;
         var a = Tensor.Empty(device, [1000]);
         a.Dispose();
         long before = allocator.DriverAllocations;
@@ -47,12 +47,12 @@ public class AllocatorTests
         }
 
         Step(); // warm-up fills the cache
-        long driverAllocations = device.Allocator.DriverAllocations;
-        long inUse = device.Allocator.BytesInUse;
+        long driverAllocations = device.Runtime.Allocator.DriverAllocations;
+        long inUse = device.Runtime.Allocator.BytesInUse;
         for (int i = 0; i < 3; i++) Step();
-        Assert.Equal(driverAllocations, device.Allocator.DriverAllocations);
-        Assert.Equal(inUse, device.Allocator.BytesInUse); // every step returns what it took
-        Assert.True(device.Allocator.CacheHits > 0);
+        Assert.Equal(driverAllocations, device.Runtime.Allocator.DriverAllocations);
+        Assert.Equal(inUse, device.Runtime.Allocator.BytesInUse); // every step returns what it took
+        Assert.True(device.Runtime.Allocator.CacheHits > 0);
     }
 
     [Fact]
@@ -77,7 +77,7 @@ public class AllocatorTests
         using var model = TwoLayers(device, arch);
         model.Recompute = recompute;
         var freeStreams = new List<DeviceStream>();
-        device.Allocator.OnFree = _ => freeStreams.Add(device.CurrentStream);
+        device.Runtime.Allocator.OnFree = _ => freeStreams.Add(device.Runtime.CurrentStream);
         try
         {
             using (device.BeginScope())
@@ -86,12 +86,12 @@ public class AllocatorTests
                 if (!recompute) Assert.Empty(freeStreams);    // without recomputation nothing goes back in the forward
                 device.Tape.Backward(loss);
                 Assert.NotEmpty(freeStreams);
-                Assert.All(freeStreams, stream => Assert.Same(device.DefaultStream, stream));
+                Assert.All(freeStreams, stream => Assert.Same(device.Runtime.DefaultStream, stream));
             }
         }
         finally
         {
-            device.Allocator.OnFree = null;
+            device.Runtime.Allocator.OnFree = null;
             model.ZeroGrad();
         }
     }
@@ -99,25 +99,17 @@ public class AllocatorTests
     [Fact]
     public void WithoutSegmentReleasesNothingIsReturnedBeforeAStepEnds()
     {
-        var device = TestDevice.Cpu;
-        using var model = TwoLayers(device, "flowhn");
+        using var device = new Session(TestDevice.Cpu.Runtime); // its own tape: the setting stays here
         device.Tape.ReleaseSegments = false;
-        try
+        using var model = TwoLayers(device, "flowhn");
+        long frees;
+        using (device.BeginScope())
         {
-            long frees;
-            using (device.BeginScope())
-            {
-                frees = device.Allocator.Frees;
-                device.Tape.Backward(Loss(device, model));
-                Assert.Equal(frees, device.Allocator.Frees);
-            }
-            Assert.True(device.Allocator.Frees > frees);
+            frees = device.Runtime.Allocator.Frees;
+            device.Tape.Backward(Loss(device, model));
+            Assert.Equal(frees, device.Runtime.Allocator.Frees);
         }
-        finally
-        {
-            device.Tape.ReleaseSegments = true;
-            model.ZeroGrad();
-        }
+        Assert.True(device.Runtime.Allocator.Frees > frees);
     }
 
     [Theory]
@@ -129,13 +121,13 @@ public class AllocatorTests
     {
         // Every returned block is overwritten with NaN at once: if a later kernel still read one, the gradients
         // would differ from a run that keeps everything until the step ends.
-        var device = TestDevice.Cpu;
         float[] Gradients(bool release, bool recompute)
         {
+            using var device = new Session(TestDevice.Cpu.Runtime); // its own tape: the setting stays here
+            device.Tape.ReleaseSegments = release;
             using var model = TwoLayers(device, arch);
             model.Recompute = recompute;
-            device.Tape.ReleaseSegments = release;
-            device.Allocator.OnFree = block => device.Kernels.Elementwise.Fill(block.View, float.NaN);
+            device.Runtime.Allocator.OnFree = block => device.Kernels.Elementwise.Fill(block.View, float.NaN);
             try
             {
                 using (device.BeginScope()) device.Tape.Backward(Loss(device, model));
@@ -143,8 +135,7 @@ public class AllocatorTests
             }
             finally
             {
-                device.Allocator.OnFree = null;
-                device.Tape.ReleaseSegments = true;
+                device.Runtime.Allocator.OnFree = null; // the allocator belongs to the shared device
             }
         }
         var kept = Gradients(release: false, recompute: false);
@@ -164,17 +155,17 @@ public class AllocatorTests
         {
             using var model = FlowHN.Models.LanguageModel.Create(device, config, seed: 1);
             model.Recompute = recompute;
-            long before = device.Allocator.RequestedBytesInUse;
-            device.Allocator.ResetPeak();
+            long before = device.Runtime.Allocator.RequestedBytesInUse;
+            device.Runtime.Allocator.ResetPeak();
             using (device.BeginScope()) device.Tape.Backward(Loss(device, model, batch: 2, seqLen: 64));
             model.ZeroGrad();
-            return device.Allocator.PeakRequestedBytes - before;
+            return device.Runtime.Allocator.PeakRequestedBytes - before;
         }
         double kept = Activations(recompute: false), recomputed = Activations(recompute: true);
         Assert.True(recomputed < 0.5 * kept, $"{recomputed} vs {kept} bytes");
     }
 
-    private static FlowHN.Models.LanguageModel TwoLayers(ComputeDevice device, string arch)
+    private static FlowHN.Models.LanguageModel TwoLayers(Session device, string arch)
     {
         var config = FlowHN.Models.Presets.Get(arch, "tiny", 64) with { Dim = 16, Heads = 2, KvHeads = 1, MlpHidden = 32, Layers = 2 };
         var model = FlowHN.Models.LanguageModel.Create(device, config, seed: 1);
@@ -182,7 +173,7 @@ public class AllocatorTests
         return model;
     }
 
-    private static Tensor Loss(ComputeDevice device, FlowHN.Models.LanguageModel model, int batch = 2, int seqLen = 12)
+    private static Tensor Loss(Session device, FlowHN.Models.LanguageModel model, int batch = 2, int seqLen = 12)
     {
         int vocab = model.Config.VocabSize;
         var ids = TokenIndex.FromHost(device, Reference.RandomInts(batch * seqLen, vocab, 2), batch, seqLen);

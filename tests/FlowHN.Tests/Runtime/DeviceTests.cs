@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 namespace FlowHN.Tests.Runtime;
@@ -33,15 +34,15 @@ public class DeviceTests
     public void CpuDeviceUsesTheRequestedPreset()
     {
         var device = TestDevice.Wide;
-        Assert.False(device.IsCuda);
-        Assert.Equal(4, device.Accelerator.WarpSize);
-        Assert.Equal(8, device.Accelerator.MaxNumThreadsPerGroup);
+        Assert.False(device.Runtime.IsCuda);
+        Assert.Equal(4, device.Runtime.Accelerator.WarpSize);
+        Assert.Equal(8, device.Runtime.Accelerator.MaxNumThreadsPerGroup);
     }
 
     [Fact]
     public void CublasIsRefusedWithoutCuda()
     {
-        using var device = ComputeDevice.Create(new DeviceOptions { Device = DeviceKind.Cpu, Gemm = GemmBackendKind.Cublas });
+        using var device = Session.Create(new DeviceOptions { Device = DeviceKind.Cpu, Gemm = GemmBackendKind.Cublas });
         var e = Assert.Throws<UserException>(() => device.Kernels.Gemm);
         Assert.Contains("CUDA", e.Message);
     }
@@ -50,10 +51,10 @@ public class DeviceTests
     public void EventsOnTheCpuTimeWhatHappensBetweenThem()
     {
         var device = TestDevice.Cpu;
-        using var stream = device.CreateStream();
-        using var start = device.CreateEvent(timing: true);
-        using var end = device.CreateEvent(timing: true);
-        start.Record(device.DefaultStream);
+        using var stream = device.Runtime.CreateStream();
+        using var start = device.Runtime.CreateEvent(timing: true);
+        using var end = device.Runtime.CreateEvent(timing: true);
+        start.Record(device.Runtime.DefaultStream);
         stream.Wait(start);
         Thread.Sleep(50);
         end.Record(stream);

@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Benchmarks;
 using FlowHN.Data;
 using FlowHN.Models;
@@ -55,13 +56,13 @@ public class TrainingStepTests(ITestOutputHelper output)
     }
 
     /// <summary>The most bytes the tensors asked for at once while <paramref name="work"/> ran, above those in use before.</summary>
-    private static long PeakAboveNow(FlowHN.Runtime.ComputeDevice device, Action work)
+    private static long PeakAboveNow(Session device, Action work)
     {
-        device.Synchronize();
-        long before = device.Allocator.RequestedBytesInUse;
-        device.Allocator.ResetPeak();
+        device.Runtime.Synchronize();
+        long before = device.Runtime.Allocator.RequestedBytesInUse;
+        device.Runtime.Allocator.ResetPeak();
         work();
-        device.Synchronize();
-        return device.Allocator.PeakRequestedBytes - before;
+        device.Runtime.Synchronize();
+        return device.Runtime.Allocator.PeakRequestedBytes - before;
     }
 }

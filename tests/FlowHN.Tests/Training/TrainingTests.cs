@@ -158,9 +158,9 @@ public class TrainingTests
             using var model = LanguageModel.Create(device, Small with { Arch = arch }, seed: 9);
             var options = QuickOptions(3) with { Batch = batch, Accumulation = accumulation };
             using var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null);
-            device.Allocator.ResetPeak();
+            device.Runtime.Allocator.ResetPeak();
             var losses = trainer.Run().StepLosses;
-            return (losses, trainer.Optimizer.LastGradNorm(), device.Allocator.PeakRequestedBytes);
+            return (losses, trainer.Optimizer.LastGradNorm(), device.Runtime.Allocator.PeakRequestedBytes);
         }
         var whole = Train(batch: 4, accumulation: 1);
         var split = Train(batch: 2, accumulation: 2);
@@ -175,7 +175,7 @@ public class TrainingTests
     public void ParametersArePlannedThenAllocatedOnceAtTheirExactSize()
     {
         var device = TestDevice.Cpu;
-        var allocator = device.Allocator;
+        var allocator = device.Runtime.Allocator;
         allocator.ReleaseCached(); // other tests leave cached blocks; from here reserved = in use
         long inUseBefore = allocator.BytesInUse, driverBefore = allocator.DriverAllocations, freesBefore = allocator.Frees;
         using var model = new SequentialLM(device, Small, seed: 10);
@@ -227,7 +227,7 @@ public class TrainingTests
             // Logging, evaluation and the checkpoint all at the last step: the steps before it are plain steps.
             var options = QuickOptions(steps) with { LogEvery = steps, EvalEvery = steps, CheckpointEvery = steps };
             using var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null);
-            var c = device.Counters;
+            var c = device.Runtime.Counters;
             var before = (c.HostSyncs, c.Downloads, c.Uploads);
             trainer.Run();
             return (c.HostSyncs - before.HostSyncs, c.Downloads - before.Downloads, c.Uploads - before.Uploads);

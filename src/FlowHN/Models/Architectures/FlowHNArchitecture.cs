@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using FlowHN.Runtime;
 
 namespace FlowHN.Models.Architectures;
@@ -19,7 +20,7 @@ public sealed class FlowHNArchitecture : Architecture
 
     public override IReadOnlyList<MixerKind> LayerKinds(ModelConfig c) => Enumerable.Repeat(MixerKind.Parallel, c.Layers).ToArray();
 
-    public override LanguageModel Build(ComputeDevice device, ModelConfig config, int seed) => new FlowHNLM(device, config, seed);
+    public override LanguageModel Build(Session device, ModelConfig config, int seed) => new FlowHNLM(device, config, seed);
 
     public override long CountParameters(ModelConfig c) => FlowHNLM.CountFlowHNParameters(c);
 

@@ -1,6 +1,6 @@
-using FlowHN.Autograd;
+using FlowHN.Runtime;
 
-namespace FlowHN.Runtime;
+namespace FlowHN.Autograd;
 
 /// <summary>
 /// Two streams on which the branches of a parallel block run concurrently, with the event fork and join that
@@ -9,12 +9,14 @@ namespace FlowHN.Runtime;
 /// </summary>
 public sealed class BranchStreams : IDisposable
 {
+    private readonly Session session;
     private readonly ComputeDevice device;
     private readonly DeviceEvent forked, firstDone, secondDone;
 
-    public BranchStreams(ComputeDevice device)
+    public BranchStreams(Session session)
     {
-        this.device = device;
+        this.session = session;
+        device = session.Runtime;
         First = device.CreateStream();
         Second = device.CreateStream();
         forked = device.CreateEvent();
@@ -29,14 +31,14 @@ public sealed class BranchStreams : IDisposable
     public void Fork()
     {
         ForkNow();
-        if (device.GradEnabled) device.Tape.Record(JoinNow); // reverse order: the backward joins here
+        if (session.GradEnabled) session.Tape.Record(JoinNow); // reverse order: the backward joins here
     }
 
     /// <summary>The main stream waits for both branch streams.</summary>
     public void Join()
     {
         JoinNow();
-        if (device.GradEnabled) device.Tape.Record(ForkNow); // reverse order: the backward forks here
+        if (session.GradEnabled) session.Tape.Record(ForkNow); // reverse order: the backward forks here
     }
 
     private void ForkNow()
@@ -61,8 +63,8 @@ public sealed class BranchStreams : IDisposable
         forked.Dispose();
         firstDone.Dispose();
         secondDone.Dispose();
-        device.Kernels.Gemm.ForgetStream(First);
-        device.Kernels.Gemm.ForgetStream(Second);
+        session.Kernels.Gemm.ForgetStream(First);
+        session.Kernels.Gemm.ForgetStream(Second);
         First.Dispose();
         Second.Dispose();
     }

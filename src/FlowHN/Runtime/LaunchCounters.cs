@@ -1,0 +1,69 @@
+namespace FlowHN.Runtime;
+
+/// <summary>
+/// Counts what is put on the device: kernel launches, and model FLOPs by the conventions of FlopModel (matrix
+/// products as launched, less the columns of vocabulary padding; attention, the selective scan and the conv as
+/// their forward cost, and twice that for a backward). Tests compare these counts with the analytic FLOP model.
+/// </summary>
+internal sealed class LaunchCounters
+{
+    public long Launches { get; private set; }
+    public double MatmulFlops { get; private set; }
+    public double AttentionFlops { get; private set; }
+    public double ScanFlops { get; private set; }
+    public double ConvFlops { get; private set; }
+    /// <summary>
+    /// Matrix-product FLOPs spent on the LM head's vocabulary padding columns: issued (they are in
+    /// <see cref="MatmulFlops"/>) but not model FLOPs, since MFU counts the model's real work.
+    /// </summary>
+    public double PaddingFlops { get; private set; }
+    public double ModelFlops => MatmulFlops - PaddingFlops + AttentionFlops + ScanFlops + ConvFlops;
+    /// <summary>Host-to-device copies and their bytes.</summary>
+    public long Uploads { get; private set; }
+    public long UploadBytes { get; private set; }
+    /// <summary>Device-to-host copies: each one makes the host wait for the device.</summary>
+    public long Downloads { get; private set; }
+    public long Transfers => Uploads + Downloads;
+
+    /// <summary>
+    /// Times the host waited for a stream, or would on a GPU: stream and device synchronisations, downloads,
+    /// and uploads from ordinary (pageable) host arrays, which ILGPU finishes before it returns. Counted the same
+    /// way on every device, so a CPU test shows which steps make a GPU wait for the host.
+    /// </summary>
+    public long HostSyncs { get; private set; }
+
+    internal void HostSync() => HostSyncs++;
+
+    internal void Kernel() => Launches++;
+
+    /// <summary>An upload from a pageable host array (the copy finishes before the call returns).</summary>
+    internal void Upload(long bytes)
+    {
+        Uploads++;
+        UploadBytes += bytes;
+        HostSyncs++;
+    }
+
+    internal void Download() => Downloads++; // its wait is counted by the stream's synchronisation
+
+    internal void Matmul(long m, long n, long k, long batch)
+    {
+        Launches++;
+        MatmulFlops += 2.0 * m * n * k * batch;
+    }
+
+    /// <summary>The share of a launched product that only computes padding: <paramref name="n"/> of its columns.</summary>
+    internal void PaddingMatmul(long m, long n, long k) => PaddingFlops += 2.0 * m * n * k;
+
+    internal void Attention(double flops) => AttentionFlops += flops;
+
+    internal void Scan(double flops) => ScanFlops += flops;
+
+    internal void Conv(double flops) => ConvFlops += flops;
+
+    public void Reset()
+    {
+        Launches = Uploads = UploadBytes = Downloads = HostSyncs = 0;
+        MatmulFlops = PaddingFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
+    }
+}
