@@ -22,6 +22,11 @@ internal readonly record struct SelectiveScanShape
     public int Lanes { get; init; }
     /// <summary>Backward: channels each thread walks one after the other, adding into the same partial row.</summary>
     public int ChannelsPerThread { get; init; }
+    /// <summary>
+    /// Forward: lanes per (batch, channel) of the lanes-over-states kernel (d_state rounded up to a power of two),
+    /// or 0 for the per-channel kernel (the CPU accelerator's, whose warps are narrower than d_state).
+    /// </summary>
+    public int StateLanes { get; init; }
 
     public int Chunks => (Length + Chunk - 1) / Chunk;
     public int ChannelsPerBlock => Lanes * ChannelsPerThread;

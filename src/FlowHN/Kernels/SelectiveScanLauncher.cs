@@ -11,7 +11,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     private const int DefaultChunk = 64;
 
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, int> forward;
+        ArrayView<float>, int> forward, forwardLanes;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
         ScanBackwardTargets> backward;
     private readonly Action<AcceleratorStream, KernelConfig, long, int, ArrayView<float>, ArrayView<float>> sumBlocks;
@@ -20,8 +20,13 @@ internal sealed class SelectiveScanLauncher : KernelFamily
 
     public SelectiveScanLauncher(ComputeDevice device) : base(device)
     {
-        forward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
-            SelectiveScanKernels.SelectiveScanForward);
+        forwardLanes = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
+            SelectiveScanKernels.SelectiveScanForwardLanes);
+        // The per-channel forward keeps d_state values in a per-thread array: the CPU accelerator's kernel (its
+        // warps are narrower than d_state), never launched on a GPU, so it is neither loaded there nor in the
+        // PTX kernel list the ptxas gate checks.
+        forward = device.IsCuda ? forwardLanes : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(SelectiveScanKernels.SelectiveScanForward);
         backward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
             SelectiveScanKernels.SelectiveScanBackward);
         sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SelectiveScanSumBlocks);
@@ -52,6 +57,10 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         if (chunk > maxChunk)
             throw new ArgumentException($"Selective scan: chunk {chunk} exceeds {maxChunk} steps for d_state {states}.");
         int lanes, perThread;
+        // Lanes over states where a warp (a GPU's, or a test preset's with lanes per row) holds d_state lanes.
+        int stateLanes = SelectiveScanKernels.StateLanesFor(states);
+        int laneLimit = geometry.IsCuda ? geometry.WarpSize : Math.Min(geometry.CpuLanesPerRow, geometry.WarpSize);
+        if (stateLanes > laneLimit) stateLanes = 0;
         if (geometry.IsCuda)
         {
             lanes = geometry.WarpSize;
@@ -65,7 +74,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         return new SelectiveScanShape
         {
             Batch = batch, Length = length, Channels = channels, States = states, Chunk = Math.Min(chunk, length),
-            HasInitial = hasInitial ? 1 : 0, Lanes = lanes, ChannelsPerThread = perThread,
+            HasInitial = hasInitial ? 1 : 0, Lanes = lanes, ChannelsPerThread = perThread, StateLanes = stateLanes,
         };
     }
 
@@ -79,8 +88,25 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         int outputs = (boundaries.IsValid ? SelectiveScanKernels.SaveBoundaries : 0) |
                       (final.IsValid ? SelectiveScanKernels.WriteFinal : 0);
         Counters.Kernel();
-        forward(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
-            final.IsValid ? final : y, outputs);
+        if (s.StateLanes > 0)
+            forwardLanes(Stream, LanesConfig(s.Pairs, s.StateLanes), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
+                final.IsValid ? final : y, outputs);
+        else
+            forward(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
+                final.IsValid ? final : y, outputs);
+    }
+
+    /// <summary>
+    /// Groups for the lanes-over-states kernels, `lanes` threads per (batch, channel): on a GPU 128-thread groups,
+    /// one pair per `lanes` threads (capped, the kernels stride over pairs); on the CPU accelerator one group per
+    /// multiprocessor.
+    /// </summary>
+    private KernelConfig LanesConfig(int pairs, int lanes)
+    {
+        int group = Device.IsCuda ? GpuGroupSize : Device.Accelerator.MaxNumThreadsPerGroup;
+        long needed = ((long)pairs * lanes + group - 1) / group;
+        int cap = Device.IsCuda ? Device.Accelerator.NumMultiprocessors * 32 : Device.Accelerator.NumMultiprocessors;
+        return new KernelConfig(new Index3D((int)Math.Clamp(needed, 1, cap), 1, 1), new Index3D(group, 1, 1));
     }
 
     /// <summary>Floats of scratch a backward allocates: dB and dC partials per channel block, and the per-channel

@@ -54,8 +54,27 @@ public class SelectiveScanTests
             new[] { 20, 9, 32, 16, 1 },  // the largest d_state
             new[] { 70, 4, 16, 0, 1 },   // the launcher's own chunk (64 at d_state 16)
         }
-        from device in new[] { "default", "wide" }
+        from device in new[] { "default", "wide", "warp32" }
         select new object[] { device, shape[0], shape[1], shape[2], shape[3], shape[4] == 1 };
+
+    /// <summary>Every CPU preset, and the GPU's geometry where the forward runs lanes over states for every d_state.</summary>
+    public static IEnumerable<object[]> Devices() => [["default"], ["wide"], ["warp32"]];
+
+    [Fact]
+    public void GpuGeometryRunsLanesOverStatesForEveryDState()
+    {
+        var cpu = KernelGeometry.Of(TestDevice.Cpu);
+        foreach (int states in new[] { 1, 4, 5, 16, 17, 32 })
+        {
+            var gpu = SelectiveScanLauncher.ShapeFor(KernelGeometry.Cuda, 2, 10, 8, states, hasInitial: false);
+            Assert.Equal(SelectiveScanKernels.StateLanesFor(states), gpu.StateLanes);
+            Assert.True(gpu.StateLanes >= states && gpu.StateLanes < 2 * states);
+            if (states > 1) Assert.Equal(0, SelectiveScanLauncher.ShapeFor(cpu, 2, 10, 8, states, hasInitial: false).StateLanes);
+        }
+        // A preset whose warps hold the lanes runs them too (the kernel checks rely on it).
+        Assert.Equal(16, TestDevice.Warp32.Kernels.SelectiveScan.Shape(2, 10, 8, 16, hasInitial: false).StateLanes);
+        Assert.Equal(4, TestDevice.Wide.Kernels.SelectiveScan.Shape(2, 10, 8, 3, hasInitial: false).StateLanes);
+    }
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -70,7 +89,7 @@ public class SelectiveScanTests
     }
 
     [Theory]
-    [MemberData(nameof(TestDevice.Both), MemberType = typeof(TestDevice))]
+    [MemberData(nameof(Devices))]
     public void OutputAndGradientsDoNotDependOnTheChunkSize(string device)
     {
         var x = RandomScan(3, 2, 45, 7, 16, withInitial: true);
@@ -122,7 +141,7 @@ public class SelectiveScanTests
     }
 
     [Theory]
-    [MemberData(nameof(TestDevice.Both), MemberType = typeof(TestDevice))]
+    [MemberData(nameof(Devices))]
     public void BackwardIsBitwiseDeterministicAndMatchesTheReference(string device)
     {
         var x = RandomScan(6, 3, 23, 11, 16, withInitial: true);
