@@ -13,7 +13,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, int> forward, forwardLanes;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
-        ScanBackwardTargets> backward;
+        ScanBackwardTargets> backward, backwardLanes;
     private readonly Action<AcceleratorStream, KernelConfig, long, int, ArrayView<float>, ArrayView<float>> sumBlocks;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>> paramFinish;
@@ -27,8 +27,10 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         // PTX kernel list the ptxas gate checks.
         forward = device.IsCuda ? forwardLanes : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(SelectiveScanKernels.SelectiveScanForward);
-        backward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
-            SelectiveScanKernels.SelectiveScanBackward);
+        backwardLanes = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
+            SelectiveScanKernels.SelectiveScanBackwardLanes);
+        backward = device.IsCuda ? backwardLanes : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
+            ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(SelectiveScanKernels.SelectiveScanBackward);
         sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SelectiveScanSumBlocks);
         paramFinish = Load<SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             SelectiveScanKernels.SelectiveScanParamGradFinish);
@@ -61,7 +63,16 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         int stateLanes = SelectiveScanKernels.StateLanesFor(states);
         int laneLimit = geometry.IsCuda ? geometry.WarpSize : Math.Min(geometry.CpuLanesPerRow, geometry.WarpSize);
         if (stateLanes > laneLimit) stateLanes = 0;
-        if (geometry.IsCuda)
+        if (stateLanes > 0)
+        {
+            // Backward units: as many pairs side by side as a warp holds (dB/dC summed over them by shuffles), each
+            // thread walking enough channels that a block covers 8 on a GPU (the partial rows then take 4 x what a
+            // warp of 32 channels would, for d_state x the threads).
+            lanes = laneLimit / stateLanes;
+            perThread = geometry.IsCuda ? Math.Max(1, 8 / lanes)
+                : Math.Clamp(batch * channels / (lanes * 4 * geometry.CpuThreads), 1, 16);
+        }
+        else if (geometry.IsCuda)
         {
             lanes = geometry.WarpSize;
             perThread = 1;
@@ -114,14 +125,6 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     public static long BackwardScratchLength(SelectiveScanShape s, bool initialScratch = false) =>
         2 * s.Blocks * s.StateRowsLength + (long)s.Batch * s.ParamSlots * s.Channels + (initialScratch ? (long)s.Pairs * s.States : 0);
 
-    /// <summary>
-    /// Device memory the driver sets aside for the backward kernel's local arrays (the recomputed chunk and three
-    /// per-state arrays per thread), for every thread the GPU can hold at once. It is taken when the kernel is
-    /// first launched and is not the allocator's: about 1.2 GiB on an H100.
-    /// </summary>
-    public static long LocalMemoryReserve(int multiprocessors, int threadsPerMultiprocessor) =>
-        (long)multiprocessors * threadsPerMultiprocessor * (SelectiveScanKernels.ChunkStateFloats + 3 * SelectiveScanKernels.MaxStates) * sizeof(float);
-
     /// <summary>Floats of the boundary states a training forward saves.</summary>
     public static long BoundaryLength(SelectiveScanShape s) => (long)s.Batch * s.Chunks * s.States * s.Channels;
 
@@ -147,7 +150,8 @@ internal sealed class SelectiveScanLauncher : KernelFamily
             PartialB = partialB.View, PartialC = partialC.View, ParamPartial = paramPartial.View,
         };
         Counters.Kernel();
-        backward(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
+        if (s.StateLanes > 0) backwardLanes(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
+        else backward(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
         Counters.Kernel();
         sumBlocks(Stream, Launch.Grid1D(Device, rows), rows, s.Blocks, partialB.View, grads.DB);
         Counters.Kernel();
@@ -158,16 +162,17 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     }
 
     /// <summary>
-    /// Lanes x units threads: on a GPU 128-thread groups up to a cap, on the CPU accelerator one group per
-    /// multiprocessor (starting a group costs microseconds there), all striding over the units.
+    /// Lanes (x StateLanes) x units threads: on a GPU 128-thread groups up to a cap, on the CPU accelerator one
+    /// group per multiprocessor (starting a group costs microseconds there), all striding over the units. The
+    /// lanes-over-states kernel keeps a chunk's recomputed states in shared memory, Chunk + 1 floats per thread.
     /// </summary>
     private KernelConfig BackwardConfig(SelectiveScanShape s)
     {
         int group = Device.IsCuda ? GpuGroupSize : Device.Accelerator.MaxNumThreadsPerGroup;
-        int unitsPerGroup = group / s.Lanes;
+        int unitsPerGroup = group / (s.Lanes * Math.Max(1, s.StateLanes));
         int cap = Device.IsCuda ? Device.Accelerator.NumMultiprocessors * 32 : Device.Accelerator.NumMultiprocessors;
         int groups = Math.Clamp((s.BackwardUnits + unitsPerGroup - 1) / unitsPerGroup, 1, cap);
-        return new KernelConfig(new Index3D(groups, 1, 1), new Index3D(group, 1, 1));
+        return Launch.Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), s.StateLanes > 0 ? (s.Chunk + 1) * group : 0);
     }
 
     /// <summary>Absent optional inputs still need a real view; the shape says they are never read.</summary>

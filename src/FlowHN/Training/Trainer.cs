@@ -69,9 +69,6 @@ public sealed class Trainer : IDisposable
         long tokens = (long)options.Batch * options.SeqLen;
         var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device), model.ActivationMemory);
         long available = device.Allocator.LimitBytes > 0 ? device.Allocator.LimitBytes : device.MemoryBytes;
-        if (device.IsCuda && model.Config.Arch != "transformer") // memory the driver takes for the scan's local arrays
-            available -= SelectiveScanLauncher.LocalMemoryReserve(device.Accelerator.NumMultiprocessors,
-                device.Accelerator.MaxNumThreadsPerMultiprocessor);
         // Weights, gradients and moments as allocated (exact sizes: cached blocks are not needed, they go back
         // to the driver when an allocation needs their room).
         long held = device.Allocator.BytesInUse;
