@@ -11,9 +11,13 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     private const int DefaultChunk = 64;
 
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, int> forward, forwardLanes;
+        ArrayView<float>, int> forwardLanes;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
-        ScanBackwardTargets> backward, backwardLanes;
+        ArrayView<float>, int>? forward;
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
+        ScanBackwardTargets> backwardLanes;
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
+        ScanBackwardTargets>? backward;
     private readonly Action<AcceleratorStream, KernelConfig, long, int, ArrayView<float>, ArrayView<float>> sumBlocks;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>> paramFinish;
@@ -25,11 +29,11 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         // The per-channel forward keeps d_state values in a per-thread array: the CPU accelerator's kernel (its
         // warps are narrower than d_state), never launched on a GPU, so it is neither loaded there nor in the
         // PTX kernel list the ptxas gate checks.
-        forward = device.IsCuda ? forwardLanes : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
+        forward = device.IsCuda ? null : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(SelectiveScanKernels.SelectiveScanForward);
         backwardLanes = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
             SelectiveScanKernels.SelectiveScanBackwardLanes);
-        backward = device.IsCuda ? backwardLanes : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
+        backward = device.IsCuda ? null : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
             ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(SelectiveScanKernels.SelectiveScanBackward);
         sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SelectiveScanSumBlocks);
         paramFinish = Load<SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
@@ -103,7 +107,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
             forwardLanes(Stream, LanesConfig(s.Pairs, s.StateLanes), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
                 final.IsValid ? final : y, outputs);
         else
-            forward(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
+            PerChannel(forward)(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
                 final.IsValid ? final : y, outputs);
     }
 
@@ -151,7 +155,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         };
         Counters.Kernel();
         if (s.StateLanes > 0) backwardLanes(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
-        else backward(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
+        else PerChannel(backward)(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
         Counters.Kernel();
         sumBlocks(Stream, Launch.Grid1D(Device, rows), rows, s.Blocks, partialB.View, grads.DB);
         Counters.Kernel();
@@ -174,6 +178,10 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         int groups = Math.Clamp((s.BackwardUnits + unitsPerGroup - 1) / unitsPerGroup, 1, cap);
         return Launch.Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), s.StateLanes > 0 ? (s.Chunk + 1) * group : 0);
     }
+
+    /// <summary>A per-channel kernel: the CPU accelerator's only (a GPU's warp always holds d_state up to MaxStates lanes).</summary>
+    private static T PerChannel<T>(T? kernel) where T : Delegate =>
+        kernel ?? throw new InvalidOperationException("The per-channel scan kernels run only on the CPU accelerator.");
 
     /// <summary>Absent optional inputs still need a real view; the shape says they are never read.</summary>
     private static SelectiveScanInputs WithDummies(SelectiveScanInputs p, ArrayView<float> fallback)
