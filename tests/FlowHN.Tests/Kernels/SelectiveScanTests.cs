@@ -50,6 +50,7 @@ public class SelectiveScanTests
         {
             new[] { 37, 6, 16, 8, 0 },   // several chunks, the last one partial
             new[] { 19, 5, 4, 5, 1 },    // small d_state, an initial state
+            new[] { 13, 6, 5, 4, 1 },    // d_state no power of two (padding lanes where lanes run)
             new[] { 1, 3, 16, 1, 0 },    // one step
             new[] { 20, 9, 32, 16, 1 },  // the largest d_state
             new[] { 70, 4, 16, 0, 1 },   // the launcher's own chunk (64 at d_state 16)
