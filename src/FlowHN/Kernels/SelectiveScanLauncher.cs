@@ -42,9 +42,11 @@ internal sealed class SelectiveScanLauncher : KernelFamily
 
     /// <summary>
     /// The sizes of a call. Chunk 0 takes 64 timesteps between saved states (fewer when d_state is large, so a
-    /// chunk's recomputed states fit the backward's local array). A GPU reduces dB/dC over a warp of lanes, one
-    /// channel each; the CPU accelerator over the device's lanes per row (1 unless a test asks for more), each
-    /// thread walking enough channels that the partial rows stay few while every thread still gets work.
+    /// chunk's recomputed states fit the per-channel backward's local array, and the lanes backward's shared
+    /// memory stays within 33 KB per 128 threads). Lanes over states wherever a warp holds d_state lanes (every
+    /// GPU; on the CPU accelerator only presets with that many lanes per row); otherwise the per-channel kernels,
+    /// whose backward reduces dB/dC over the device's lanes per row (1 unless a test asks for more). Either way
+    /// each thread walks enough channels that the partial rows stay few while every thread still gets work.
     /// </summary>
     public SelectiveScanShape Shape(int batch, int length, int channels, int states, bool hasInitial, int chunk = 0) =>
         ShapeFor(DeviceGeometry, batch, length, channels, states, hasInitial, chunk);
@@ -76,12 +78,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
             perThread = geometry.IsCuda ? Math.Max(1, 8 / lanes)
                 : Math.Clamp(batch * channels / (lanes * 4 * geometry.CpuThreads), 1, 16);
         }
-        else if (geometry.IsCuda)
-        {
-            lanes = geometry.WarpSize;
-            perThread = 1;
-        }
-        else
+        else // the per-channel kernels (CPU accelerator only: a GPU's warp holds MaxStates lanes)
         {
             lanes = Math.Min(geometry.CpuLanesPerRow, geometry.WarpSize);
             perThread = Math.Clamp(batch * channels / (lanes * 4 * geometry.CpuThreads), 1, 16);
