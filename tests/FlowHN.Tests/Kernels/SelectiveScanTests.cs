@@ -155,6 +155,68 @@ public class SelectiveScanTests
         for (int i = 0; i < expected.Length; i++) Reference.AssertClose(first[i + 2], expected[i], 1e-4);
     }
 
+    /// <summary>
+    /// Causality with lanes over states (the GPU geometry, where lane j loads timestep j of each block): changing
+    /// every input from timestep 6 on leaves the outputs before it bit for bit, and changes those after.
+    /// </summary>
+    [Fact]
+    public void LanesOverStatesAreCausal()
+    {
+        const int batch = 2, length = 21, channels = 3, states = 16, cut = 6;
+        var x = RandomScan(31, batch, length, channels, states, withInitial: false);
+        var before = Run(TestDevice.Warp32, x, chunk: 8)[0];
+        var changed = new Random(32);
+        void Perturb(float[] data, int width)
+        {
+            for (int b = 0; b < batch; b++)
+                for (int i = (b * length + cut) * width; i < (b + 1) * length * width; i++) data[i] += (float)changed.NextDouble();
+        }
+        Perturb(x.U, channels);
+        Perturb(x.Delta, channels);
+        Perturb(x.Z, channels);
+        Perturb(x.B, states);
+        Perturb(x.C, states);
+        var after = Run(TestDevice.Warp32, x, chunk: 8)[0];
+        for (int b = 0; b < batch; b++)
+        {
+            int first = b * length * channels;
+            Assert.Equal(before[first..(first + cut * channels)], after[first..(first + cut * channels)]);
+            Assert.NotEqual(before[(first + cut * channels)..(first + length * channels)], after[(first + cut * channels)..(first + length * channels)]);
+        }
+    }
+
+    /// <summary>
+    /// Finite-difference gradients of every input through the lanes-over-states kernels: the wide preset at
+    /// d_state 4 (4 lanes per channel) and the GPU geometry at d_state 16 (16 lanes, two channels per warp).
+    /// </summary>
+    [Theory]
+    [InlineData("wide", 4)]
+    [InlineData("warp32", 16)]
+    public void LanesOverStatesPassTheGradientCheck(string device, int states)
+    {
+        var d = TestDevice.Get(device);
+        const int batch = 2, length = 7, channels = 3;
+        Assert.True(d.Kernels.SelectiveScan.Shape(batch, length, channels, states, true).StateLanes > 0);
+        var x = RandomScan(29, batch, length, channels, states, withInitial: true);
+        Tensor Input(float[] data, params int[] shape)
+        {
+            var t = Tensor.FromArray(d, data, shape);
+            t.RequiresGrad = true;
+            return t;
+        }
+        Tensor[] inputs =
+        [
+            Input(x.U, batch, length, channels), Input(x.Delta, batch, length, channels), Input(x.DeltaBias, channels),
+            Input(x.ALog, channels, states), Input(x.B, batch, length, states), Input(x.C, batch, length, states),
+            Input(x.DSkip, channels), Input(x.Z, batch, length, channels), Input(x.Initial!, batch, channels, states),
+        ];
+        var results = GradCheck.Run(d, () => Ops.SelectiveScan(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5],
+            inputs[6], inputs[7], inputs[8]), inputs, maxCoordinates: 12);
+        Assert.Equal(inputs.Length, results.Count);
+        foreach (var r in results) Assert.True(r.RelativeError < GradientAssert.Tolerance, r.ToString());
+        foreach (var t in inputs) t.Dispose();
+    }
+
     [Fact]
     public void ShapesAreChecked()
     {
