@@ -24,13 +24,16 @@ public abstract class DeviceBenchmark : IWorkload
     /// <summary>The matrix-product backend the device is created with.</summary>
     protected virtual GemmBackendKind Gemm => GemmBackendKind.Auto;
 
+    /// <summary>The device's options (the <c>--device</c> choice; a benchmark may change the CPU preset).</summary>
+    protected virtual DeviceOptions Options => BenchmarkDevice.Options(Gemm);
+
     /// <summary>Allocates the inputs on <see cref="Device"/>.</summary>
     protected abstract void Prepare();
 
     [GlobalSetup]
     public void Setup()
     {
-        device = Session.Create(BenchmarkDevice.Options(Gemm));
+        device = Session.Create(Options);
         random = new Random(1);
         Console.WriteLine($"// device: {device.Runtime.Describe()}, matmul: {device.Kernels.Gemm.BackendName}, peak {device.Runtime.Peak}");
         Prepare();

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using FlowHN.Kernels;
+using FlowHN.Runtime;
 using FlowHN.Tensors;
 
 namespace FlowHN.Benchmarks;
@@ -9,6 +10,12 @@ namespace FlowHN.Benchmarks;
 /// smaller shapes on the CPU accelerator. Effective bandwidth counts what each kernel pass must move at least:
 /// the forward reads u, delta, z, B, C and writes y; the backward reads u, delta, z, dy, B, C and writes the
 /// gradients of u, delta, z, B and C (per-channel parameters and the saved chunk states are negligible).
+/// <para>
+/// Kernel: <c>lanes</c> is the lanes-over-states scan (a GPU's only one), <c>per-channel</c> the one-thread-per-
+/// (batch, channel) scan it replaced on GPUs. On the CPU accelerator both run on one preset whose warps hold 16
+/// lanes (warp 16, 16 lanes per row), so they can be compared there; its shuffles are OS-thread barriers, so the
+/// CPU shape is tiny and the CPU numbers only guard against regressions: they say nothing about a GPU.
+/// </para>
 /// </summary>
 public class SelectiveScanBenchmarks : DeviceBenchmark
 {
@@ -20,9 +27,17 @@ public class SelectiveScanBenchmarks : DeviceBenchmark
     /// <summary>batch x length x d_inner x d_state.</summary>
     public static IEnumerable<string> Shapes() => BenchmarkDevice.IsCuda
         ? ["8x1024x1536x16", "2x1024x1536x16"]
-        : ["2x256x256x16", "1x128x128x16"];
+        : ["1x16x16x16"];
 
     public static IEnumerable<string> Passes() => ["forward", "forward+backward"];
+
+    public static IEnumerable<string> Kernels() => BenchmarkDevice.IsCuda ? ["lanes"] : ["per-channel", "lanes"];
+
+    [ParamsSource(nameof(Kernels))]
+    public string Kernel { get; set; } = "lanes";
+
+    /// <summary>On the CPU accelerator, warps of 16 with 16 lanes per row, so the lanes kernels run there.</summary>
+    protected override DeviceOptions Options => base.Options with { CpuWarpSize = 16, CpuWarpsPerGroup = 1, CpuLanesPerRow = 16 };
 
     [ParamsSource(nameof(Shapes))]
     public string Shape { get; set; } = "2x256x256x16";
@@ -47,7 +62,10 @@ public class SelectiveScanBenchmarks : DeviceBenchmark
     {
         int[] d = Dims(Shape);
         int batch = d[0], length = d[1], channels = d[2], states = d[3];
-        shape = Device.Kernels.SelectiveScan.Shape(batch, length, channels, states, hasInitial: false);
+        // The per-channel scan is what a geometry with one lane per row gets (the CPU accelerator only).
+        var geometry = KernelGeometry.Of(Device.Runtime);
+        if (Kernel == "per-channel") geometry = geometry with { CpuLanesPerRow = 1 };
+        shape = SelectiveScanLauncher.ShapeFor(geometry, batch, length, channels, states, hasInitial: false);
         int tokens = batch * length * channels, rows = batch * length * states;
         inputs = new SelectiveScanInputs
         {
@@ -64,7 +82,8 @@ public class SelectiveScanBenchmarks : DeviceBenchmark
             DU = Zeros(tokens), DDelta = Zeros(tokens), DDeltaBias = Zeros(channels), DALog = Zeros(channels * states),
             DB = Zeros(rows), DC = Zeros(rows), DSkip = Zeros(channels), DZ = Zeros(tokens),
         };
-        Console.WriteLine($"// chunk {shape.Chunk}, lanes {shape.Lanes}, channels per thread {shape.ChannelsPerThread}");
+        Console.WriteLine($"// {Kernel}: chunk {shape.Chunk}, state lanes {shape.StateLanes}, lanes {shape.Lanes}, " +
+                          $"channels per thread {shape.ChannelsPerThread}");
     }
 
     /// <summary>One scan (and its backward), then wait for the device so the time covers the kernels.</summary>

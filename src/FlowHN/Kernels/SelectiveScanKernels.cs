@@ -22,6 +22,11 @@ internal readonly record struct SelectiveScanShape
     public int Lanes { get; init; }
     /// <summary>Backward: channels each thread walks one after the other, adding into the same partial row.</summary>
     public int ChannelsPerThread { get; init; }
+    /// <summary>
+    /// Forward: lanes per (batch, channel) of the lanes-over-states kernel (d_state rounded up to a power of two),
+    /// or 0 for the per-channel kernel (the CPU accelerator's, whose warps are narrower than d_state).
+    /// </summary>
+    public int StateLanes { get; init; }
 
     public int Chunks => (Length + Chunk - 1) / Chunk;
     public int ChannelsPerBlock => Lanes * ChannelsPerThread;
@@ -59,6 +64,11 @@ internal struct ScanBackwardTargets
 /// Mamba-1 selective scan with dt = softplus(delta + deltaBias), A = -exp(A_log):
 /// h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t, y_t = (C_t . h_t + D u_t) silu(z_t), per (batch, channel).
 /// <para>
+/// GPUs run the lanes-over-states kernels (<see cref="SelectiveScanForwardLanes"/>,
+/// <see cref="SelectiveScanBackwardLanes"/>); the per-channel kernels below are the CPU accelerator's, whose
+/// warps are narrower than d_state and where every shuffle is an OS-thread barrier.
+/// </para>
+/// <para>
 /// Work split. A thread owns one (batch, channel) pair and walks the whole sequence with its States values
 /// of h in local memory (registers on a GPU where the compiler can keep them there). Consecutive threads take
 /// consecutive channels, so every u/delta/z/y access of a warp is one contiguous segment of a [B, L, D] row and
@@ -76,8 +86,8 @@ internal struct ScanBackwardTargets
 /// sums over channels: the Lanes threads of a block (consecutive channels, within one warp) add their
 /// contributions with XOR shuffles, each thread adds its ChannelsPerThread channels one after the other, and
 /// lane 0 writes one partial row per (block, batch, timestep); <see cref="SumBlocks"/> then adds the blocks in
-/// a fixed order. A GPU uses a warp of lanes and one channel per thread; the CPU accelerator one lane and many
-/// channels per thread (no shuffle, so no barrier). No atomics: results are bitwise reproducible.
+/// a fixed order. The CPU accelerator uses one lane and many channels per thread (no shuffle, so no barrier);
+/// test presets more lanes. No atomics: results are bitwise reproducible.
 /// </para>
 /// </summary>
 internal static partial class SelectiveScanKernels

@@ -11,19 +11,30 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     private const int DefaultChunk = 64;
 
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, int> forward;
+        ArrayView<float>, int> forwardLanes;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
-        ScanBackwardTargets> backward;
+        ArrayView<float>, int>? forward;
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
+        ScanBackwardTargets> backwardLanes;
+    private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>,
+        ScanBackwardTargets>? backward;
     private readonly Action<AcceleratorStream, KernelConfig, long, int, ArrayView<float>, ArrayView<float>> sumBlocks;
     private readonly Action<AcceleratorStream, KernelConfig, SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>> paramFinish;
 
     public SelectiveScanLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
-        forward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
-            SelectiveScanKernels.SelectiveScanForward);
-        backward = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
-            SelectiveScanKernels.SelectiveScanBackward);
+        forwardLanes = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(
+            SelectiveScanKernels.SelectiveScanForwardLanes);
+        // The per-channel forward keeps d_state values in a per-thread array: the CPU accelerator's kernel (its
+        // warps are narrower than d_state), never launched on a GPU, so it is neither loaded there nor in the
+        // PTX kernel list the ptxas gate checks.
+        forward = device.IsCuda ? null : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(SelectiveScanKernels.SelectiveScanForward);
+        backwardLanes = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
+            SelectiveScanKernels.SelectiveScanBackwardLanes);
+        backward = device.IsCuda ? null : device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs,
+            ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(SelectiveScanKernels.SelectiveScanBackward);
         sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SelectiveScanSumBlocks);
         paramFinish = Load<SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             SelectiveScanKernels.SelectiveScanParamGradFinish);
@@ -31,9 +42,11 @@ internal sealed class SelectiveScanLauncher : KernelFamily
 
     /// <summary>
     /// The sizes of a call. Chunk 0 takes 64 timesteps between saved states (fewer when d_state is large, so a
-    /// chunk's recomputed states fit the backward's local array). A GPU reduces dB/dC over a warp of lanes, one
-    /// channel each; the CPU accelerator over the device's lanes per row (1 unless a test asks for more), each
-    /// thread walking enough channels that the partial rows stay few while every thread still gets work.
+    /// chunk's recomputed states fit the per-channel backward's local array, and the lanes backward's shared
+    /// memory stays within 33 KB per 128 threads). Lanes over states wherever a warp holds d_state lanes (every
+    /// GPU; on the CPU accelerator only presets with that many lanes per row); otherwise the per-channel kernels,
+    /// whose backward reduces dB/dC over the device's lanes per row (1 unless a test asks for more). Either way
+    /// each thread walks enough channels that the partial rows stay few while every thread still gets work.
     /// </summary>
     public SelectiveScanShape Shape(int batch, int length, int channels, int states, bool hasInitial, int chunk = 0) =>
         ShapeFor(DeviceGeometry, batch, length, channels, states, hasInitial, chunk);
@@ -52,12 +65,20 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         if (chunk > maxChunk)
             throw new ArgumentException($"Selective scan: chunk {chunk} exceeds {maxChunk} steps for d_state {states}.");
         int lanes, perThread;
-        if (geometry.IsCuda)
+        // Lanes over states where a warp (a GPU's, or a test preset's with lanes per row) holds d_state lanes.
+        int stateLanes = SelectiveScanKernels.StateLanesFor(states);
+        int laneLimit = geometry.IsCuda ? geometry.WarpSize : Math.Min(geometry.CpuLanesPerRow, geometry.WarpSize);
+        if (stateLanes > laneLimit) stateLanes = 0;
+        if (stateLanes > 0)
         {
-            lanes = geometry.WarpSize;
-            perThread = 1;
+            // Backward units: as many pairs side by side as a warp holds (dB/dC summed over them by shuffles), each
+            // thread walking enough channels that a block covers 8 on a GPU (the partial rows then take 4 x what a
+            // warp of 32 channels would, for d_state x the threads).
+            lanes = laneLimit / stateLanes;
+            perThread = geometry.IsCuda ? Math.Max(1, 8 / lanes)
+                : Math.Clamp(batch * channels / (lanes * 4 * geometry.CpuThreads), 1, 16);
         }
-        else
+        else // the per-channel kernels (CPU accelerator only: a GPU's warp holds MaxStates lanes)
         {
             lanes = Math.Min(geometry.CpuLanesPerRow, geometry.WarpSize);
             perThread = Math.Clamp(batch * channels / (lanes * 4 * geometry.CpuThreads), 1, 16);
@@ -65,7 +86,7 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         return new SelectiveScanShape
         {
             Batch = batch, Length = length, Channels = channels, States = states, Chunk = Math.Min(chunk, length),
-            HasInitial = hasInitial ? 1 : 0, Lanes = lanes, ChannelsPerThread = perThread,
+            HasInitial = hasInitial ? 1 : 0, Lanes = lanes, ChannelsPerThread = perThread, StateLanes = stateLanes,
         };
     }
 
@@ -79,22 +100,31 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         int outputs = (boundaries.IsValid ? SelectiveScanKernels.SaveBoundaries : 0) |
                       (final.IsValid ? SelectiveScanKernels.WriteFinal : 0);
         Counters.Kernel();
-        forward(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
-            final.IsValid ? final : y, outputs);
+        if (s.StateLanes > 0)
+            forwardLanes(Stream, LanesConfig(s.Pairs, s.StateLanes), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
+                final.IsValid ? final : y, outputs);
+        else
+            PerChannel(forward)(Stream, Launch.Grid1D(Device, s.Pairs), s, WithDummies(p, y), y, boundaries.IsValid ? boundaries : y,
+                final.IsValid ? final : y, outputs);
+    }
+
+    /// <summary>
+    /// Groups for the lanes-over-states kernels, `lanes` threads per (batch, channel): on a GPU 128-thread groups,
+    /// one pair per `lanes` threads (capped, the kernels stride over pairs); on the CPU accelerator one group per
+    /// multiprocessor.
+    /// </summary>
+    private KernelConfig LanesConfig(int pairs, int lanes)
+    {
+        int group = Device.IsCuda ? GpuGroupSize : Device.Accelerator.MaxNumThreadsPerGroup;
+        long needed = ((long)pairs * lanes + group - 1) / group;
+        int cap = Device.IsCuda ? Device.Accelerator.NumMultiprocessors * 32 : Device.Accelerator.NumMultiprocessors;
+        return new KernelConfig(new Index3D((int)Math.Clamp(needed, 1, cap), 1, 1), new Index3D(group, 1, 1));
     }
 
     /// <summary>Floats of scratch a backward allocates: dB and dC partials per channel block, and the per-channel
     /// parameter partials (plus the initial state's gradient when nobody else takes it).</summary>
     public static long BackwardScratchLength(SelectiveScanShape s, bool initialScratch = false) =>
         2 * s.Blocks * s.StateRowsLength + (long)s.Batch * s.ParamSlots * s.Channels + (initialScratch ? (long)s.Pairs * s.States : 0);
-
-    /// <summary>
-    /// Device memory the driver sets aside for the backward kernel's local arrays (the recomputed chunk and three
-    /// per-state arrays per thread), for every thread the GPU can hold at once. It is taken when the kernel is
-    /// first launched and is not the allocator's: about 1.2 GiB on an H100.
-    /// </summary>
-    public static long LocalMemoryReserve(int multiprocessors, int threadsPerMultiprocessor) =>
-        (long)multiprocessors * threadsPerMultiprocessor * (SelectiveScanKernels.ChunkStateFloats + 3 * SelectiveScanKernels.MaxStates) * sizeof(float);
 
     /// <summary>Floats of the boundary states a training forward saves.</summary>
     public static long BoundaryLength(SelectiveScanShape s) => (long)s.Batch * s.Chunks * s.States * s.Channels;
@@ -121,7 +151,8 @@ internal sealed class SelectiveScanLauncher : KernelFamily
             PartialB = partialB.View, PartialC = partialC.View, ParamPartial = paramPartial.View,
         };
         Counters.Kernel();
-        backward(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
+        if (s.StateLanes > 0) backwardLanes(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
+        else PerChannel(backward)(Stream, BackwardConfig(s), s, WithDummies(p, dy), dy, boundaries, g);
         Counters.Kernel();
         sumBlocks(Stream, Launch.Grid1D(Device, rows), rows, s.Blocks, partialB.View, grads.DB);
         Counters.Kernel();
@@ -132,17 +163,22 @@ internal sealed class SelectiveScanLauncher : KernelFamily
     }
 
     /// <summary>
-    /// Lanes x units threads: on a GPU 128-thread groups up to a cap, on the CPU accelerator one group per
-    /// multiprocessor (starting a group costs microseconds there), all striding over the units.
+    /// Lanes (x StateLanes) x units threads: on a GPU 128-thread groups up to a cap, on the CPU accelerator one
+    /// group per multiprocessor (starting a group costs microseconds there), all striding over the units. The
+    /// lanes-over-states kernel keeps a chunk's recomputed states in shared memory, Chunk + 1 floats per thread.
     /// </summary>
     private KernelConfig BackwardConfig(SelectiveScanShape s)
     {
         int group = Device.IsCuda ? GpuGroupSize : Device.Accelerator.MaxNumThreadsPerGroup;
-        int unitsPerGroup = group / s.Lanes;
+        int unitsPerGroup = group / (s.Lanes * Math.Max(1, s.StateLanes));
         int cap = Device.IsCuda ? Device.Accelerator.NumMultiprocessors * 32 : Device.Accelerator.NumMultiprocessors;
         int groups = Math.Clamp((s.BackwardUnits + unitsPerGroup - 1) / unitsPerGroup, 1, cap);
-        return new KernelConfig(new Index3D(groups, 1, 1), new Index3D(group, 1, 1));
+        return Launch.Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), s.StateLanes > 0 ? (s.Chunk + 1) * group : 0);
     }
+
+    /// <summary>A per-channel kernel: the CPU accelerator's only (a GPU's warp always holds d_state up to MaxStates lanes).</summary>
+    private static T PerChannel<T>(T? kernel) where T : Delegate =>
+        kernel ?? throw new InvalidOperationException("The per-channel scan kernels run only on the CPU accelerator.");
 
     /// <summary>Absent optional inputs still need a real view; the shape says they are never read.</summary>
     private static SelectiveScanInputs WithDummies(SelectiveScanInputs p, ArrayView<float> fallback)

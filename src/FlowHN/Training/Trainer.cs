@@ -70,9 +70,6 @@ public sealed class Trainer : IDisposable
         long tokens = (long)options.Batch * options.SeqLen;
         var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory);
         long available = device.Runtime.Allocator.LimitBytes > 0 ? device.Runtime.Allocator.LimitBytes : device.Runtime.MemoryBytes;
-        if (device.Runtime.IsCuda && model.Config.Architecture.UsesSelectiveScan(model.Config)) // memory the driver takes for the scan's local arrays
-            available -= SelectiveScanLauncher.LocalMemoryReserve(device.Runtime.Accelerator.NumMultiprocessors,
-                device.Runtime.Accelerator.MaxNumThreadsPerMultiprocessor);
         // Weights, gradients and moments as allocated (exact sizes: cached blocks are not needed, they go back
         // to the driver when an allocation needs their room).
         long held = device.Runtime.Allocator.BytesInUse;

@@ -32,7 +32,7 @@ public class PtxCompileTests
         var names = TestDevice.Cpu.Kernels.AllKernelMethods.Select(m => m.Name).ToList();
         Assert.Equal(names.Count, names.Distinct().Count());
         Assert.Contains("AttentionForward", names);
-        Assert.Contains("SelectiveScanForward", names);
+        Assert.Contains("SelectiveScanForwardLanes", names);
     }
 
     [Fact]

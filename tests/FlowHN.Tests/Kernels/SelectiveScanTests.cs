@@ -50,12 +50,32 @@ public class SelectiveScanTests
         {
             new[] { 37, 6, 16, 8, 0 },   // several chunks, the last one partial
             new[] { 19, 5, 4, 5, 1 },    // small d_state, an initial state
+            new[] { 13, 6, 5, 4, 1 },    // d_state no power of two (padding lanes where lanes run)
             new[] { 1, 3, 16, 1, 0 },    // one step
             new[] { 20, 9, 32, 16, 1 },  // the largest d_state
             new[] { 70, 4, 16, 0, 1 },   // the launcher's own chunk (64 at d_state 16)
         }
-        from device in new[] { "default", "wide" }
+        from device in new[] { "default", "wide", "warp32" }
         select new object[] { device, shape[0], shape[1], shape[2], shape[3], shape[4] == 1 };
+
+    /// <summary>Every CPU preset, and the GPU's geometry where the forward runs lanes over states for every d_state.</summary>
+    public static IEnumerable<object[]> Devices() => [["default"], ["wide"], ["warp32"]];
+
+    [Fact]
+    public void GpuGeometryRunsLanesOverStatesForEveryDState()
+    {
+        var cpu = KernelGeometry.Of(TestDevice.Cpu.Runtime);
+        foreach (int states in new[] { 1, 4, 5, 16, 17, 32 })
+        {
+            var gpu = SelectiveScanLauncher.ShapeFor(KernelGeometry.Cuda, 2, 10, 8, states, hasInitial: false);
+            Assert.Equal(SelectiveScanKernels.StateLanesFor(states), gpu.StateLanes);
+            Assert.True(gpu.StateLanes >= states && gpu.StateLanes < 2 * states);
+            if (states > 1) Assert.Equal(0, SelectiveScanLauncher.ShapeFor(cpu, 2, 10, 8, states, hasInitial: false).StateLanes);
+        }
+        // A preset whose warps hold the lanes runs them too (the kernel checks rely on it).
+        Assert.Equal(16, TestDevice.Warp32.Kernels.SelectiveScan.Shape(2, 10, 8, 16, hasInitial: false).StateLanes);
+        Assert.Equal(4, TestDevice.Wide.Kernels.SelectiveScan.Shape(2, 10, 8, 3, hasInitial: false).StateLanes);
+    }
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -70,7 +90,7 @@ public class SelectiveScanTests
     }
 
     [Theory]
-    [MemberData(nameof(TestDevice.Both), MemberType = typeof(TestDevice))]
+    [MemberData(nameof(Devices))]
     public void OutputAndGradientsDoNotDependOnTheChunkSize(string device)
     {
         var x = RandomScan(3, 2, 45, 7, 16, withInitial: true);
@@ -122,7 +142,7 @@ public class SelectiveScanTests
     }
 
     [Theory]
-    [MemberData(nameof(TestDevice.Both), MemberType = typeof(TestDevice))]
+    [MemberData(nameof(Devices))]
     public void BackwardIsBitwiseDeterministicAndMatchesTheReference(string device)
     {
         var x = RandomScan(6, 3, 23, 11, 16, withInitial: true);
@@ -133,6 +153,68 @@ public class SelectiveScanTests
         var r = HostReference.SelectiveScanBackward(x, dy);
         var expected = new[] { r.DU, r.DDelta, r.DDeltaBias, r.DALog, r.DB, r.DC, r.DSkip, r.DZ, r.DInitial };
         for (int i = 0; i < expected.Length; i++) Reference.AssertClose(first[i + 2], expected[i], 1e-4);
+    }
+
+    /// <summary>
+    /// Causality with lanes over states (the GPU geometry, where lane j loads timestep j of each block): changing
+    /// every input from timestep 6 on leaves the outputs before it bit for bit, and changes those after.
+    /// </summary>
+    [Fact]
+    public void LanesOverStatesAreCausal()
+    {
+        const int batch = 2, length = 21, channels = 3, states = 16, cut = 6;
+        var x = RandomScan(31, batch, length, channels, states, withInitial: false);
+        var before = Run(TestDevice.Warp32, x, chunk: 8)[0];
+        var changed = new Random(32);
+        void Perturb(float[] data, int width)
+        {
+            for (int b = 0; b < batch; b++)
+                for (int i = (b * length + cut) * width; i < (b + 1) * length * width; i++) data[i] += (float)changed.NextDouble();
+        }
+        Perturb(x.U, channels);
+        Perturb(x.Delta, channels);
+        Perturb(x.Z, channels);
+        Perturb(x.B, states);
+        Perturb(x.C, states);
+        var after = Run(TestDevice.Warp32, x, chunk: 8)[0];
+        for (int b = 0; b < batch; b++)
+        {
+            int first = b * length * channels;
+            Assert.Equal(before[first..(first + cut * channels)], after[first..(first + cut * channels)]);
+            Assert.NotEqual(before[(first + cut * channels)..(first + length * channels)], after[(first + cut * channels)..(first + length * channels)]);
+        }
+    }
+
+    /// <summary>
+    /// Finite-difference gradients of every input through the lanes-over-states kernels: the wide preset at
+    /// d_state 4 (4 lanes per channel) and the GPU geometry at d_state 16 (16 lanes, two channels per warp).
+    /// </summary>
+    [Theory]
+    [InlineData("wide", 4)]
+    [InlineData("warp32", 16)]
+    public void LanesOverStatesPassTheGradientCheck(string device, int states)
+    {
+        var d = TestDevice.Get(device);
+        const int batch = 2, length = 7, channels = 3;
+        Assert.True(d.Kernels.SelectiveScan.Shape(batch, length, channels, states, true).StateLanes > 0);
+        var x = RandomScan(29, batch, length, channels, states, withInitial: true);
+        Tensor Input(float[] data, params int[] shape)
+        {
+            var t = Tensor.FromArray(d, data, shape);
+            t.RequiresGrad = true;
+            return t;
+        }
+        Tensor[] inputs =
+        [
+            Input(x.U, batch, length, channels), Input(x.Delta, batch, length, channels), Input(x.DeltaBias, channels),
+            Input(x.ALog, channels, states), Input(x.B, batch, length, states), Input(x.C, batch, length, states),
+            Input(x.DSkip, channels), Input(x.Z, batch, length, channels), Input(x.Initial!, batch, channels, states),
+        ];
+        var results = GradCheck.Run(d, () => Ops.SelectiveScan(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5],
+            inputs[6], inputs[7], inputs[8]), inputs, maxCoordinates: 12);
+        Assert.Equal(inputs.Length, results.Count);
+        foreach (var r in results) Assert.True(r.RelativeError < GradientAssert.Tolerance, r.ToString());
+        foreach (var t in inputs) t.Dispose();
     }
 
     [Fact]
