@@ -42,7 +42,8 @@ public sealed record BenchResult(string Arch, string Split, long Parameters, int
 /// <summary>
 /// Times full training steps of one model: the <see cref="TrainingStep"/> that <c>train</c> takes (forward, loss,
 /// backward, AdamW, zeroing), between device events a <see cref="StepClock"/> records; nothing inside a step waits
-/// for the host. Tokens are synthetic (seeded) unless a loader is given.
+/// for the host (batches come from a <see cref="BatchPrefetcher"/>), and the timed steps' events are read only
+/// after the last of them. Tokens are synthetic (seeded) unless a loader is given.
 /// </summary>
 public static class StepBenchmark
 {
@@ -79,14 +80,26 @@ public static class StepBenchmark
         device.Runtime.Counters.Reset();
         long stateBytes = device.Runtime.Allocator.RequestedBytesInUse;
         long driverAllocations = device.Runtime.Allocator.DriverAllocations;
+        // Each timed step has events of its own, read after the last one: the host never waits between timed
+        // steps, so it can queue ahead and the events hold device work only.
+        var clocks = Enumerable.Range(0, steps).Select(_ => new StepClock(device)).ToList();
+        List<double> times;
+        try
+        {
+            foreach (var stepClock in clocks)
+            {
+                step.Observer = stepClock;
+                step.Run(NextBatch, LearningRate);
+            }
+            times = clocks.Select(c => c.StepMs).ToList();
+        }
+        finally
+        {
+            step.Observer = null;
+            foreach (var stepClock in clocks) stepClock.Dispose();
+        }
         using var clock = new StepClock(device);
         step.Observer = clock;
-        var times = new List<double>();
-        for (int i = 0; i < steps; i++)
-        {
-            step.Run(NextBatch, LearningRate);
-            times.Add(clock.StepMs);
-        }
         driverAllocations = device.Runtime.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
         double median = times.Median();
         int tokensPerStep = batch * seqLen;
