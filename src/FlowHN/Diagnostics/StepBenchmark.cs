@@ -3,6 +3,7 @@ using FlowHN.Data;
 using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
+using FlowHN.Tensors;
 using FlowHN.Training;
 using MathNet.Numerics.Statistics;
 
@@ -41,7 +42,8 @@ public sealed record BenchResult(string Arch, string Split, long Parameters, int
 /// <summary>
 /// Times full training steps of one model: the <see cref="TrainingStep"/> that <c>train</c> takes (forward, loss,
 /// backward, AdamW, zeroing), between device events a <see cref="StepClock"/> records; nothing inside a step waits
-/// for the host. Tokens are synthetic (seeded) unless a loader is given.
+/// for the host (batches come from a <see cref="BatchPrefetcher"/>), and the timed steps' events are read only
+/// after the last of them. Tokens are synthetic (seeded) unless a loader is given.
 /// </summary>
 public static class StepBenchmark
 {
@@ -57,7 +59,19 @@ public static class StepBenchmark
         if (model is FlowHNLM f) f.BranchConcurrency = device.Runtime.IsCuda && branchConcurrency;
         using var optimizer = new AdamW(device, model.Parameters().ToList());
         var random = new Random(seed);
-        TokenBatch NextBatch() => loader?.NextBatch(batch, seqLen) ?? RandomBatch(random, batch, seqLen, config.VocabSize);
+        // Drawn and planned one batch ahead on a worker thread, uploaded asynchronously: the timed steps hold only
+        // device work, and the host waits for nothing inside them.
+        using var batches = new BatchPrefetcher(device, batch, seqLen, (inputs, targets) =>
+        {
+            if (loader is not null)
+            {
+                loader.Fill(inputs, targets, seqLen);
+                return loader.State;
+            }
+            RandomBatch(random, inputs, targets, seqLen, config.VocabSize);
+            return 0;
+        });
+        TokenIndex NextBatch() => batches.Next();
         var step = new TrainingStep(device, model, optimizer);
 
         for (int i = 0; i < warmup; i++) step.Run(NextBatch, LearningRate);
@@ -66,14 +80,26 @@ public static class StepBenchmark
         device.Runtime.Counters.Reset();
         long stateBytes = device.Runtime.Allocator.RequestedBytesInUse;
         long driverAllocations = device.Runtime.Allocator.DriverAllocations;
+        // Each timed step has events of its own, read after the last one: the host never waits between timed
+        // steps, so it can queue ahead and the events hold device work only.
+        var clocks = Enumerable.Range(0, steps).Select(_ => new StepClock(device)).ToList();
+        List<double> times;
+        try
+        {
+            foreach (var stepClock in clocks)
+            {
+                step.Observer = stepClock;
+                step.Run(NextBatch, LearningRate);
+            }
+            times = clocks.Select(c => c.StepMs).ToList();
+        }
+        finally
+        {
+            step.Observer = null;
+            foreach (var stepClock in clocks) stepClock.Dispose();
+        }
         using var clock = new StepClock(device);
         step.Observer = clock;
-        var times = new List<double>();
-        for (int i = 0; i < steps; i++)
-        {
-            step.Run(NextBatch, LearningRate);
-            times.Add(clock.StepMs);
-        }
         driverAllocations = device.Runtime.Allocator.DriverAllocations - driverAllocations; // 0 in a steady state
         double median = times.Median();
         int tokensPerStep = batch * seqLen;
@@ -93,17 +119,15 @@ public static class StepBenchmark
             : null);
     }
 
-    private static TokenBatch RandomBatch(Random random, int batch, int seqLen, int vocab)
+    private static void RandomBatch(Random random, Span<int> inputs, Span<int> targets, int seqLen, int vocab)
     {
-        var tokens = Enumerable.Range(0, batch * (seqLen + 1)).Select(_ => random.Next(vocab)).ToArray();
-        var inputs = new int[batch * seqLen];
-        var targets = new int[batch * seqLen];
-        for (int b = 0; b < batch; b++)
+        var row = new int[seqLen + 1];
+        for (int b = 0; b < inputs.Length / seqLen; b++)
         {
-            Array.Copy(tokens, b * (seqLen + 1), inputs, b * seqLen, seqLen);
-            Array.Copy(tokens, b * (seqLen + 1) + 1, targets, b * seqLen, seqLen);
+            for (int t = 0; t < row.Length; t++) row[t] = random.Next(vocab);
+            row.AsSpan(0, seqLen).CopyTo(inputs.Slice(b * seqLen, seqLen));
+            row.AsSpan(1, seqLen).CopyTo(targets.Slice(b * seqLen, seqLen));
         }
-        return new TokenBatch(inputs, targets, batch, seqLen);
     }
 
     /// <summary>
@@ -113,7 +137,7 @@ public static class StepBenchmark
     /// "both" is their sum.
     /// </summary>
     private static BranchBreakdown MedianOfThree(Session device, LanguageModel model, TrainingStep step, StepClock clock,
-        Func<TokenBatch> next)
+        Func<TokenIndex> next)
     {
         using var profile = new SegmentProfile(device);
         model.Observer = profile;
@@ -135,7 +159,7 @@ public static class StepBenchmark
     /// the sum.
     /// </summary>
     private static BranchBreakdown Breakdown(Session device, FlowHNLM model, TrainingStep step, StepClock clock,
-        Func<TokenBatch> next, bool concurrency)
+        Func<TokenIndex> next, bool concurrency)
     {
         BranchBreakdown Passes(bool concurrent)
         {

@@ -11,6 +11,7 @@ internal static class CudaDriver
     private const string Lib = "cuda";
     public const uint EventDefault = 0x0;
     public const uint EventDisableTiming = 0x2;
+    public const int NotReady = 600; // CUDA_ERROR_NOT_READY: cuEventQuery's "not yet"
 
     [DllImport(Lib, EntryPoint = "cuEventCreate")]
     public static extern int EventCreate(out IntPtr handle, uint flags);
@@ -26,6 +27,9 @@ internal static class CudaDriver
 
     [DllImport(Lib, EntryPoint = "cuEventSynchronize")]
     public static extern int EventSynchronize(IntPtr handle);
+
+    [DllImport(Lib, EntryPoint = "cuEventQuery")]
+    public static extern int EventQuery(IntPtr handle);
 
     [DllImport(Lib, EntryPoint = "cuEventElapsedTime")]
     public static extern int EventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);

@@ -41,6 +41,25 @@ public sealed class DeviceEvent : IDisposable
         CudaDriver.Check(CudaDriver.EventSynchronize(handle), "cuEventSynchronize");
     }
 
+    /// <summary>Whether the recorded work is done (asks the driver without waiting; always true on the CPU).</summary>
+    public bool IsDone
+    {
+        get
+        {
+            if (handle == IntPtr.Zero) return true;
+            int status = CudaDriver.EventQuery(handle);
+            if (status == CudaDriver.NotReady) return false;
+            CudaDriver.Check(status, "cuEventQuery");
+            return true;
+        }
+    }
+
+    /// <summary>Blocks the host until the recorded work is done, uncounted: the caller counts the wait as what it is.</summary>
+    internal void Wait()
+    {
+        if (handle != IntPtr.Zero) CudaDriver.Check(CudaDriver.EventSynchronize(handle), "cuEventSynchronize");
+    }
+
     /// <summary>Milliseconds between two recorded events (both must have completed).</summary>
     public static double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
     {

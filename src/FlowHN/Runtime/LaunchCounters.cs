@@ -32,7 +32,23 @@ internal sealed class LaunchCounters
     /// </summary>
     public long HostSyncs { get; private set; }
 
+    /// <summary>
+    /// Times the host waited before writing a page-locked staging buffer again because the copy from it had not
+    /// finished (<see cref="PinnedHostBuffer.WaitUntilCopied"/>): the host was a step ahead and the device busy
+    /// with queued work, so no idle device time. Always 0 on the CPU accelerator, whose copies finish at once.
+    /// </summary>
+    public long StagingWaits { get; private set; }
+
     internal void HostSync() => HostSyncs++;
+
+    internal void StagingWait() => StagingWaits++;
+
+    /// <summary>An asynchronous upload from page-locked memory: queued on a stream, no host wait.</summary>
+    internal void PinnedUpload(long bytes)
+    {
+        Uploads++;
+        UploadBytes += bytes;
+    }
 
     internal void Kernel() => Launches++;
 
@@ -63,7 +79,7 @@ internal sealed class LaunchCounters
 
     public void Reset()
     {
-        Launches = Uploads = UploadBytes = Downloads = HostSyncs = 0;
+        Launches = Uploads = UploadBytes = Downloads = HostSyncs = StagingWaits = 0;
         MatmulFlops = PaddingFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

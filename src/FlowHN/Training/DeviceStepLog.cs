@@ -37,6 +37,16 @@ public sealed class DeviceStepLog : IDisposable
         Pending++;
     }
 
+    /// <summary>
+    /// Overwrites the last recorded loss with NaN on the device (fault injection, <c>FLOWHN_FAULT=nan:step-N</c>),
+    /// so the injected NaN reaches the trainer the way a real one would: through the next read.
+    /// </summary>
+    internal void PoisonLast()
+    {
+        if (Pending == 0) throw new InvalidOperationException("No step recorded yet.");
+        device.Kernels.Elementwise.Fill(values.View.SubView(2L * (Pending - 1), 1), float.NaN);
+    }
+
     /// <summary>Downloads the pending steps' (loss, gradient norm) in step order and starts over.</summary>
     public IReadOnlyList<(float Loss, float GradNorm)> Read()
     {

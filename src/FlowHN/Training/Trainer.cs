@@ -29,6 +29,7 @@ public sealed class Trainer : IDisposable
     private readonly LearningRateSchedule schedule;
     private readonly CheckpointPromotion promotion;
     private readonly TrainingStep trainingStep;
+    private BatchPrefetcher? batches; // while Run runs
     private int step;
     private int savedStep = -1;
     private long tokensSeen;
@@ -130,11 +131,31 @@ public sealed class Trainer : IDisposable
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
         using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
+        int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
+        using var stepLog = new DeviceStepLog(device, Math.Min(options.LogEvery, Math.Max(1, lastStep - step)));
+        // Batches are drawn one ahead on a worker thread; the checkpoint saves the position after the last one
+        // taken, which is where the loader continues when the run ends (or resumes).
+        batches = new BatchPrefetcher(device, options.Batch, options.SeqLen,
+            (inputs, targets) => { loader.Fill(inputs, targets, options.SeqLen); return loader.State; }, loader.State);
+        try
+        {
+            return Loop(evaluations, losses, metrics, stepLog, flopsPerStep, peak, lastStep);
+        }
+        finally
+        {
+            ulong position = batches.Position;
+            batches.Dispose(); // joins the worker before the loader is touched here
+            batches = null;
+            loader.State = position;
+        }
+    }
+
+    private TrainResult Loop(List<(int, double)> evaluations, List<double> losses, MetricsLog metrics, DeviceStepLog stepLog,
+        double flopsPerStep, double peak, int lastStep)
+    {
         var clock = Stopwatch.StartNew();
         var interval = Stopwatch.StartNew();
         int firstStep = step;
-        int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
-        using var stepLog = new DeviceStepLog(device, Math.Min(options.LogEvery, Math.Max(1, lastStep - step)));
         var pending = new List<(int Step, double Lr, long Tokens)>();
         double? evalAtStep = null;
         while (step < lastStep)
@@ -142,13 +163,15 @@ public sealed class Trainer : IDisposable
             step++;
             evalAtStep = null;
             double lr = schedule.At(step);
-            trainingStep.Run(() => loader.NextBatch(options.Batch, options.SeqLen), lr, stepLog);
+            trainingStep.Run(batches!, lr, stepLog);
+            if (FaultHooks.Nan("step-" + step)) stepLog.PoisonLast();
             tokensSeen += options.TokensPerStep;
             pending.Add((step, lr, tokensSeen));
             bool evaluate = step % options.EvalEvery == 0 || step == options.Steps;
             bool save = step % options.CheckpointEvery == 0 || step == options.Steps;
-            // The device is read only here: before a line is printed, an evaluation or a checkpoint. A non-finite
-            // loss in any step since the last read stops the run before a checkpoint can hold its weights.
+            // The device is read only here: before a line is printed, an evaluation or a checkpoint (one download of
+            // every step's loss and gradient norm since the last read). A non-finite loss in any of those steps
+            // stops the run before a checkpoint can hold its weights. The steps in between wait for nothing.
             if (step % options.LogEvery == 0 || step == lastStep || evaluate || save || stopRequested || stepLog.IsFull)
             {
                 ReadSteps(stepLog, pending, interval.Elapsed.TotalSeconds, flopsPerStep, peak, metrics, losses, clock, firstStep);
@@ -191,7 +214,6 @@ public sealed class Trainer : IDisposable
         {
             var (at, lr, tokens) = pending[i];
             double loss = read[i].Loss / (double)options.Accumulation;
-            if (FaultHooks.Nan("step-" + at)) loss = double.NaN;
             promotion.Confirm(loss);
             if (!double.IsFinite(loss)) throw promotion.NonFinite($"The loss became {loss} at step {at}");
             losses.Add(loss);
@@ -237,7 +259,7 @@ public sealed class Trainer : IDisposable
     {
         FaultHooks.At("before-save");
         Checkpoint.SaveNext(runDir, model, optimizer,
-            new TrainState(step, loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));
+            new TrainState(step, batches?.Position ?? loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));
         FaultHooks.At("after-save");
         promotion.Saved(step);
         savedStep = step;

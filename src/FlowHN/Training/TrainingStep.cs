@@ -55,11 +55,30 @@ public sealed class TrainingStep
     public IStepObserver? Observer { get; set; }
 
     /// <summary>
-    /// One optimizer step at <paramref name="learningRate"/> over micro-batches taken from <paramref name="next"/>.
-    /// The summed micro-batch losses (divide by <see cref="Accumulation"/> for the mean) and the gradient norm
-    /// before clipping go to <paramref name="log"/> on the device.
+    /// One optimizer step over batches given as host arrays (tests and fixed batches): each is uploaded from
+    /// pageable memory, which makes the host wait for the copy on a GPU. Training and benchmarks use
+    /// <see cref="Run(BatchPrefetcher, double, DeviceStepLog?)"/>.
     /// </summary>
-    public void Run(Func<TokenBatch> next, double learningRate, DeviceStepLog? log = null)
+    public void Run(Func<TokenBatch> next, double learningRate, DeviceStepLog? log = null) =>
+        Run(() =>
+        {
+            var batch = next();
+            return TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
+        }, learningRate, log);
+
+    /// <summary>
+    /// One optimizer step over batches the prefetcher prepared on its worker thread: each upload is queued on the
+    /// main stream from page-locked memory, so a step makes the host wait for nothing.
+    /// </summary>
+    public void Run(BatchPrefetcher batches, double learningRate, DeviceStepLog? log = null) => Run(batches.Next, learningRate, log);
+
+    /// <summary>
+    /// One optimizer step at <paramref name="learningRate"/> over micro-batches that <paramref name="upload"/> puts
+    /// on the device (in the micro-batch's scope). The summed micro-batch losses (divide by
+    /// <see cref="Accumulation"/> for the mean) and the gradient norm before clipping go to <paramref name="log"/>
+    /// on the device.
+    /// </summary>
+    public void Run(Func<TokenIndex> upload, double learningRate, DeviceStepLog? log = null)
     {
         using (device.BeginScope())
         {
@@ -67,8 +86,7 @@ public sealed class TrainingStep
             for (int micro = 0; micro < Accumulation; micro++)
             {
                 using var microScope = device.BeginScope();
-                var batch = next();
-                var ids = TokenIndex.FromBatch(device, batch.Inputs, batch.Targets, batch.BatchSize, batch.SeqLen);
+                var ids = upload();
                 if (micro == 0) Observer?.StepStarted();
                 var loss = Evaluation.Loss(model, ids);
                 device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View); // added up on the device: no wait for the host

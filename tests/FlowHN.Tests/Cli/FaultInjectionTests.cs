@@ -161,6 +161,27 @@ public class FaultInjectionTests
     }
 
     [Fact]
+    public void ANanAtAStepThatIsNotReadStopsAtTheNextReadBeforeItsCheckpointIsPromoted()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        // Steps 4 and 5 are neither logged nor saved, so their losses stay on the device until step 6 reads them
+        // before its save: the NaN injected into the device's step log at step 5 must stop the run there.
+        string[] args =
+        [
+            "train", "--device", "cpu", "--arch", "transformer", "--data", RepoPaths.Sample, "--cache", cache.Path, "--out", run.Path,
+            "--batch", "1", "--seq", "8", "--eval-batches", "1", "--eval-every", "100000", "--log-every", "100",
+            "--steps", "8", "--checkpoint-every", "3",
+        ];
+        using var child = new Child(args, "nan:step-5");
+        Assert.Equal(3, child.Exit());
+        AssertOneErrorLine(child, "The loss became NaN at step 5");
+        Assert.Contains("(step 3)", child.Error);
+        Assert.Equal(3, CheckpointStep(run.Path));
+        Assert.False(Directory.Exists(Checkpoint.NextIn(run.Path)));
+    }
+
+    [Fact]
     public void ANanEvaluationMidRunIsLoggedAsNullAndExits3NamingACheckpointThatLoads()
     {
         using var cache = new TempFolder();

@@ -215,30 +215,38 @@ public class TrainingTests
     [Theory]
     [InlineData("transformer")]
     [InlineData("flowhn")]
-    public void StepsBetweenLogLinesReadNothingBackAndUploadTheirBatchOnce(string arch)
+    public void StepsBetweenLogLinesMakeTheHostWaitForNothing(string arch)
     {
         using var cache = new TempFolder();
         var data = SampleBytes(cache);
         var device = TestDevice.Cpu;
-        (long Syncs, long Downloads, long Uploads) Train(int steps)
+        (long Syncs, long Downloads, long Uploads, long StagingWaits) Train(int steps, int logEvery)
         {
             using var run = new TempFolder();
             using var model = LanguageModel.Create(device, Small with { Arch = arch }, seed: 3);
-            // Logging, evaluation and the checkpoint all at the last step: the steps before it are plain steps.
-            var options = QuickOptions(steps) with { LogEvery = steps, EvalEvery = steps, CheckpointEvery = steps };
+            // Evaluation and the checkpoint at the last step only: the steps before it are plain or logging steps.
+            var options = QuickOptions(steps) with { LogEvery = logEvery, EvalEvery = steps, CheckpointEvery = steps };
             using var trainer = new Trainer(device, model, data, options, run.Path, TextWriter.Null);
             var c = device.Runtime.Counters;
-            var before = (c.HostSyncs, c.Downloads, c.Uploads);
+            var before = (c.HostSyncs, c.Downloads, c.Uploads, c.StagingWaits);
             trainer.Run();
-            return (c.HostSyncs - before.HostSyncs, c.Downloads - before.Downloads, c.Uploads - before.Uploads);
+            return (c.HostSyncs - before.HostSyncs, c.Downloads - before.Downloads, c.Uploads - before.Uploads,
+                c.StagingWaits - before.StagingWaits);
         }
-        var four = Train(4);
-        var eight = Train(8);
-        // Four more plain steps: no download (losses and gradient norms stay on the device until the one read at
-        // the end), one upload each (token ids, id plan and targets together) and no other host synchronisation.
-        Assert.Equal(0, eight.Downloads - four.Downloads);
+        // Four more plain steps: one upload each (token ids, id plan and targets together, queued from page-locked
+        // memory), no download (losses and gradient norms stay on the device until the read at the end) and no
+        // host synchronisation at all.
+        var four = Train(4, logEvery: 1000);
+        var eight = Train(8, logEvery: 1000);
         Assert.Equal(4, eight.Uploads - four.Uploads);
-        Assert.Equal(4, eight.Syncs - four.Syncs);
+        Assert.Equal(0, eight.Downloads - four.Downloads);
+        Assert.Equal(0, eight.Syncs - four.Syncs);
+        Assert.Equal(0, eight.StagingWaits); // the CPU accelerator's copies are done when they return
+        // Logging every second step: the four more steps hold two logging steps, each one download and one wait.
+        var fourLogged = Train(4, logEvery: 2);
+        var eightLogged = Train(8, logEvery: 2);
+        Assert.Equal(2, eightLogged.Downloads - fourLogged.Downloads);
+        Assert.Equal(2, eightLogged.Syncs - fourLogged.Syncs);
     }
 
     [Fact]
