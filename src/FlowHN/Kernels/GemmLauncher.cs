@@ -67,6 +67,7 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
     {
         if (s.M == 0 || s.N == 0) return;
         Counters.Matmul(s.M, s.N, s.K, batch);
+        if (Device.IsMeta) return; // counted, nothing to compute
         if (s.K == 0)
         {
             elementwise.Value.Scale(c, c, s.Beta);

@@ -18,9 +18,10 @@ public sealed class ComputeDevice : IDisposable
         Accelerator = accelerator;
         Options = options;
         IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        IsMeta = options.Meta;
         DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false, Counters);
         CurrentStream = DefaultStream;
-        Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)));
+        Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)), IsMeta);
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
     }
 
@@ -28,6 +29,13 @@ public sealed class ComputeDevice : IDisposable
     public Accelerator Accelerator { get; }
     public DeviceOptions Options { get; }
     public bool IsCuda { get; }
+
+    /// <summary>
+    /// A shape-only device: the allocator keeps its books (sizes, buckets, peaks) without memory, launchers count
+    /// their launches and FLOPs without running them, host copies move nothing (downloads read zeros). Running a
+    /// model's training step on it gives the counters and the allocator's trace that the real step would.
+    /// </summary>
+    public bool IsMeta { get; }
     public bool IsDisposed { get; private set; }
     public string Name => Accelerator.Name;
     public DeviceStream DefaultStream { get; }
@@ -45,7 +53,7 @@ public sealed class ComputeDevice : IDisposable
     {
         options ??= new DeviceOptions();
         NativeLibraries.Register();
-        bool wantCuda = options.Device != DeviceKind.Cpu;
+        bool wantCuda = options.Device != DeviceKind.Cpu && !options.Meta;
         var cpu = new CPUDevice(options.CpuWarpSize, options.CpuWarpsPerGroup, CpuMultiprocessors(options));
         Context context = Context.Create(builder =>
         {
