@@ -82,7 +82,7 @@ public static class StepBenchmark
         double peak = device.Runtime.Peak.For(tf32);
         var memory = new StepMemory(device.Runtime.Allocator.PeakBytesInUse, stateBytes,
             (double)(device.Runtime.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
-            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory));
+            MemoryMeasure.Estimate(config, batch, seqLen, MemoryMeasure.Like(device.Runtime), model.ActivationMemory));
         return new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Runtime.Peak.Source}",
             memory,

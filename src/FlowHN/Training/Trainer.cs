@@ -68,7 +68,7 @@ public sealed class Trainer : IDisposable
     private void CheckMemory()
     {
         long tokens = (long)options.Batch * options.SeqLen;
-        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory);
+        var memory = MemoryMeasure.Estimate(model.Config, options.Batch, options.SeqLen, MemoryMeasure.Like(device.Runtime), model.ActivationMemory);
         long available = device.Runtime.Allocator.LimitBytes > 0 ? device.Runtime.Allocator.LimitBytes : device.Runtime.MemoryBytes;
         if (device.Runtime.IsCuda && model.Config.Architecture.UsesSelectiveScan(model.Config)) // memory the driver takes for the scan's local arrays
             available -= SelectiveScanLauncher.LocalMemoryReserve(device.Runtime.Accelerator.NumMultiprocessors,
@@ -85,7 +85,7 @@ public sealed class Trainer : IDisposable
         // two below 4 MiB: 44% on average). The state is counted exactly, so nothing else pads the estimate.
         const double rounding = 1.5;
         long fits = (long)Math.Floor((available - held) / (rounding * memory.ActivationBytesPerToken * options.SeqLen));
-        var recomputed = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), ActivationMemory.Recomputed);
+        var recomputed = MemoryMeasure.Estimate(model.Config, options.Batch, options.SeqLen, MemoryMeasure.Like(device.Runtime), ActivationMemory.Recomputed);
         bool recomputeFits = !model.Recompute && held + rounding * recomputed.ActivationBytesPerToken * tokens <= available;
         throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Runtime.Name} has " +
                                 $"{available / gib:0.#} GiB. " + (fits >= 1
