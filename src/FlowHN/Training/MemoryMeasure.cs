@@ -43,6 +43,8 @@ public static class MemoryMeasure
             model.Recompute = activations == ActivationMemory.Recomputed;
             using var optimizer = new AdamW(session, model.Parameters().ToList());
             var step = new TrainingStep(session, model, optimizer);
+            // As many distinct ids as the batch can hold: the embedding backward's plan, the one size that depends
+            // on the ids, is then the largest a real batch can make.
             var tokens = Enumerable.Range(0, batch * seqLen).Select(i => i % config.VocabSize).ToArray();
             var tokenBatch = new TokenBatch(tokens, tokens, batch, seqLen);
             step.Run(() => tokenBatch, learningRate: 0);

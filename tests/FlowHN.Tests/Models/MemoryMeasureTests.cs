@@ -57,7 +57,7 @@ public class MemoryMeasureTests(ITestOutputHelper output)
         var config = Presets.Get(arch, "tiny", 256) with { Layers = 6, Split = SplitWords.ParseStrategy(split) };
         var memory = StepBenchmark.Run(TestDevice.Cpu, config, 2, 64, warmup: 1, steps: 1, breakdown: false, recompute: true).Memory;
         output.WriteLine($"activations/token {memory.ActivationBytesPerToken:0} vs {memory.Predicted.ActivationBytesPerToken:0}");
-        Assert.Equal(memory.ActivationBytesPerToken, memory.Predicted.ActivationBytesPerToken, 9);
+        AssertActivations(memory, config, 2 * 64);
     }
 
     [Fact]
@@ -77,9 +77,19 @@ public class MemoryMeasureTests(ITestOutputHelper output)
         var memory = StepBenchmark.Run(device, config, batch, seqLen, warmup: 1, steps: 1, breakdown: false).Memory;
         output.WriteLine($"state {memory.StateBytes} vs {memory.Predicted.StateBytes}; activations/token " +
                          $"{memory.ActivationBytesPerToken:0} vs {memory.Predicted.ActivationBytesPerToken:0}");
-        // The shape-only step makes the same requests as the real one: the same bytes, to the byte.
+        // The shape-only step makes the same requests as the real one: the same state, to the byte.
         Assert.Equal(memory.StateBytes, memory.Predicted.StateBytes);
-        Assert.Equal(memory.ActivationBytesPerToken, memory.Predicted.ActivationBytesPerToken, 9);
+        AssertActivations(memory, config, batch * seqLen);
+    }
+
+    /// <summary>
+    /// Only the token ids decide one size: the embedding backward's plan holds each distinct id once (two ints).
+    /// The measurement gives every token its own id, the most a batch can have; a random batch has fewer.
+    /// </summary>
+    private static void AssertActivations(StepMemory memory, ModelConfig config, int tokens)
+    {
+        double slack = 2.0 * sizeof(int) * Math.Min(tokens, config.VocabSize) / tokens;
+        Assert.InRange(memory.Predicted.ActivationBytesPerToken - memory.ActivationBytesPerToken, 0, slack);
     }
 
     [Fact]
