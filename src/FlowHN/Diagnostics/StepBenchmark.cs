@@ -29,7 +29,7 @@ public sealed record BranchBreakdown(BranchTimes Forward, double ForwardMs, Bran
 
 /// <summary>
 /// A training step's memory: measured state and activations (bytes the tensors asked for, comparable with the
-/// memory model's <paramref name="Predicted"/>), and the allocator's peak in use, which adds its bucket rounding.
+/// shape-only step's <paramref name="Predicted"/>), and the allocator's peak in use, which adds its bucket rounding.
 /// </summary>
 public sealed record StepMemory(long PeakBytes, long StateBytes, double ActivationBytesPerToken, MemoryEstimate Predicted);
 

@@ -57,7 +57,7 @@ public abstract class LanguageModel : Module
     /// <summary>The observer for a layer's forward: none when the layer runs again to recompute its activations.</summary>
     protected ISegmentObserver? ObserverFor(bool recomputing) => recomputing ? null : Observer;
 
-    /// <summary>How a training step keeps this model's activations (for the memory model).</summary>
+    /// <summary>How a training step keeps this model's activations (for the memory measurement).</summary>
     public ActivationMemory ActivationMemory =>
         !Device.Tape.ReleaseSegments ? ActivationMemory.Kept : Recompute ? ActivationMemory.Recomputed : ActivationMemory.Released;
 

@@ -95,7 +95,7 @@ public sealed class CachingAllocator : IDisposable
     /// <summary>Takes an id without allocating (views: tensors that share another tensor's block).</summary>
     internal long TakeId() => nextId++;
 
-    /// <summary>Bytes asked for by live blocks, without bucket rounding (what the memory model predicts).</summary>
+    /// <summary>Bytes asked for by live blocks, without bucket rounding (what the memory measurement reports).</summary>
     public long RequestedBytesInUse { get; private set; }
     public long PeakRequestedBytes { get; private set; }
 

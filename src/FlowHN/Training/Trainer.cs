@@ -62,7 +62,7 @@ public sealed class Trainer : IDisposable
     public bool Interrupted { get; private set; }
 
     /// <summary>
-    /// Prints what a step will hold on the device (the memory model) and stops before the first step when it
+    /// Prints what a step will hold on the device (measured by a shape-only step) and stops before the first step when it
     /// cannot fit, naming a batch that would.
     /// </summary>
     private void CheckMemory()
