@@ -52,6 +52,7 @@ public static class StepBenchmark
     {
         if (breakdown && recompute)
             throw new UserException("The breakdown times each layer as it runs once; with recomputation layers run twice. Leave out one of them.");
+        long idle = device.Runtime.Allocator.RequestedBytesInUse; // what others hold on a shared device is not this model's
         using var model = LanguageModel.Create(device, config, seed);
         model.Recompute = recompute;
         if (model is FlowHNLM f) f.BranchConcurrency = device.Runtime.IsCuda && branchConcurrency;
@@ -64,7 +65,7 @@ public static class StepBenchmark
         device.Runtime.Synchronize();
         device.Runtime.Allocator.ResetPeak();
         device.Runtime.Counters.Reset();
-        long stateBytes = device.Runtime.Allocator.RequestedBytesInUse;
+        long stateBytes = device.Runtime.Allocator.RequestedBytesInUse - idle;
         long driverAllocations = device.Runtime.Allocator.DriverAllocations;
         using var clock = new StepClock(device);
         step.Observer = clock;
@@ -81,7 +82,7 @@ public static class StepBenchmark
         bool tf32 = device.Kernels.Gemm.UsesTf32;
         double peak = device.Runtime.Peak.For(tf32);
         var memory = new StepMemory(device.Runtime.Allocator.PeakBytesInUse, stateBytes,
-            (double)(device.Runtime.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
+            (double)(device.Runtime.Allocator.PeakRequestedBytes - idle - stateBytes) / tokensPerStep,
             MemoryMeasure.Estimate(config, batch, seqLen, MemoryMeasure.Like(device.Runtime), model.ActivationMemory));
         return new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Runtime.Peak.Source}",

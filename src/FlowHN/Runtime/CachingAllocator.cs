@@ -70,7 +70,7 @@ public sealed class CachingAllocator : IDisposable
     public CachingAllocator(Accelerator accelerator, long limitBytes = 0, bool meta = false)
     {
         this.accelerator = accelerator;
-        LimitBytes = limitBytes;
+        LimitBytes = meta ? 0 : limitBytes; // bookkeeping has no limit: a step is measured whole
         if (meta) placeholder = accelerator.Allocate1D<float>(1);
     }
 

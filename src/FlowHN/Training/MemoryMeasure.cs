@@ -22,7 +22,8 @@ public static class MemoryMeasure
     };
 
     /// <summary>The shape-only twin of a device: a GPU's launch shapes, or the same CPU accelerator settings.</summary>
-    public static DeviceOptions Like(ComputeDevice device) => device.IsCuda ? Cuda : device.Options with { Meta = true };
+    public static DeviceOptions Like(ComputeDevice device) =>
+        device.IsCuda ? Cuda : device.Options with { Meta = true, MemoryLimitGiB = 0 }; // measured whole, compared with the limit after
 
     private static readonly ConcurrentDictionary<DeviceOptions, ComputeDevice> Devices = new();
     private static readonly object Gate = new(); // a device's allocator measures one step at a time
