@@ -1,14 +1,14 @@
 using System.CommandLine;
-using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
+using FlowHN.Training;
 
 namespace FlowHN.Cli.Commands;
 
 /// <summary>
 /// <c>flowhn models</c>: every architecture and preset (and, for FlowHN, every split strategy and context)
-/// with its parameter count, training FLOPs per token from the FLOP model, and a training step's memory on a
-/// GPU from the memory model.
+/// with its parameter count (from its module tree), training FLOPs per token (counted in a forward and backward)
+/// and a training step's memory on a GPU (the allocator's books of a step), all measured on a shape-only device.
 /// </summary>
 public static class ModelsCommand
 {
@@ -30,15 +30,15 @@ public static class ModelsCommand
             if (v < 1 || l < 1 || b < 1) throw new UserException("--vocab, --seq and --batch must be positive.");
             var o = console.Out;
             o.WriteLine($"vocabulary {v}, sequence length {l}, batch {b}; FLOPs are forward + backward per trained token; " +
-                        "memory is a training step's on a GPU, from the memory model");
+                        "memory is a training step's on a GPU; all measured in a shape-only run of the model");
             o.WriteLine($"{"arch",-12} {"preset",-7} {"split",-12} {"dim",5} {"layers",6} {"heads",6} {"mlp",5} {"parameters",15} {"GFLOP/token",12} " +
                         $"{"state GiB",9} {"KiB/token",9} {"step GiB",9} {"recompute",9}");
             foreach (var arch in ArchitectureRegistry.All)
                 foreach (var preset in arch.Presets)
                     foreach (var (config, split) in Variants(arch.Config(preset.Name, v)))
                     {
-                        var memory = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda);
-                        var recomputed = MemoryModel.Estimate(config, b, l, KernelGeometry.Cuda, ActivationMemory.Recomputed);
+                        var memory = MemoryMeasure.Estimate(config, b, l, MemoryMeasure.Cuda);
+                        var recomputed = MemoryMeasure.Estimate(config, b, l, MemoryMeasure.Cuda, ActivationMemory.Recomputed);
                         o.WriteLine($"{arch.Name,-12} {preset.Name,-7} {split,-12} {config.Dim,5} {config.Layers,6} {$"{config.Heads}/{config.KvHeads}",6} " +
                                     $"{config.MlpHidden,5} {LanguageModel.CountParameters(config),15:N0} " +
                                     $"{LanguageModel.TrainingFlopsPerToken(config, l) / 1e9,12:0.0000} {memory.StateBytes / Gib,9:0.00} " +

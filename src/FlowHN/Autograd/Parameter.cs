@@ -103,14 +103,15 @@ public sealed class Parameter : Tensor
         Rebind(weights, offset, ownsBlock: false);
         Grad!.Rebind(grads, offset, ownsBlock: false);
         Store = store;
-        CopyFrom(InitialValues(init!, seed));
+        // A shape-only device draws no values: at 1B parameters that alone would take seconds and gigabytes.
+        if (!Device.Runtime.IsMeta) CopyFrom(InitialValues(init!, seed));
         init = null;
     }
 
     /// <summary>Zeroes this parameter's gradient (a model zeroes all of its store's gradients in one memset).</summary>
     public void ZeroGrad()
     {
-        Grad!.View.MemSetToZero(Device.Runtime.CurrentStream.Native);
+        if (!Device.Runtime.IsMeta) Grad!.View.MemSetToZero(Device.Runtime.CurrentStream.Native);
         Device.Runtime.Counters.Kernel();
     }
 

@@ -30,7 +30,7 @@ public sealed record BranchBreakdown(BranchTimes Forward, double ForwardMs, Bran
 
 /// <summary>
 /// A training step's memory: measured state and activations (bytes the tensors asked for, comparable with the
-/// memory model's <paramref name="Predicted"/>), and the allocator's peak in use, which adds its bucket rounding.
+/// shape-only step's <paramref name="Predicted"/>), and the allocator's peak in use, which adds its bucket rounding.
 /// </summary>
 public sealed record StepMemory(long PeakBytes, long StateBytes, double ActivationBytesPerToken, MemoryEstimate Predicted);
 
@@ -54,6 +54,7 @@ public static class StepBenchmark
     {
         if (breakdown && recompute)
             throw new UserException("The breakdown times each layer as it runs once; with recomputation layers run twice. Leave out one of them.");
+        long idle = device.Runtime.Allocator.RequestedBytesInUse; // what others hold on a shared device is not this model's
         using var model = LanguageModel.Create(device, config, seed);
         model.Recompute = recompute;
         if (model is FlowHNLM f) f.BranchConcurrency = device.Runtime.IsCuda && branchConcurrency;
@@ -78,7 +79,7 @@ public static class StepBenchmark
         device.Runtime.Synchronize();
         device.Runtime.Allocator.ResetPeak();
         device.Runtime.Counters.Reset();
-        long stateBytes = device.Runtime.Allocator.RequestedBytesInUse;
+        long stateBytes = device.Runtime.Allocator.RequestedBytesInUse - idle;
         long driverAllocations = device.Runtime.Allocator.DriverAllocations;
         // Each timed step has events of its own, read after the last one: the host never waits between timed
         // steps, so it can queue ahead and the events hold device work only.
@@ -107,8 +108,8 @@ public static class StepBenchmark
         bool tf32 = device.Kernels.Gemm.UsesTf32;
         double peak = device.Runtime.Peak.For(tf32);
         var memory = new StepMemory(device.Runtime.Allocator.PeakBytesInUse, stateBytes,
-            (double)(device.Runtime.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
-            MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory));
+            (double)(device.Runtime.Allocator.PeakRequestedBytes - idle - stateBytes) / tokensPerStep,
+            MemoryMeasure.Estimate(config, batch, seqLen, MemoryMeasure.Like(device.Runtime), model.ActivationMemory));
         return new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Runtime.Peak.Source}",
             memory,

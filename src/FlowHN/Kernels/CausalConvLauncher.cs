@@ -18,9 +18,8 @@ internal sealed class CausalConvLauncher : KernelFamily
     {
         forward = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             CausalConvKernels.CausalConvForward);
-        backward = Device.Accelerator.LoadKernel<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvBackward);
-        RegisterExtra(CausalConvKernels.CausalConvBackward);
+        backward = Loaded(CausalConvKernels.CausalConvBackward, () => Device.Accelerator.LoadKernel<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvBackward));
         finish = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvWeightGradFinish);
         tail = Load<CausalConvShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CausalConvKernels.CausalConvTail);
     }

@@ -124,13 +124,11 @@ internal sealed class CrossEntropyLauncher : KernelFamily
 
     public CrossEntropyLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
-        forward = Device.Accelerator.LoadKernel<int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-            int>(CrossEntropyKernels.CrossEntropyForward);
-        RegisterExtra(CrossEntropyKernels.CrossEntropyForward);
+        forward = Loaded(CrossEntropyKernels.CrossEntropyForward, () => Device.Accelerator.LoadKernel<int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
+            int>(CrossEntropyKernels.CrossEntropyForward));
         mean = Load<int, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(CrossEntropyKernels.CrossEntropyMean);
-        backward = Device.Accelerator.LoadKernel<int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(CrossEntropyKernels.CrossEntropyBackward);
-        RegisterExtra(CrossEntropyKernels.CrossEntropyBackward);
+        backward = Loaded(CrossEntropyKernels.CrossEntropyBackward, () => Device.Accelerator.LoadKernel<int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(CrossEntropyKernels.CrossEntropyBackward));
     }
 
     /// <summary>

@@ -24,7 +24,7 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
         this.elementwise = elementwise;
         tiled = Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmShape, int>(GemmKernels.GemmTiled);
         var requested = device.Options.Gemm;
-        if (device.IsCuda && requested != GemmBackendKind.Ilgpu)
+        if (device.IsCuda && !device.IsMeta && requested != GemmBackendKind.Ilgpu)
         {
             NativeLibraries.Register();
             cublas = CublasHandle.TryCreate(device.Options.Tf32, out string reason);
@@ -67,6 +67,7 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
     {
         if (s.M == 0 || s.N == 0) return;
         Counters.Matmul(s.M, s.N, s.K, batch);
+        if (Device.IsMeta) return; // counted, nothing to compute
         if (s.K == 0)
         {
             elementwise.Value.Scale(c, c, s.Beta);

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using System.Reflection;
 using FlowHN.Runtime;
 using ILGPU;
@@ -52,42 +53,51 @@ internal abstract class KernelFamily
         public void Dispose() => scratch.Return(block);
     }
 
-    private T Track<T>(T kernel) where T : Delegate
+    /// <summary>
+    /// Records a kernel method and loads it, or on a shape-only device (see ComputeDevice.IsMeta) returns a launch
+    /// that does nothing: launchers still count what they launch, and nothing is compiled. Kernels with more
+    /// parameters than the overloads below take are loaded through this directly.
+    /// </summary>
+    protected TLaunch Loaded<TLaunch>(Delegate kernel, Func<TLaunch> load) where TLaunch : Delegate
     {
         methods.Add(kernel.Method);
-        return kernel;
+        return Device.IsMeta ? NoLaunch<TLaunch>.Instance : load();
     }
 
-    /// <summary>Records a kernel loaded directly through ILGPU (more parameters than the overloads below take).</summary>
-    protected void RegisterExtra(Delegate kernel) => methods.Add(kernel.Method);
+    /// <summary>A delegate of any launch signature that ignores its arguments.</summary>
+    private static class NoLaunch<TLaunch> where TLaunch : Delegate
+    {
+        public static readonly TLaunch Instance = Expression.Lambda<TLaunch>(Expression.Empty(),
+            typeof(TLaunch).GetMethod("Invoke")!.GetParameters().Select(p => Expression.Parameter(p.ParameterType))).Compile();
+    }
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2> Load<T1, T2>(Action<T1, T2> kernel)
-        where T1 : struct where T2 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+        where T1 : struct where T2 : struct => Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2, T3> Load<T1, T2, T3>(Action<T1, T2, T3> kernel)
-        where T1 : struct where T2 : struct where T3 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+        where T1 : struct where T2 : struct where T3 : struct => Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4> Load<T1, T2, T3, T4>(Action<T1, T2, T3, T4> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct =>
-        Device.Accelerator.LoadKernel(Track(kernel));
+        Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5> Load<T1, T2, T3, T4, T5>(
         Action<T1, T2, T3, T4, T5> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct =>
-        Device.Accelerator.LoadKernel(Track(kernel));
+        Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6> Load<T1, T2, T3, T4, T5, T6>(
         Action<T1, T2, T3, T4, T5, T6> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct =>
-        Device.Accelerator.LoadKernel(Track(kernel));
+        Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7> Load<T1, T2, T3, T4, T5, T6, T7>(
         Action<T1, T2, T3, T4, T5, T6, T7> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
-        where T7 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+        where T7 : struct => Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 
     protected Action<AcceleratorStream, KernelConfig, T1, T2, T3, T4, T5, T6, T7, T8> Load<T1, T2, T3, T4, T5, T6, T7, T8>(
         Action<T1, T2, T3, T4, T5, T6, T7, T8> kernel)
         where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct
-        where T7 : struct where T8 : struct => Device.Accelerator.LoadKernel(Track(kernel));
+        where T7 : struct where T8 : struct => Loaded(kernel, () => Device.Accelerator.LoadKernel(kernel));
 }

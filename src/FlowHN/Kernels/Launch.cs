@@ -69,7 +69,7 @@ internal static class Launch
     {
         foreach (var (start, count) in Chunks(view.Length, ZeroChunk))
         {
-            view.SubView(start, count).MemSetToZero(device.CurrentStream.Native);
+            if (!device.IsMeta) view.SubView(start, count).MemSetToZero(device.CurrentStream.Native);
             device.Counters.Kernel();
         }
     }

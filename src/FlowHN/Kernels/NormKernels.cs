@@ -138,12 +138,10 @@ internal sealed class NormLauncher : KernelFamily
             NormKernels.RmsNormForward);
         backward = Load<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             NormKernels.RmsNormBackward);
-        addForward = Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, float>(NormKernels.AddRmsNormForward);
-        RegisterExtra(NormKernels.AddRmsNormForward);
-        addBackward = Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(NormKernels.AddRmsNormBackward);
-        RegisterExtra(NormKernels.AddRmsNormBackward);
+        addForward = Loaded(NormKernels.AddRmsNormForward, () => Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, float>(NormKernels.AddRmsNormForward));
+        addBackward = Loaded(NormKernels.AddRmsNormBackward, () => Device.Accelerator.LoadKernel<int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(NormKernels.AddRmsNormBackward));
     }
 
     public void RmsNormForward(int rows, int cols, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y,

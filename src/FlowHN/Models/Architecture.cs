@@ -7,7 +7,8 @@ namespace FlowHN.Models;
 /// One architecture that <c>--arch</c> can name: what it is, how to build it, what its layers are, its layer count
 /// at each preset, and the options that depend on it. Everything that differs between architectures asks the
 /// entry (found through <see cref="ArchitectureRegistry"/> or <see cref="ModelConfig.Architecture"/>), never the
-/// name. A new architecture is a new subclass in Models/Architectures/ plus one line in the registry.
+/// name. A new architecture is a new subclass in Models/Architectures/ plus one line in the registry; its parameter
+/// count, FLOPs and memory are measured from the model it builds (<see cref="ModelMeasure"/>), never written down.
 /// </summary>
 public abstract class Architecture
 {
@@ -34,12 +35,6 @@ public abstract class Architecture
 
     /// <summary>The model's modules, parameters planned but not allocated (<see cref="LanguageModel.Create"/> allocates them).</summary>
     public abstract LanguageModel Build(Session device, ModelConfig config, int seed);
-
-    /// <summary>Parameters of a config, without building the model (tests hold it to built models).</summary>
-    public abstract long CountParameters(ModelConfig c);
-
-    /// <summary>Forward FLOPs per token at a sequence length (see <see cref="FlopModel"/>).</summary>
-    public abstract double ForwardFlopsPerToken(ModelConfig c, int seqLen);
 
     /// <summary>Whether a layer runs the selective scan (its CUDA kernel takes local memory from the driver).</summary>
     public bool UsesSelectiveScan(ModelConfig c) => LayerKinds(c).Any(kind => kind != MixerKind.Attention);
@@ -76,8 +71,4 @@ public abstract class SequentialArchitecture : Architecture
         Enumerable.Range(0, c.Layers).Select(i => MixerOf(i, c.Layers)).ToArray();
 
     public override LanguageModel Build(Session device, ModelConfig config, int seed) => new SequentialLM(device, config, seed);
-
-    public override long CountParameters(ModelConfig c) => ParameterCounts.Sequential(c, LayerKinds(c));
-
-    public override double ForwardFlopsPerToken(ModelConfig c, int seqLen) => FlopModel.SequentialForwardPerToken(c, LayerKinds(c), seqLen);
 }

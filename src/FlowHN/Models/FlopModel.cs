@@ -1,18 +1,14 @@
 namespace FlowHN.Models;
 
 /// <summary>
-/// Analytic model FLOPs, one place for MFU (and later the FLOP-aware split). Conventions:
-/// a matrix product [m,k] x [k,n] is 2mnk FLOPs forward and twice that backward (gradients of both operands),
-/// so training costs 3x the forward. Causal attention over L tokens: each query sees on average (L+1)/2 keys,
-/// and scores plus the weighted sum of values cost 2 * 2 * headDim FLOPs per (query, key, head).
-/// Element-wise work (norms, activations, softmax) is not counted, as is usual for MFU. The LM head counts the
-/// model's vocabulary V: its forward product runs over V rounded up to 64 (see Nn.VocabularyPadding), but MFU
-/// conventionally counts the model's real FLOPs, so the padding columns' work is issued and not counted.
+/// The small analytic cost model the FLOP-aware split needs before a model exists (<see cref="BranchCosts"/>,
+/// <see cref="SplitRatio"/>): what one token costs each branch of a FlowHN block. A model's own FLOPs (MFU,
+/// <c>flowhn models</c>) are counted from its launches instead (<see cref="ModelMeasure"/>). Conventions, the
+/// launch counters' too: a matrix product [m,k] x [k,n] is 2mnk FLOPs forward; element-wise work (norms,
+/// activations, softmax) is not counted, as is usual for MFU.
 /// </summary>
 public static class FlopModel
 {
-    public const double TrainingMultiplier = 3.0;
-
     /// <summary>Forward FLOPs per token of a bias-free linear layer.</summary>
     public static double Linear(int inFeatures, int outFeatures) => 2.0 * inFeatures * outFeatures;
 
@@ -22,6 +18,7 @@ public static class FlopModel
 
     public static double SwiGluMlp(int dim, int hidden) => 3 * Linear(dim, hidden);
 
+    /// <summary>An attention layer without its MLP: Q, K, V and O projections and causal attention over L tokens.</summary>
     public static double AttentionLayer(ModelConfig c, int seqLen)
     {
         int kvDim = c.KvHeads * c.HeadDim;
@@ -35,18 +32,4 @@ public static class FlopModel
     public static double MambaLayer(Nn.MambaShape s) =>
         Linear(s.Dim, 2 * s.Inner) + 2.0 * s.ConvWidth * s.Inner + Linear(s.Inner, s.DtRank + 2 * s.State)
         + Linear(s.DtRank, s.Inner) + 9.0 * s.Inner * s.State + 4.0 * s.Inner + Linear(s.Inner, s.Dim);
-
-    /// <summary>Hymba's mixer: both branches on every token; the SSM and attention each skip their own output
-    /// projection, one shared d x d projection follows (counted once, in place of attention's o_proj).</summary>
-    public static double HymbaLayer(ModelConfig c, int seqLen) =>
-        AttentionLayer(c, seqLen) + MambaLayer(SequentialLM.HymbaShape(c)) - Linear(c.Dim, c.Dim);
-
-    public static double SequentialForwardPerToken(ModelConfig c, IReadOnlyList<MixerKind> kinds, int seqLen) =>
-        kinds.Sum(kind => kind switch
-        {
-            MixerKind.Attention => AttentionLayer(c, seqLen),
-            MixerKind.Mamba => MambaLayer(c.Mamba),
-            MixerKind.Hymba => HymbaLayer(c, seqLen),
-            _ => throw SequentialLM.NotADecoderLayer(kind),
-        } + SwiGluMlp(c.Dim, c.MlpHidden)) + Linear(c.Dim, c.VocabSize);
 }

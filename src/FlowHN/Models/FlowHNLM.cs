@@ -74,40 +74,6 @@ public sealed class FlowHNLM : LanguageModel
         }
     }
 
-    /// <summary>
-    /// Forward FLOPs per token: each block's two branches on the tokens routed to them (from the actual plan
-    /// of that block, so fac's moving window and the prefix context's longer attention span are counted),
-    /// the fusion products, and the LM head.
-    /// </summary>
-    public static double ForwardFlopsPerToken(ModelConfig c, int seqLen)
-    {
-        var costs = BranchCostsOf(c);
-        double total = 0;
-        for (int block = 0; block < c.Layers; block++)
-        {
-            if (c.Split == SplitStrategy.None)
-            {
-                double attention = (costs.AttentionPerToken + costs.KvPerToken) * seqLen + costs.PairCost * seqLen * (seqLen + 1) / 2.0;
-                total += attention + costs.SsmPerToken * seqLen + FlopModel.Linear(2 * c.Dim, c.Dim) * seqLen;
-            }
-            else
-            {
-                int a = c.Split is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating ? Balance(c, seqLen).AttentionTokens : 0;
-                var balance = SplitRatio.Balance(costs, c.SplitContext, SplitPlanner.Plan(c.Split, c.SplitContext, block, c.Layers, seqLen, a));
-                total += balance.AttentionFlops + balance.SsmFlops + FlopModel.Linear(c.Dim, c.Dim) * seqLen;
-            }
-            total += FlopModel.Linear(c.Dim, c.Dim) * seqLen; // W_f
-        }
-        return total / seqLen + FlopModel.Linear(c.Dim, c.VocabSize);
-    }
-
-    public static long CountFlowHNParameters(ModelConfig c)
-    {
-        long fusion = (long)c.Dim * (c.Split == SplitStrategy.None ? 2 * c.Dim : c.Dim) + c.Dim + (long)c.Dim * c.Dim;
-        long block = ParameterCounts.Layer(c, MixerKind.Attention) + ParameterCounts.Layer(c, MixerKind.Mamba) + fusion;
-        return 2L * c.VocabSize * c.Dim + c.Dim + c.Layers * block;
-    }
-
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
         var x = embed.Forward(ids);

@@ -57,19 +57,18 @@ public abstract class LanguageModel : Module
     /// <summary>The observer for a layer's forward: none when the layer runs again to recompute its activations.</summary>
     protected ISegmentObserver? ObserverFor(bool recomputing) => recomputing ? null : Observer;
 
-    /// <summary>How a training step keeps this model's activations (for the memory model).</summary>
+    /// <summary>How a training step keeps this model's activations (for the memory measurement).</summary>
     public ActivationMemory ActivationMemory =>
         !Device.Tape.ReleaseSegments ? ActivationMemory.Kept : Recompute ? ActivationMemory.Recomputed : ActivationMemory.Released;
 
-    /// <summary>Model FLOPs of forward + backward per trained token at this sequence length (see FlopModel).</summary>
+    /// <summary>Model FLOPs of forward + backward per trained token at this sequence length (see ModelMeasure).</summary>
     public double TrainingFlopsPerToken(int seqLen) => TrainingFlopsPerToken(Config, seqLen);
 
-    /// <summary>Parameters of an architecture and shape, without building the model.</summary>
-    public static long CountParameters(ModelConfig config) => config.Architecture.CountParameters(config);
+    /// <summary>Parameters of an architecture and shape, from the module tree of the model built on a shape-only device.</summary>
+    public static long CountParameters(ModelConfig config) => ModelMeasure.Parameters(config);
 
-    /// <summary>Training FLOPs per token of an architecture and shape, without building the model.</summary>
-    public static double TrainingFlopsPerToken(ModelConfig config, int seqLen) =>
-        FlopModel.TrainingMultiplier * config.Architecture.ForwardFlopsPerToken(config, seqLen);
+    /// <summary>Training FLOPs per token of an architecture and shape, counted in a shape-only forward and backward.</summary>
+    public static double TrainingFlopsPerToken(ModelConfig config, int seqLen) => ModelMeasure.Flops(config, seqLen).Training;
 
     /// <summary>Builds the architecture and allocates its parameters in one flat buffer.</summary>
     public static LanguageModel Create(Session device, ModelConfig config, int seed)

@@ -9,9 +9,11 @@ namespace FlowHN.Runtime;
 /// </summary>
 public sealed class DeviceBlock
 {
-    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements, long requestedElements, long id)
+    internal DeviceBlock(MemoryBuffer1D<float, Stride1D.Dense> buffer, long bucketElements, long requestedElements, long id,
+        bool meta = false)
     {
         Buffer = buffer;
+        IsMeta = meta;
         BucketElements = bucketElements;
         RequestedElements = requestedElements;
         Id = id;
@@ -19,6 +21,9 @@ public sealed class DeviceBlock
     }
 
     internal MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
+
+    /// <summary>A block of a shape-only device: its view has the block's length but no memory behind it.</summary>
+    public bool IsMeta { get; }
     public long BucketElements { get; }
     /// <summary>What was asked for (the bucket may be larger).</summary>
     public long RequestedElements { get; }
@@ -38,7 +43,9 @@ public sealed class DeviceBlock
         get
         {
             ObjectDisposedException.ThrowIf(IsFreed, this);
-            return Buffer.View;
+            // A meta block's view spans its bucket over a one-element placeholder: sub-views of it are shaped
+            // like the real ones, and nothing ever reads or writes through it.
+            return IsMeta ? new ArrayView<float>(Buffer, 0, BucketElements) : Buffer.View;
         }
     }
 }
@@ -57,11 +64,18 @@ public sealed class CachingAllocator : IDisposable
     private readonly Dictionary<long, Stack<MemoryBuffer1D<float, Stride1D.Dense>>> free = new();
     private long nextId;
 
-    public CachingAllocator(Accelerator accelerator, long limitBytes = 0)
+    private readonly MemoryBuffer1D<float, Stride1D.Dense>? placeholder;
+
+    /// <param name="meta">Keep the books only: every block shares one tiny placeholder buffer (see ComputeDevice.IsMeta).</param>
+    public CachingAllocator(Accelerator accelerator, long limitBytes = 0, bool meta = false)
     {
         this.accelerator = accelerator;
-        LimitBytes = limitBytes;
+        LimitBytes = meta ? 0 : limitBytes; // bookkeeping has no limit: a step is measured whole
+        if (meta) placeholder = accelerator.Allocate1D<float>(1);
     }
+
+    /// <summary>Whether blocks are bookkeeping only (a shape-only device).</summary>
+    public bool IsMeta => placeholder is not null;
 
     /// <summary>Most device memory this allocator may reserve (0 = whatever the device has).</summary>
     public long LimitBytes { get; }
@@ -81,7 +95,7 @@ public sealed class CachingAllocator : IDisposable
     /// <summary>Takes an id without allocating (views: tensors that share another tensor's block).</summary>
     internal long TakeId() => nextId++;
 
-    /// <summary>Bytes asked for by live blocks, without bucket rounding (what the memory model predicts).</summary>
+    /// <summary>Bytes asked for by live blocks, without bucket rounding (what the memory measurement reports).</summary>
     public long RequestedBytesInUse { get; private set; }
     public long PeakRequestedBytes { get; private set; }
 
@@ -116,7 +130,7 @@ public sealed class CachingAllocator : IDisposable
         PeakBytesInUse = Math.Max(PeakBytesInUse, BytesInUse);
         RequestedBytesInUse += elements * sizeof(float);
         PeakRequestedBytes = Math.Max(PeakRequestedBytes, RequestedBytesInUse);
-        return new DeviceBlock(buffer, bucket, elements, TakeId());
+        return new DeviceBlock(buffer, bucket, elements, TakeId(), IsMeta);
     }
 
     public void Free(DeviceBlock block)
@@ -134,12 +148,12 @@ public sealed class CachingAllocator : IDisposable
     /// <summary>Returns every cached (unused) block to the driver.</summary>
     public void ReleaseCached()
     {
-        foreach (var stack in free.Values)
+        foreach (var (bucket, stack) in free)
             while (stack.Count > 0)
             {
                 var buffer = stack.Pop();
-                BytesReserved -= buffer.LengthInBytes;
-                buffer.Dispose();
+                BytesReserved -= bucket * sizeof(float);
+                if (buffer != placeholder) buffer.Dispose();
             }
     }
 
@@ -178,23 +192,24 @@ public sealed class CachingAllocator : IDisposable
         }
     }
 
-    private MemoryBuffer1D<float, Stride1D.Dense> TryDriver(long bucket)
+    private (MemoryBuffer1D<float, Stride1D.Dense>, long) TryDriver(long bucket)
     {
         if (LimitBytes > 0 && BytesReserved + bucket * sizeof(float) > LimitBytes)
             throw new OutOfMemoryException($"the memory limit of {LimitBytes} bytes would be exceeded");
-        return accelerator.Allocate1D<float>(bucket);
+        return (placeholder ?? accelerator.Allocate1D<float>(bucket), bucket);
     }
 
-    private MemoryBuffer1D<float, Stride1D.Dense> Count(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    private MemoryBuffer1D<float, Stride1D.Dense> Count((MemoryBuffer1D<float, Stride1D.Dense> Buffer, long Bucket) allocated)
     {
         DriverAllocations++;
-        BytesReserved += buffer.LengthInBytes;
-        return buffer;
+        BytesReserved += allocated.Bucket * sizeof(float);
+        return allocated.Buffer;
     }
 
     public void Dispose()
     {
         ReleaseCached();
         free.Clear();
+        placeholder?.Dispose();
     }
 }

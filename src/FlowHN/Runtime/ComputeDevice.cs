@@ -17,10 +17,12 @@ public sealed class ComputeDevice : IDisposable
         Context = context;
         Accelerator = accelerator;
         Options = options;
-        IsCuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        IsMeta = options.Meta;
+        // A shape-only device stands for the kind it was asked to be, so launchers size their work (and scratch) for it.
+        IsCuda = IsMeta ? options.Device == DeviceKind.Cuda : accelerator.AcceleratorType == AcceleratorType.Cuda;
         DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false, Counters);
         CurrentStream = DefaultStream;
-        Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)));
+        Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)), IsMeta);
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
     }
 
@@ -28,6 +30,15 @@ public sealed class ComputeDevice : IDisposable
     public Accelerator Accelerator { get; }
     public DeviceOptions Options { get; }
     public bool IsCuda { get; }
+
+    /// <summary>
+    /// A shape-only device: the allocator keeps its books (sizes, buckets, peaks) without memory, launchers count
+    /// their launches and FLOPs without running them, host copies move nothing (downloads read zeros). Running a
+    /// model's training step on it gives the counters and the allocator's trace that the real step would. Asked
+    /// for as <see cref="DeviceKind.Cuda"/> it is a GPU to the launchers (runs on the CPU accelerator, with its
+    /// warp size), so a GPU's step is measured on a machine without one.
+    /// </summary>
+    public bool IsMeta { get; }
     public bool IsDisposed { get; private set; }
     public string Name => Accelerator.Name;
     public DeviceStream DefaultStream { get; }
@@ -45,7 +56,7 @@ public sealed class ComputeDevice : IDisposable
     {
         options ??= new DeviceOptions();
         NativeLibraries.Register();
-        bool wantCuda = options.Device != DeviceKind.Cpu;
+        bool wantCuda = options.Device != DeviceKind.Cpu && !options.Meta;
         var cpu = new CPUDevice(options.CpuWarpSize, options.CpuWarpsPerGroup, CpuMultiprocessors(options));
         Context context = Context.Create(builder =>
         {
@@ -56,7 +67,7 @@ public sealed class ComputeDevice : IDisposable
         try
         {
             var cudaDevices = context.GetCudaDevices();
-            if (options.Device == DeviceKind.Cuda && cudaDevices.Count == 0)
+            if (options.Device == DeviceKind.Cuda && cudaDevices.Count == 0 && !options.Meta)
                 throw new UserException("No CUDA device was found (is the NVIDIA driver installed and libcuda.so.1 on the " +
                                         "library path?). Use --device cpu to run on the CPU.");
             Accelerator accelerator = wantCuda && cudaDevices.Count > 0

@@ -16,7 +16,7 @@ public sealed class DeviceEvent : IDisposable
     internal DeviceEvent(ComputeDevice device, bool timing)
     {
         this.device = device;
-        if (device.IsCuda)
+        if (device.IsCuda && !device.IsMeta)
             CudaDriver.Check(CudaDriver.EventCreate(out handle, timing ? CudaDriver.EventDefault : CudaDriver.EventDisableTiming),
                 "cuEventCreate");
     }

@@ -31,6 +31,11 @@ public sealed record DeviceOptions
     public int CpuLanesPerRow { get; init; } = 1;
     /// <summary>Compile kernels with full optimisation (slower start-up, faster kernels).</summary>
     public bool Optimize { get; init; } = true;
+    /// <summary>
+    /// A shape-only device (see <see cref="ComputeDevice.IsMeta"/>): blocks have sizes but no memory, launches are
+    /// counted but never run. It measures a model (parameters, FLOPs, memory) at any size without the memory.
+    /// </summary>
+    public bool Meta { get; init; }
 
     public static DeviceKind ParseDevice(string value) => value.ToLowerInvariant() switch
     {

@@ -3,7 +3,8 @@ namespace FlowHN.Runtime;
 /// <summary>
 /// Counts what is put on the device: kernel launches, and model FLOPs by the conventions of FlopModel (matrix
 /// products as launched, less the columns of vocabulary padding; attention, the selective scan and the conv as
-/// their forward cost, and twice that for a backward). Tests compare these counts with the analytic FLOP model.
+/// their forward cost, and twice that for a backward). A model's FLOPs per token are these counts over one
+/// forward and backward on a shape-only device (ModelMeasure), which counts without launching.
 /// </summary>
 internal sealed class LaunchCounters
 {

@@ -154,7 +154,7 @@ public class Tensor : IDisposable
     public static Tensor Zeros(TensorDevice device, int[] shape, DType dtype = DType.Float32)
     {
         var t = Empty(device, shape, dtype);
-        t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.Runtime.CurrentStream.Native);
+        if (!device.Runtime.IsMeta) t.Block.View.SubView(0, Math.Max(1, t.Length)).MemSetToZero(device.Runtime.CurrentStream.Native);
         device.Runtime.Counters.Kernel();
         return t;
     }
@@ -186,14 +186,14 @@ public class Tensor : IDisposable
     public void CopyFrom(float[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
-        View.CopyFromCPU(Runtime.CurrentStream.Native, data);
+        if (!Runtime.IsMeta) View.CopyFromCPU(Runtime.CurrentStream.Native, data);
         Runtime.Counters.Upload(4L * data.Length);
     }
 
     public void CopyFrom(int[] data)
     {
         if (data.Length != Length) throw new ArgumentException($"Expected {Length} values, got {data.Length}.");
-        IntView.CopyFromCPU(Runtime.CurrentStream.Native, data);
+        if (!Runtime.IsMeta) IntView.CopyFromCPU(Runtime.CurrentStream.Native, data);
         Runtime.Counters.Upload(4L * data.Length);
     }
 
@@ -205,7 +205,7 @@ public class Tensor : IDisposable
     {
         if (!IsContiguous) return GatherStrided();
         var result = new float[Length];
-        View.CopyToCPU(Runtime.CurrentStream.Native, result);
+        if (!Runtime.IsMeta) View.CopyToCPU(Runtime.CurrentStream.Native, result); // a shape-only device reads zeros
         Runtime.CurrentStream.Synchronize();
         Runtime.Counters.Download();
         return result;
@@ -219,7 +219,7 @@ public class Tensor : IDisposable
         long span = 1;
         for (int i = 0; i < Rank; i++) span += (Shape[i] - 1) * Strides[i];
         var covered = new float[span];
-        Block.View.SubView(Offset, span).CopyToCPU(Device.Runtime.CurrentStream.Native, covered);
+        if (!Runtime.IsMeta) Block.View.SubView(Offset, span).CopyToCPU(Device.Runtime.CurrentStream.Native, covered);
         Device.Runtime.CurrentStream.Synchronize();
         Device.Runtime.Counters.Download();
         var index = new int[Rank];
@@ -240,7 +240,8 @@ public class Tensor : IDisposable
     public void CopyRangeToHost(long offset, Span<float> buffer)
     {
         if (buffer.IsEmpty) return;
-        View.SubView(offset, buffer.Length).CopyToCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        if (Runtime.IsMeta) buffer.Clear();
+        else View.SubView(offset, buffer.Length).CopyToCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
         Runtime.CurrentStream.Synchronize();
         Runtime.Counters.Download();
     }
@@ -249,7 +250,8 @@ public class Tensor : IDisposable
     public void CopyRangeFromHost(long offset, ReadOnlySpan<float> buffer)
     {
         if (buffer.IsEmpty) return;
-        View.SubView(offset, buffer.Length).CopyFromCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        if (!Runtime.IsMeta)
+            View.SubView(offset, buffer.Length).CopyFromCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
         // The host buffer is reused for the next chunk as soon as this returns.
         Runtime.CurrentStream.Synchronize();
         Runtime.Counters.Upload(4L * buffer.Length);
@@ -258,7 +260,7 @@ public class Tensor : IDisposable
     public int[] ToIntArray()
     {
         var result = new int[Length];
-        IntView.CopyToCPU(Runtime.CurrentStream.Native, result);
+        if (!Runtime.IsMeta) IntView.CopyToCPU(Runtime.CurrentStream.Native, result);
         Runtime.CurrentStream.Synchronize();
         Runtime.Counters.Download();
         return result;

@@ -63,13 +63,13 @@ public sealed class Trainer : IDisposable
     public bool Interrupted { get; private set; }
 
     /// <summary>
-    /// Prints what a step will hold on the device (the memory model) and stops before the first step when it
+    /// Prints what a step will hold on the device (measured by a shape-only step) and stops before the first step when it
     /// cannot fit, naming a batch that would.
     /// </summary>
     private void CheckMemory()
     {
         long tokens = (long)options.Batch * options.SeqLen;
-        var memory = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), model.ActivationMemory);
+        var memory = MemoryMeasure.Estimate(model.Config, options.Batch, options.SeqLen, MemoryMeasure.Like(device.Runtime), model.ActivationMemory);
         long available = device.Runtime.Allocator.LimitBytes > 0 ? device.Runtime.Allocator.LimitBytes : device.Runtime.MemoryBytes;
         // Weights, gradients and moments as allocated (exact sizes: cached blocks are not needed, they go back
         // to the driver when an allocation needs their room).
@@ -83,7 +83,7 @@ public sealed class Trainer : IDisposable
         // two below 4 MiB: 44% on average). The state is counted exactly, so nothing else pads the estimate.
         const double rounding = 1.5;
         long fits = (long)Math.Floor((available - held) / (rounding * memory.ActivationBytesPerToken * options.SeqLen));
-        var recomputed = MemoryModel.Estimate(model.Config, options.Batch, options.SeqLen, KernelGeometry.Of(device.Runtime), ActivationMemory.Recomputed);
+        var recomputed = MemoryMeasure.Estimate(model.Config, options.Batch, options.SeqLen, MemoryMeasure.Like(device.Runtime), ActivationMemory.Recomputed);
         bool recomputeFits = !model.Recompute && held + rounding * recomputed.ActivationBytesPerToken * tokens <= available;
         throw new UserException($"A training step needs about {(held + activations) / gib:0.#} GiB but {device.Runtime.Name} has " +
                                 $"{available / gib:0.#} GiB. " + (fits >= 1

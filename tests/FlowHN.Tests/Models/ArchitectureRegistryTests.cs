@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using FlowHN.Data;
 using FlowHN.Models;
 using FlowHN.Runtime;
+using FlowHN.Training;
 
 namespace FlowHN.Tests.Models;
 
@@ -66,7 +67,7 @@ public class ArchitectureRegistryTests
         Assert.Equal(LanguageModel.CountParameters(config), model.ParameterCount);
         Assert.Equal(config.Layers, architecture.LayerKinds(config).Count);
         Assert.True(LanguageModel.TrainingFlopsPerToken(config, width.BenchSeqLen) > 0);
-        Assert.True(MemoryModel.Estimate(config, width.BenchBatch, width.BenchSeqLen, FlowHN.Kernels.KernelGeometry.Cuda).ActivationBytesPerToken > 0);
+        Assert.True(MemoryMeasure.Estimate(config, width.BenchBatch, width.BenchSeqLen, MemoryMeasure.Cuda).ActivationBytesPerToken > 0);
     }
 
     [Fact]

@@ -5,9 +5,9 @@ using FlowHN.Tensors;
 namespace FlowHN.Tests.Models;
 
 /// <summary>
-/// The analytic FLOP model (used for MFU and the FLOP-aware split) against the FLOPs the launchers actually
-/// issue in one forward + backward: matrix products as launched, attention by its visible pairs, the scan and
-/// the conv by their shapes.
+/// The FLOPs a model reports (MFU, <c>flowhn models</c>), counted in a forward and backward on a shape-only
+/// device, against the FLOPs the launchers issue in a real forward and backward: matrix products as launched,
+/// attention by its visible pairs, the scan and the conv by their shapes.
 /// </summary>
 public class FlopAccountingTests
 {
@@ -22,7 +22,7 @@ public class FlopAccountingTests
 
     [Theory]
     [MemberData(nameof(Architectures))]
-    public void FlopModelEqualsLaunchedFlopsWithinOnePercent(string arch, SplitStrategy split, SplitContext context)
+    public void ShapeOnlyCountEqualsLaunchedFlops(string arch, SplitStrategy split, SplitContext context)
     {
         var device = TestDevice.Cpu;
         const int batch = 2, length = 24;
@@ -44,7 +44,8 @@ public class FlopAccountingTests
         double launched = device.Runtime.Counters.ModelFlops;
         double predicted = LanguageModel.TrainingFlopsPerToken(config, length) * batch * length;
         model.ZeroGrad();
-        Assert.True(Math.Abs(launched / predicted - 1) < 0.01,
-            $"{arch} {split}/{context}: launched {launched:E4}, FLOP model {predicted:E4} ({launched / predicted - 1:P2})");
+        Assert.True(launched > 0);
+        Assert.True(Math.Abs(launched / predicted - 1) < 1e-9,
+            $"{arch} {split}/{context}: launched {launched:E6}, shape-only count {predicted:E6} ({launched / predicted - 1:P4})");
     }
 }

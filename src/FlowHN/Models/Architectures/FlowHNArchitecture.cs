@@ -21,8 +21,4 @@ public sealed class FlowHNArchitecture : Architecture
     public override IReadOnlyList<MixerKind> LayerKinds(ModelConfig c) => Enumerable.Repeat(MixerKind.Parallel, c.Layers).ToArray();
 
     public override LanguageModel Build(Session device, ModelConfig config, int seed) => new FlowHNLM(device, config, seed);
-
-    public override long CountParameters(ModelConfig c) => FlowHNLM.CountFlowHNParameters(c);
-
-    public override double ForwardFlopsPerToken(ModelConfig c, int seqLen) => FlowHNLM.ForwardFlopsPerToken(c, seqLen);
 }

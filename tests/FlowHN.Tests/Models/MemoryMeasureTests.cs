@@ -1,5 +1,4 @@
 using FlowHN.Autograd;
-using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Diagnostics;
 using FlowHN.Training;
@@ -7,7 +6,7 @@ using Xunit.Abstractions;
 
 namespace FlowHN.Tests.Models;
 
-public class MemoryModelTests(ITestOutputHelper output)
+public class MemoryMeasureTests(ITestOutputHelper output)
 {
     public static IEnumerable<object[]> Architectures() =>
     [
@@ -58,16 +57,16 @@ public class MemoryModelTests(ITestOutputHelper output)
         var config = Presets.Get(arch, "tiny", 256) with { Layers = 6, Split = SplitWords.ParseStrategy(split) };
         var memory = StepBenchmark.Run(TestDevice.Cpu, config, 2, 64, warmup: 1, steps: 1, breakdown: false, recompute: true).Memory;
         output.WriteLine($"activations/token {memory.ActivationBytesPerToken:0} vs {memory.Predicted.ActivationBytesPerToken:0}");
-        Assert.InRange(memory.Predicted.ActivationBytesPerToken / memory.ActivationBytesPerToken, 0.98, 1.02);
+        AssertActivations(memory, config, 2 * 64);
     }
 
     [Fact]
     public void ReleasingLayersAfterTheirBackwardLowersThePeak()
     {
         var config = Presets.Get("flowhn", "1b", 50257) with { Split = SplitStrategy.None };
-        double released = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda).ActivationBytesPerToken;
-        double kept = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda, ActivationMemory.Kept).ActivationBytesPerToken;
-        double recomputed = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda, ActivationMemory.Recomputed).ActivationBytesPerToken;
+        double released = MemoryMeasure.Estimate(config, 8, 1024, MemoryMeasure.Cuda).ActivationBytesPerToken;
+        double kept = MemoryMeasure.Estimate(config, 8, 1024, MemoryMeasure.Cuda, ActivationMemory.Kept).ActivationBytesPerToken;
+        double recomputed = MemoryMeasure.Estimate(config, 8, 1024, MemoryMeasure.Cuda, ActivationMemory.Recomputed).ActivationBytesPerToken;
         output.WriteLine($"flowhn 1b: {kept / 1024:0} KiB/token kept, {released / 1024:0} released, {recomputed / 1024:0} recomputed");
         Assert.True(released < 0.7 * kept);
         Assert.True(recomputed < 0.5 * released);
@@ -78,10 +77,19 @@ public class MemoryModelTests(ITestOutputHelper output)
         var memory = StepBenchmark.Run(device, config, batch, seqLen, warmup: 1, steps: 1, breakdown: false).Memory;
         output.WriteLine($"state {memory.StateBytes} vs {memory.Predicted.StateBytes}; activations/token " +
                          $"{memory.ActivationBytesPerToken:0} vs {memory.Predicted.ActivationBytesPerToken:0}");
-        // State leaves out the flat buffers' alignment padding (up to 64 floats per tensor) and the position tables:
-        // about 1% of the tiny models here, far less of real ones.
-        Assert.InRange(memory.Predicted.StateBytes / (double)memory.StateBytes, 0.98, 1.0);
-        Assert.InRange(memory.Predicted.ActivationBytesPerToken / memory.ActivationBytesPerToken, 0.98, 1.02);
+        // The shape-only step makes the same requests as the real one: the same state, to the byte.
+        Assert.Equal(memory.StateBytes, memory.Predicted.StateBytes);
+        AssertActivations(memory, config, batch * seqLen);
+    }
+
+    /// <summary>
+    /// Only the token ids decide one size: the embedding backward's plan holds each distinct id once (two ints).
+    /// The measurement gives every token its own id, the most a batch can have; a random batch has fewer.
+    /// </summary>
+    private static void AssertActivations(StepMemory memory, ModelConfig config, int tokens)
+    {
+        double slack = 2.0 * sizeof(int) * Math.Min(tokens, config.VocabSize) / tokens;
+        Assert.InRange(memory.Predicted.ActivationBytesPerToken - memory.ActivationBytesPerToken, 0, slack);
     }
 
     [Fact]
@@ -89,7 +97,9 @@ public class MemoryModelTests(ITestOutputHelper output)
     {
         var config = Presets.Get("mamba", "small", 50257);
         long padding = 2L * (50304 - 50257) * config.Dim; // the embedding's and the LM head's rows 50,257 .. 50,303
-        Assert.Equal(16 * (LanguageModel.CountParameters(config) + padding), MemoryModel.Estimate(config, 1, 64, KernelGeometry.Cuda).StateBytes);
+        double state = MemoryMeasure.Estimate(config, 1, 64, MemoryMeasure.Cuda).StateBytes;
+        // Above it only by the flat buffers' 256-byte alignment of each tensor and the small position tables.
+        Assert.InRange(state / (16.0 * (LanguageModel.CountParameters(config) + padding)), 1.0, 1.001);
     }
 
     [Theory]
@@ -105,11 +115,12 @@ public class MemoryModelTests(ITestOutputHelper output)
     public void ActivationsPerTokenDoNotDependOnTheBatchButGrowWithTheModel()
     {
         var config = Presets.Get("transformer", "135m", 50257);
-        double one = MemoryModel.Estimate(config, 1, 256, KernelGeometry.Cuda).ActivationBytesPerToken;
-        double eight = MemoryModel.Estimate(config, 8, 256, KernelGeometry.Cuda).ActivationBytesPerToken;
-        Assert.Equal(one, eight, 6);
+        double one = MemoryMeasure.Estimate(config, 1, 256, MemoryMeasure.Cuda).ActivationBytesPerToken;
+        double eight = MemoryMeasure.Estimate(config, 8, 256, MemoryMeasure.Cuda).ActivationBytesPerToken;
+        output.WriteLine($"batch 1 {one:0.0} B/token, batch 8 {eight:0.0}");
+        Assert.InRange(eight / one, 0.999, 1.001); // only small per-launch scratch (reduction partials) is not per token
         // Twice the layers: twice the forward activations, while the backward of one layer stays on top of them.
-        double deeper = MemoryModel.Estimate(config with { Layers = 10 }, 1, 256, KernelGeometry.Cuda).ActivationBytesPerToken;
+        double deeper = MemoryMeasure.Estimate(config with { Layers = 10 }, 1, 256, MemoryMeasure.Cuda).ActivationBytesPerToken;
         output.WriteLine($"5 layers {one / 1024:0} KiB/token, 10 layers {deeper / 1024:0}");
         Assert.InRange(deeper / one, 1.3, 2.0);
     }
@@ -123,7 +134,7 @@ public class MemoryModelTests(ITestOutputHelper output)
     {
         // The memory target, as far as the model can tell without a GPU (GPT-2 vocabulary, CUDA launch shapes).
         var config = Presets.Get(arch, "1b", 50257) with { Split = SplitWords.ParseStrategy(split) };
-        double bytes = MemoryModel.Estimate(config, 8, 1024, KernelGeometry.Cuda).StepBytes(8 * 1024);
+        double bytes = MemoryMeasure.Estimate(config, 8, 1024, MemoryMeasure.Cuda).StepBytes(8 * 1024);
         output.WriteLine($"{arch} {split}: {bytes / (1L << 30):0.0} GiB");
         Assert.True(bytes < 80e9 * 0.95, $"{bytes / 1e9:0.0} GB");
     }
