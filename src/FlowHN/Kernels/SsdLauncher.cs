@@ -86,10 +86,18 @@ internal sealed class SsdLauncher : KernelFamily
         output(Stream, Launch.Grid1D(Device, s.XLength), s, p, decayBuffer.View, scoreBuffer.View, stateView, y);
     }
 
-    /// <summary>Floats of the scratch a backward allocates (besides what the forward recomputes).</summary>
-    public static long BackwardScratchLength(SsdShape s) =>
+    /// <summary>
+    /// Floats of the scratch a forward allocates: dt and the cumulative sums, the scores and, unless the caller keeps
+    /// the chunk states, those too (one float stands in otherwise). Inside a step's scope it lives until the layer's release.
+    /// </summary>
+    public static long ForwardScratchLength(SsdShape s, bool keepsStates) =>
+        s.DecayLength + s.ScoresLength + (keepsStates ? 1 : s.ChunkStatesLength);
+
+    /// <summary>Floats of the scratch a backward allocates (one float stands in for an absent initial state's gradient).</summary>
+    public static long BackwardScratchLength(SsdShape s, bool initialScratch = false) =>
         s.DecayLength + s.ScoresLength + s.PairDotsLength + s.ChunkStatesLength + s.XLength +
-        (long)s.Batch * s.Length * s.Heads * SsdKernels.RowSlots + (long)s.Batch * s.Heads * SsdKernels.ParamSlots;
+        (long)s.Batch * s.Length * s.Heads * SsdKernels.RowSlots + (long)s.Batch * s.Heads * SsdKernels.ParamSlots +
+        (initialScratch ? (long)s.Batch * s.Heads * s.StateSize : 1);
 
     /// <summary>
     /// Every gradient += its share for output gradient dy, given the forward's output y and the states it kept.

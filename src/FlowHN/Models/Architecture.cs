@@ -41,7 +41,7 @@ public abstract class Architecture
     public abstract double ForwardFlopsPerToken(ModelConfig c, int seqLen);
 
     /// <summary>Whether a layer runs the selective scan (its CUDA kernel takes local memory from the driver).</summary>
-    public bool UsesSelectiveScan(ModelConfig c) => LayerKinds(c).Any(kind => kind != MixerKind.Attention);
+    public bool UsesSelectiveScan(ModelConfig c) => LayerKinds(c).Any(kind => kind is not (MixerKind.Attention or MixerKind.Mamba2));
 
     /// <summary>The presets this architecture has, smallest first.</summary>
     public IReadOnlyList<Preset> Presets => Models.Presets.All.Where(p => PresetLayers.ContainsKey(p.Name)).ToList();

@@ -34,6 +34,18 @@ public static class FlopModel
         Linear(s.Dim, 2 * s.Inner) + 2.0 * s.ConvWidth * s.Inner + Linear(s.Inner, s.DtRank + 2 * s.State)
         + Linear(s.DtRank, s.Inner) + 9.0 * s.Inner * s.State + 4.0 * s.Inner + Linear(s.Inner, s.Dim);
 
+    /// <summary>
+    /// Forward FLOPs per token of a Mamba-2 mixer: its projections, the depthwise conv over x, B and C and the
+    /// chunked SSD scan: per head the C B^T scores (Q N per token and group), their masked product with dt x (Q P)
+    /// and the chunk states and inter-chunk output (2 P N), each as whole matrix products with Q = min(chunk, L).
+    /// </summary>
+    public static double Mamba2Layer(Nn.Mamba2Shape s, int seqLen)
+    {
+        double q = Math.Min(s.Chunk, seqLen);
+        return Linear(s.Dim, s.InProjection) + 2.0 * s.ConvWidth * s.ConvChannels + Linear(s.Inner, s.Dim)
+               + 2.0 * s.Heads * (q * s.States / (s.Heads / s.Groups) + q * s.HeadDim + 2.0 * s.HeadDim * s.States);
+    }
+
     /// <summary>Hymba's mixer: both branches on every token; the SSM and attention each skip their own output
     /// projection, one shared d x d projection follows (counted once, in place of attention's o_proj).</summary>
     public static double HymbaLayer(ModelConfig c, int seqLen) =>
@@ -44,6 +56,7 @@ public static class FlopModel
         {
             MixerKind.Attention => AttentionLayer(c, seqLen),
             MixerKind.Mamba => MambaLayer(c.Mamba),
+            MixerKind.Mamba2 => Mamba2Layer(c.Mamba2, seqLen),
             MixerKind.Hymba => HymbaLayer(c, seqLen),
             _ => throw SequentialLM.NotADecoderLayer(kind),
         } + SwiGluMlp(c.Dim, c.MlpHidden)) + Linear(c.Dim, c.VocabSize);

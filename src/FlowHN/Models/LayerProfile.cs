@@ -58,7 +58,7 @@ public sealed class LayerProfile : IPassProfile, IPartTimer, IDisposable
     private static BranchTimes Times(MixerKind kind, double ms) => kind switch
     {
         MixerKind.Attention => new BranchTimes(ms, 0, ms),
-        MixerKind.Mamba => new BranchTimes(0, ms, ms),
+        MixerKind.Mamba or MixerKind.Mamba2 => new BranchTimes(0, ms, ms),
         _ => BranchTimes.Zero,
     };
 

@@ -190,6 +190,31 @@ public static class MemoryModel
             if (outputProjection) Output(rows * s.Dim);
         }
 
+        /// <summary>
+        /// The Mamba-2 mixer: in_proj, the z, xBC and dt slices, the conv, the x, B and C slices and their views, the
+        /// SSD scan (its chunk states, the forward's scratch and the backward's), the y view, silu(z), the gate,
+        /// the gated norm over d_inner, out_proj.
+        /// </summary>
+        private void Mamba2(int length, Mamba2Shape s)
+        {
+            long rows = (long)batch * length, gn = (long)s.Groups * s.States;
+            Output(rows * s.InProjection);
+            Output(rows * (s.Inner + s.ConvChannels + s.Heads));
+            Output(rows * s.ConvChannels);
+            Scratch(CausalConvLauncher.BackwardScratchLength(
+                CausalConvLauncher.ShapeFor(geometry, batch, length, s.ConvChannels, s.ConvWidth, silu: true, hasState: false)));
+            Output(rows * (s.Inner + 2 * gn));
+            View(rows * (s.Inner + 2 * gn));
+            var scan = SsdLauncher.Shape(batch, length, s.Heads, s.HeadDim, s.Groups, s.States, hasInitial: false, s.Chunk);
+            Output(rows * s.Inner);
+            Saved(scan.ChunkStatesLength + SsdLauncher.ForwardScratchLength(scan, keepsStates: true));
+            Scratch(SsdLauncher.BackwardScratchLength(scan));
+            View(rows * s.Inner);
+            Output(3 * rows * s.Inner);
+            Saved(rows);
+            Output(rows * s.Dim);
+        }
+
         /// <summary>Hymba's mixer: attention and SSM heads on the same tokens, each normalised, averaged, projected.</summary>
         private void Hymba(int length)
         {
@@ -210,6 +235,7 @@ public static class MemoryModel
             {
                 case MixerKind.Attention: Attention(length, length, c.Rope, outputProjection: true); break;
                 case MixerKind.Mamba: Mamba(length, c.Mamba, outputProjection: true); break;
+                case MixerKind.Mamba2: Mamba2(length, c.Mamba2); break;
                 case MixerKind.Hymba: Hymba(length); break;
                 default: throw SequentialLM.NotADecoderLayer(kind);
             }

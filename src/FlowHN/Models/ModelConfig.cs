@@ -40,6 +40,9 @@ public sealed record ModelConfig
 
     [JsonIgnore] public Nn.MambaShape Mamba => Nn.MambaShape.For(Dim, MambaExpand, MambaState, MambaConvWidth);
 
+    /// <summary>Mamba-2 layers: head dim and d_state follow the width (see <see cref="Nn.Mamba2Shape.For"/>).</summary>
+    [JsonIgnore] public Nn.Mamba2Shape Mamba2 => Nn.Mamba2Shape.For(Dim, MambaExpand, MambaConvWidth);
+
     [JsonIgnore] public int HeadDim => Dim / Heads;
 
     public void Validate()

@@ -24,6 +24,10 @@ public static class ParameterCounts
                + (outputProjection ? inner * s.Dim : 0); // out_proj
     }
 
+    /// <summary>A Mamba-2 mixer: in_proj, the conv over x, B and C, dt_bias, A_log and D per head, the gated norm, out_proj.</summary>
+    public static long Mamba2(Mamba2Shape s) =>
+        (long)s.Dim * s.InProjection + (long)s.ConvChannels * (s.ConvWidth + 1) + 3L * s.Heads + s.Inner + (long)s.Inner * s.Dim;
+
     /// <summary>Hymba's mixer: q, k, v (no o_proj), the SSM without out_proj, two output norms, one out_proj.</summary>
     public static long Hymba(ModelConfig c) =>
         Attention(c) - (long)c.Dim * c.Dim + Mamba(SequentialLM.HymbaShape(c), outputProjection: false) + 2L * c.Dim + (long)c.Dim * c.Dim;
@@ -36,6 +40,7 @@ public static class ParameterCounts
         {
             MixerKind.Attention => Attention(c),
             MixerKind.Mamba => Mamba(c.Mamba),
+            MixerKind.Mamba2 => Mamba2(c.Mamba2),
             MixerKind.Hymba => Hymba(c),
             _ => throw SequentialLM.NotADecoderLayer(kind),
         } + SwiGlu(c) + 2L * c.Dim;

@@ -15,6 +15,8 @@ public enum MixerKind
     Mamba,
     /// <summary>Hymba's attention and SSM heads on the same tokens.</summary>
     Hymba,
+    /// <summary>A Mamba-2 (SSD) mixer.</summary>
+    Mamba2,
     /// <summary>FlowHN's parallel block: an attention and a Mamba decoder layer side by side, then the fusion.</summary>
     Parallel,
 }
@@ -59,6 +61,7 @@ public sealed class SequentialLM : LanguageModel
         {
             case MixerKind.Attention: return new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd);
             case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
+            case MixerKind.Mamba2: return new Mamba2Mixer(device, name, c.Mamba2, c.NormEps, random, residualStd);
             case MixerKind.Hymba:
                 var hymba = new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
                 hymbaMixers.Add(hymba);
@@ -72,11 +75,12 @@ public sealed class SequentialLM : LanguageModel
         MixerKind.Attention => "attn",
         MixerKind.Mamba => "mamba",
         MixerKind.Hymba => "hymba",
+        MixerKind.Mamba2 => "mamba2",
         _ => throw NotADecoderLayer(kind),
     };
 
     internal static ArgumentOutOfRangeException NotADecoderLayer(MixerKind kind) =>
-        new(nameof(kind), kind, "A sequential stack's layers have one mixer each (attention, Mamba or Hymba).");
+        new(nameof(kind), kind, "A sequential stack's layers have one mixer each (attention, Mamba, Mamba-2 or Hymba).");
 
     /// <summary>
     /// When set, training passes time every layer, forward and backward (see <see cref="LayerProfile"/>); Hymba's
