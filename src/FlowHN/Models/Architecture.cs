@@ -25,6 +25,9 @@ public abstract class Architecture
     /// <summary>Whether FlowHN's token split options (<c>--split</c>, <c>--split-context</c>, <c>--split-ratio</c>) apply.</summary>
     public virtual bool SplitsTokens => false;
 
+    /// <summary>Whether <c>--ssm mamba1|mamba2</c> chooses the mixer of its SSM layers (<see cref="ModelConfig.Ssm"/>).</summary>
+    public virtual bool ChoosesSsm => false;
+
     /// <summary>What <c>bench --breakdown</c> times apart (forward and backward), or null when there is nothing to split.</summary>
     public virtual string? BreakdownParts => null;
 
@@ -71,8 +74,10 @@ public abstract class SequentialArchitecture : Architecture
     /// <summary>The mixer of layer <paramref name="layer"/> of <paramref name="layers"/>.</summary>
     protected abstract MixerKind MixerOf(int layer, int layers);
 
+    /// <summary>Layers by <see cref="MixerOf"/>; where the entry <see cref="Architecture.ChoosesSsm"/>, its Mamba layers follow <c>--ssm</c>.</summary>
     public override IReadOnlyList<MixerKind> LayerKinds(ModelConfig c) =>
-        Enumerable.Range(0, c.Layers).Select(i => MixerOf(i, c.Layers)).ToArray();
+        Enumerable.Range(0, c.Layers)
+            .Select(i => MixerOf(i, c.Layers) is MixerKind.Mamba && ChoosesSsm ? SsmWords.MixerOf(c) : MixerOf(i, c.Layers)).ToArray();
 
     public override LanguageModel Build(ComputeDevice device, ModelConfig config, int seed) => new SequentialLM(device, config, seed);
 

@@ -40,7 +40,7 @@ public sealed class FlowHNLM : LanguageModel
     /// <summary>How the configured ratio splits a sequence and what each branch then costs.</summary>
     public static SplitBalance Balance(ModelConfig c, int seqLen)
     {
-        var costs = BranchCostsOf(c);
+        var costs = BranchCostsOf(c, seqLen);
         return c.SplitRatio switch
         {
             AttentionShare.FlopBalanced => SplitRatio.Solve(costs, c.SplitContext, seqLen),
@@ -50,9 +50,14 @@ public sealed class FlowHNLM : LanguageModel
         };
     }
 
-    /// <summary>Per-token FLOPs of the two branches: attention from the config, the SSM branch its Mamba mixer and MLP.</summary>
-    private static BranchCosts BranchCostsOf(ModelConfig c) =>
-        BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+    /// <summary>
+    /// Per-token FLOPs of the two branches: attention from the config, the SSM branch its Mamba-1 or Mamba-2 mixer
+    /// and MLP. Mamba-2's chunked scan costs more per token with longer chunks; it is counted at chunks of
+    /// min(chunk, L), which is exact unless the branch gets fewer tokens than a chunk.
+    /// </summary>
+    private static BranchCosts BranchCostsOf(ModelConfig c, int seqLen) =>
+        BranchCosts.FromConfig(c, (c.Ssm == SsmKind.Mamba2 ? FlopModel.Mamba2Layer(c.Mamba2, seqLen) : FlopModel.MambaLayer(c.Mamba))
+                                  + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
 
     /// <summary>When set, training passes time each block's branches, forward and backward (see <see cref="BranchProfile"/>).</summary>
     public BranchProfile? Profile { get; set; }
@@ -84,7 +89,7 @@ public sealed class FlowHNLM : LanguageModel
     /// </summary>
     public static double ForwardFlopsPerToken(ModelConfig c, int seqLen)
     {
-        var costs = BranchCostsOf(c);
+        var costs = BranchCostsOf(c, seqLen);
         double total = 0;
         for (int block = 0; block < c.Layers; block++)
         {
@@ -107,7 +112,7 @@ public sealed class FlowHNLM : LanguageModel
     public static long CountFlowHNParameters(ModelConfig c)
     {
         long fusion = (long)c.Dim * (c.Split == SplitStrategy.None ? 2 * c.Dim : c.Dim) + c.Dim + (long)c.Dim * c.Dim;
-        long block = ParameterCounts.Layer(c, MixerKind.Attention) + ParameterCounts.Layer(c, MixerKind.Mamba) + fusion;
+        long block = ParameterCounts.Layer(c, MixerKind.Attention) + ParameterCounts.Layer(c, SsmWords.MixerOf(c)) + fusion;
         return 2L * c.VocabSize * c.Dim + c.Dim + c.Layers * block;
     }
 

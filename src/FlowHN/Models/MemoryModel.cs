@@ -263,7 +263,7 @@ public static class MemoryModel
             AddNorm(queryRows);
             Mlp(queryRows);
             Output(queryRows * c.Dim);
-            DecoderLayer(scanned, MixerKind.Mamba);
+            DecoderLayer(scanned, SsmWords.MixerOf(c));
             if (split) Output(2 * all);                   // merged tokens, W_b
             else Output(2L * c.Dim * c.Dim + 3 * all);    // W_b's two halves, the two products, their sum
             Output(all);                                  // y = x + fused

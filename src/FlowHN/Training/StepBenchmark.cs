@@ -80,7 +80,8 @@ public static class StepBenchmark
         var memory = new StepMemory(device.Allocator.PeakBytesInUse, stateBytes,
             (double)(device.Allocator.PeakRequestedBytes - stateBytes) / tokensPerStep,
             MemoryModel.Estimate(config, batch, seqLen, KernelGeometry.Of(device), model.ActivationMemory));
-        var result = new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
+        var result = new BenchResult(config.Ssm == SsmKind.Mamba2 && config.Architecture.ChoosesSsm ? config.Arch + "+mamba2" : config.Arch,
+            SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Peak.Source}",
             memory,
             (double)device.Counters.Launches / steps, (double)device.Counters.Transfers / steps, driverAllocations,
