@@ -111,3 +111,42 @@ public class SsmChoiceTests
         Assert.Equal(SsmKind.Mamba1, JsonSerializer.Deserialize<ModelConfig>(old)!.Ssm);
     }
 }
+
+/// <summary>Cached generation through FlowHN blocks whose SSM branch is Mamba-2: the carried conv and SSD states.</summary>
+public class SsmChoiceDecodingTests
+{
+    [Theory]
+    [InlineData(SplitStrategy.None, SplitContext.Prefix)]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Local)]
+    public void PrefillAndDecodeStepsMatchTheFullForward(SplitStrategy split, SplitContext context)
+    {
+        var device = TestDevice.Cpu;
+        var config = new ModelConfig
+        {
+            Arch = "flowhn", VocabSize = 13, Dim = 8, Layers = 3, Heads = 2, KvHeads = 1, MlpHidden = 12, Rope = false,
+            Split = split, SplitContext = context, Ssm = SsmKind.Mamba2,
+        };
+        using var model = LanguageModel.Create(device, config, seed: 5);
+        model.TrainedLength = 24;
+        var random = new Random(7);
+        int[] tokens = Enumerable.Range(0, 72).Select(_ => random.Next(13)).ToArray(); // past one SSD chunk (64)
+        using var noGrad = new NoGradScope(device);
+        float[] full;
+        using (device.BeginScope()) full = model.Forward(TokenIndex.FromHost(device, tokens, 1, tokens.Length), 1, tokens.Length).ToArray();
+        foreach (int prompt in new[] { 3, 67 })
+        {
+            using var state = model.CreateInferenceState();
+            var logits = new List<float>();
+            int at = 0;
+            foreach (int length in new[] { prompt }.Concat(Enumerable.Repeat(1, tokens.Length - prompt)))
+            {
+                using var scope = device.BeginScope();
+                logits.AddRange(model.ForwardCached(TokenIndex.FromHost(device, tokens[at..(at + length)], 1, length), length, state).ToArray());
+                at += length;
+            }
+            double scale = full.Max(Math.Abs), worst = full.Select((v, i) => Math.Abs(v - logits[i])).Max();
+            Assert.True(worst / scale <= 1e-5, $"{split}/{context}, prompt {prompt}: relative error {worst / scale:E2}");
+        }
+    }
+}
