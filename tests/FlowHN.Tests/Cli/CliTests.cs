@@ -206,6 +206,20 @@ public class CliTests
     }
 
     [Fact]
+    public void BenchRunsBothSsmKindsWhereAnArchitectureChoosesOne()
+    {
+        using var output = new TempFolder();
+        var (code, _, error) = Run("bench", "--device", "cpu", "--preset", "tiny", "--archs", "flowhn,mamba", "--splits", "none,fac",
+            "--ssm", "mamba1,mamba2", "--steps", "1", "--warmup", "0", "--seq", "16", "--vocab", "64", "--out", output.Path);
+        Assert.True(code == 0, error);
+        string md = File.ReadAllText(Path.Combine(output.Path, "bench.md"));
+        foreach (var row in new[] { "| flowhn | none |", "| flowhn | fac/prefix |", "| flowhn+mamba2 | none |", "| flowhn+mamba2 | fac/prefix |", "| mamba | - |" })
+            Assert.Contains(row, md);
+        Assert.DoesNotContain("mamba+mamba2", md);
+        Assert.Equal(1 + 5, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
+    }
+
+    [Fact]
     public void GenerateReadsATrainedRunAndEvalNamesAMissingCheckpoint()
     {
         using var run = new TempFolder();
