@@ -19,7 +19,7 @@ public static class BenchCommand
         var archs = CliOption.Create("--archs", $"Architectures, comma-separated, or all ({string.Join(", ", ArchitectureRegistry.Names)}).", "all");
         var splits = CliOption.Create("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
         var context = CliOption.Create("--split-context", "FlowHN split context: local or prefix.", "prefix");
-        var ssms = CliOption.Create("--ssm", "SSM layers of flowhn, shm and jamba to run, comma-separated (mamba1, mamba2).", "mamba1");
+        var ssms = CliOption.Create("--ssm", "SSM layers of flowhn, shm, jamba and hymba to run, comma-separated (mamba1, mamba2).", "mamba1");
         var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10, CliOption.Positive, "a positive step count");
         var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2, CliOption.NonNegative, "0 or more steps");
         var batch = CliOption.Create("--batch", $"Sequences per step (default: the preset's: {Defaults(p => p.BenchBatch)}).", 0, CliOption.NonNegative,

@@ -54,7 +54,7 @@ public static class TrainCommand
         var splitRatio = CliOption.Parsed("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
                                           "times measured on this device) or a number in (0, 1).", AttentionShare.Flops, AttentionShare.TryParse,
             AttentionShare.Words);
-        var ssm = CliOption.OneOf(CliOption.Create("--ssm", "The SSM layers of flowhn, shm and jamba: mamba1 (the paper's) or mamba2 (SSD).", "mamba1"),
+        var ssm = CliOption.OneOf(CliOption.Create("--ssm", "The SSM layers of flowhn, shm, jamba and hymba: mamba1 (the paper's) or mamba2 (SSD).", "mamba1"),
             SsmWords.All);
         var noConcurrency = new Option<bool>("--no-branch-concurrency")
         {

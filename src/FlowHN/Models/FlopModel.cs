@@ -49,7 +49,9 @@ public static class FlopModel
     /// <summary>Hymba's mixer: both branches on every token; the SSM and attention each skip their own output
     /// projection, one shared d x d projection follows (counted once, in place of attention's o_proj).</summary>
     public static double HymbaLayer(ModelConfig c, int seqLen) =>
-        AttentionLayer(c, seqLen) + MambaLayer(SequentialLM.HymbaShape(c)) - Linear(c.Dim, c.Dim);
+        AttentionLayer(c, seqLen) - Linear(c.Dim, c.Dim) + (c.Ssm == SsmKind.Mamba2
+            ? Mamba2Layer(SequentialLM.Hymba2Shape(c), seqLen)
+            : MambaLayer(SequentialLM.HymbaShape(c)));
 
     public static double SequentialForwardPerToken(ModelConfig c, IReadOnlyList<MixerKind> kinds, int seqLen) =>
         kinds.Sum(kind => kind switch

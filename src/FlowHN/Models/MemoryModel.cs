@@ -195,7 +195,7 @@ public static class MemoryModel
         /// SSD scan (its chunk states, the forward's scratch and the backward's), the y view, silu(z), the gate,
         /// the gated norm over d_inner, out_proj.
         /// </summary>
-        private void Mamba2(int length, Mamba2Shape s)
+        private void Mamba2(int length, Mamba2Shape s, bool outputProjection = true)
         {
             long rows = (long)batch * length, gn = (long)s.Groups * s.States;
             Output(rows * s.InProjection);
@@ -212,7 +212,7 @@ public static class MemoryModel
             View(rows * s.Inner);
             Output(3 * rows * s.Inner);
             Saved(rows);
-            Output(rows * s.Dim);
+            if (outputProjection) Output(rows * s.Dim);
         }
 
         /// <summary>Hymba's mixer: attention and SSM heads on the same tokens, each normalised, averaged, projected.</summary>
@@ -221,7 +221,8 @@ public static class MemoryModel
             long rows = (long)batch * length;
             Attention(length, length, rope: false, outputProjection: false);
             Norm(rows);
-            Mamba(length, SequentialLM.HymbaShape(c), outputProjection: false);
+            if (c.Ssm == SsmKind.Mamba2) Mamba2(length, SequentialLM.Hymba2Shape(c), outputProjection: false);
+            else Mamba(length, SequentialLM.HymbaShape(c), outputProjection: false);
             Norm(rows);
             Output(3 * rows * c.Dim); // the sum, the half, out_proj
         }

@@ -27,7 +27,7 @@ public sealed record ModelConfig
     public int MambaConvWidth { get; init; } = 4;
 
     /// <summary>
-    /// The mixer of the SSM layers of flowhn, shm and jamba (<c>--ssm</c>): Mamba-1 (the paper's) or Mamba-2.
+    /// The mixer of the SSM layers of flowhn, shm, jamba and hymba (<c>--ssm</c>): Mamba-1 (the paper's) or Mamba-2.
     /// Configs saved before the option existed read as Mamba-1.
     /// </summary>
     [JsonConverter(typeof(JsonStringEnumConverter<SsmKind>))]

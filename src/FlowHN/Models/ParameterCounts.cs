@@ -25,12 +25,16 @@ public static class ParameterCounts
     }
 
     /// <summary>A Mamba-2 mixer: in_proj, the conv over x, B and C, dt_bias, A_log and D per head, the gated norm, out_proj.</summary>
-    public static long Mamba2(Mamba2Shape s) =>
-        (long)s.Dim * s.InProjection + (long)s.ConvChannels * (s.ConvWidth + 1) + 3L * s.Heads + s.Inner + (long)s.Inner * s.Dim;
+    public static long Mamba2(Mamba2Shape s, bool outputProjection = true) =>
+        (long)s.Dim * s.InProjection + (long)s.ConvChannels * (s.ConvWidth + 1) + 3L * s.Heads + s.Inner +
+        (outputProjection ? (long)s.Inner * s.Dim : 0);
 
     /// <summary>Hymba's mixer: q, k, v (no o_proj), the SSM without out_proj, two output norms, one out_proj.</summary>
     public static long Hymba(ModelConfig c) =>
-        Attention(c) - (long)c.Dim * c.Dim + Mamba(SequentialLM.HymbaShape(c), outputProjection: false) + 2L * c.Dim + (long)c.Dim * c.Dim;
+        Attention(c) - (long)c.Dim * c.Dim + 2L * c.Dim + (long)c.Dim * c.Dim +
+        (c.Ssm == SsmKind.Mamba2
+            ? Mamba2(SequentialLM.Hymba2Shape(c), outputProjection: false)
+            : Mamba(SequentialLM.HymbaShape(c), outputProjection: false));
 
     public static long SwiGlu(ModelConfig c) => 3L * c.Dim * c.MlpHidden;
 

@@ -63,7 +63,9 @@ public sealed class SequentialLM : LanguageModel
             case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
             case MixerKind.Mamba2: return new Mamba2Mixer(device, name, c.Mamba2, c.NormEps, random, residualStd);
             case MixerKind.Hymba:
-                var hymba = new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
+                var hymba = c.Ssm == SsmKind.Mamba2
+                    ? new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, Hymba2Shape(c), c.NormEps, random, residualStd)
+                    : new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
                 hymbaMixers.Add(hymba);
                 return hymba;
             default: throw NotADecoderLayer(kind);
@@ -98,6 +100,9 @@ public sealed class SequentialLM : LanguageModel
 
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
+
+    /// <summary>Hymba's Mamba-2 SSM heads (<c>--ssm mamba2</c>): d_inner = d as well.</summary>
+    public static Mamba2Shape Hymba2Shape(ModelConfig c) => Mamba2Shape.For(c.Dim, expand: 1, c.MambaConvWidth);
 
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {

@@ -39,10 +39,13 @@ public sealed record Mamba2Shape(int Dim, int Inner, int HeadDim, int Groups, in
 public sealed class Mamba2Mixer : Module, ISequenceMixer
 {
     private readonly Mamba2Shape shape;
-    private readonly Linear inProj, outProj;
+    private readonly Linear inProj;
+    private readonly Linear? outProj;
     private readonly RmsNorm norm;
 
-    public Mamba2Mixer(ComputeDevice device, string name, Mamba2Shape shape, float eps, Random random, double residualStd)
+    /// <param name="outputProjection">false leaves out out_proj and returns the gated, normalised y [B, L, d_inner] (Hymba).</param>
+    public Mamba2Mixer(ComputeDevice device, string name, Mamba2Shape shape, float eps, Random random, double residualStd,
+        bool outputProjection = true)
         : base(device, name)
     {
         this.shape = shape;
@@ -56,7 +59,7 @@ public sealed class Mamba2Mixer : Module, ISequenceMixer
         ALog = AddParameter("A_log", [heads], ParameterInit.Draw(r => Math.Log(1 + 15 * r.NextDouble())), weightDecay: false, random);
         DSkip = AddParameter("D", [heads], ParameterInit.Constant(1f), weightDecay: false);
         norm = Add(new RmsNorm(device, Child("norm"), inner, eps));
-        outProj = Add(new Linear(device, Child("out_proj"), inner, shape.Dim, random, residualStd));
+        if (outputProjection) outProj = Add(new Linear(device, Child("out_proj"), inner, shape.Dim, random, residualStd));
     }
 
     public Parameter ConvWeight { get; }
@@ -89,7 +92,8 @@ public sealed class Mamba2Mixer : Module, ISequenceMixer
             cache.Update(convState, ssmState);
         }
         var gated = Ops.Mul(Ops.Reshape(y, batch, length, inner), Ops.Silu(z));
-        return outProj.Forward(norm.Forward(gated));
+        var normed = norm.Forward(gated);
+        return outProj is null ? normed : outProj.Forward(normed);
     }
 
     /// <summary>Bias whose softplus is log-uniform in [1e-3, 1e-1]: the inverse softplus of such a dt.</summary>

@@ -8,7 +8,7 @@ using FlowHN.Training;
 namespace FlowHN.Tests.Models;
 
 /// <summary>
-/// <c>--ssm mamba2</c>: the SSM layers of flowhn, shm and jamba become Mamba-2 mixers; counts, causality and the
+/// <c>--ssm mamba2</c>: the SSM layers of flowhn, shm, jamba and hymba become Mamba-2 mixers; counts, causality and the
 /// memory model hold for them, and architectures without SSM layers to choose refuse it.
 /// </summary>
 public class SsmChoiceTests
@@ -23,7 +23,7 @@ public class SsmChoiceTests
     [
         ["flowhn", SplitStrategy.None, SplitContext.Local], ["flowhn", SplitStrategy.FlopAwareCirculating, SplitContext.Prefix],
         ["flowhn", SplitStrategy.AlternatingEqual, SplitContext.Local], ["shm", SplitStrategy.None, SplitContext.Prefix],
-        ["jamba", SplitStrategy.None, SplitContext.Prefix],
+        ["jamba", SplitStrategy.None, SplitContext.Prefix], ["hymba", SplitStrategy.None, SplitContext.Prefix],
     ];
 
     [Theory]
@@ -67,6 +67,7 @@ public class SsmChoiceTests
     [InlineData("flowhn", "fac", "prefix")]
     [InlineData("flowhn", "none", "local")]
     [InlineData("shm", "none", "prefix")]
+    [InlineData("hymba", "none", "prefix")]
     public void MemoryModelPredictsATrainingStep(string arch, string split, string context)
     {
         var config = Presets.Get(arch, "tiny", 256) with
@@ -93,7 +94,7 @@ public class SsmChoiceTests
     [Theory]
     [InlineData("mamba")]
     [InlineData("transformer")]
-    [InlineData("hymba")]
+    [InlineData("mamba2")]
     public void ArchitecturesWithoutAChoiceRefuseMamba2(string arch)
     {
         var config = Tiny(arch);
@@ -112,19 +113,21 @@ public class SsmChoiceTests
     }
 }
 
-/// <summary>Cached generation through FlowHN blocks whose SSM branch is Mamba-2: the carried conv and SSD states.</summary>
+/// <summary>Cached generation through Mamba-2 SSM layers of the hybrids: the carried conv and SSD states.</summary>
 public class SsmChoiceDecodingTests
 {
     [Theory]
-    [InlineData(SplitStrategy.None, SplitContext.Prefix)]
-    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
-    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Local)]
-    public void PrefillAndDecodeStepsMatchTheFullForward(SplitStrategy split, SplitContext context)
+    [InlineData("flowhn", SplitStrategy.None, SplitContext.Prefix)]
+    [InlineData("flowhn", SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
+    [InlineData("flowhn", SplitStrategy.FlopAwareCirculating, SplitContext.Local)]
+    [InlineData("hymba", SplitStrategy.None, SplitContext.Prefix)]
+    [InlineData("shm", SplitStrategy.None, SplitContext.Prefix)]
+    public void PrefillAndDecodeStepsMatchTheFullForward(string arch, SplitStrategy split, SplitContext context)
     {
         var device = TestDevice.Cpu;
         var config = new ModelConfig
         {
-            Arch = "flowhn", VocabSize = 13, Dim = 8, Layers = 3, Heads = 2, KvHeads = 1, MlpHidden = 12, Rope = false,
+            Arch = arch, VocabSize = 13, Dim = 8, Layers = 3, Heads = 2, KvHeads = 1, MlpHidden = 12, Rope = false,
             Split = split, SplitContext = context, Ssm = SsmKind.Mamba2,
         };
         using var model = LanguageModel.Create(device, config, seed: 5);
@@ -146,7 +149,7 @@ public class SsmChoiceDecodingTests
                 at += length;
             }
             double scale = full.Max(Math.Abs), worst = full.Select((v, i) => Math.Abs(v - logits[i])).Max();
-            Assert.True(worst / scale <= 1e-5, $"{split}/{context}, prompt {prompt}: relative error {worst / scale:E2}");
+            Assert.True(worst / scale <= 1e-5, $"{arch} {split}/{context}, prompt {prompt}: relative error {worst / scale:E2}");
         }
     }
 }
