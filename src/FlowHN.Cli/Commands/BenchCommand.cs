@@ -19,6 +19,7 @@ public static class BenchCommand
         var archs = CliOption.Create("--archs", $"Architectures, comma-separated, or all ({string.Join(", ", ArchitectureRegistry.Names)}).", "all");
         var splits = CliOption.Create("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
         var context = CliOption.Create("--split-context", "FlowHN split context: local or prefix.", "prefix");
+        var ssms = CliOption.Create("--ssm", "SSM layers of flowhn, shm, jamba and hymba to run, comma-separated (mamba1, mamba2).", "mamba1");
         var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10, CliOption.Positive, "a positive step count");
         var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2, CliOption.NonNegative, "0 or more steps");
         var batch = CliOption.Create("--batch", $"Sequences per step (default: the preset's: {Defaults(p => p.BenchBatch)}).", 0, CliOption.NonNegative,
@@ -38,7 +39,7 @@ public static class BenchCommand
         var output = CliOption.Create("--out", "Folder for bench.md, bench.csv and the charts.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();
         var command = new Command("bench", "Measure tokens/s and MFU of every architecture (the paper's table) on this device.");
-        foreach (var option in new Option[] { preset, archs, splits, context, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, recompute, output })
+        foreach (var option in new Option[] { preset, archs, splits, context, ssms, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, recompute, output })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -54,6 +55,8 @@ public static class BenchCommand
             var splitList = r.GetValue(splits)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(SplitWords.ParseStrategy).ToList();
             var splitContext = SplitWords.ParseContext(r.GetValue(context)!);
+            var ssmList = r.GetValue(ssms)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(SsmWords.Parse).ToList();
             using var device = DeviceOptionSet.Open(deviceOptions.Read(r), console);
             DataSource? source = r.GetValue(data) is { Length: > 0 } path
                 ? DataSource.Open(path, presetDefaults.Tokenizer, Path.Combine("runs", "data-cache"))
@@ -67,7 +70,7 @@ public static class BenchCommand
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
             foreach (var arch in archList)
-                foreach (var config in Configs(arch, presetName, vocabSize, splitList, splitContext))
+                foreach (var config in Configs(arch, presetName, vocabSize, splitList, splitContext, ssmList))
                 {
                     var loader = source is null ? null : new TokenLoader(source.Train, 1);
                     var result = StepBenchmark.Run(device, config, b, l, r.GetValue(warmup), r.GetValue(steps), r.GetValue(breakdown), loader,
@@ -99,11 +102,14 @@ public static class BenchCommand
     /// <summary>"tiny 2, small 8, ...": a default of every preset, for option descriptions.</summary>
     private static string Defaults(Func<Preset, int> value) => string.Join(", ", Presets.All.Select(p => $"{p.Name} {value(p)}"));
 
-    private static IEnumerable<ModelConfig> Configs(Architecture arch, string preset, int vocab, IReadOnlyList<SplitStrategy> splits, SplitContext context)
+    /// <summary>The configs bench runs for an architecture: one per split (FlowHN) and per SSM kind (where it chooses one).</summary>
+    private static IEnumerable<ModelConfig> Configs(Architecture arch, string preset, int vocab, IReadOnlyList<SplitStrategy> splits,
+        SplitContext context, IReadOnlyList<SsmKind> ssmKinds)
     {
         var config = arch.Config(preset, vocab);
-        if (!arch.SplitsTokens) return [config];
-        return splits.Select(s => config with { Split = s, SplitContext = s == SplitStrategy.None ? SplitContext.Local : context });
+        var bySsm = arch.ChoosesSsm ? ssmKinds.Select(k => config with { Ssm = k }).ToList() : [config];
+        if (!arch.SplitsTokens) return bySsm;
+        return bySsm.SelectMany(c => splits.Select(s => c with { Split = s, SplitContext = s == SplitStrategy.None ? SplitContext.Local : context }));
     }
 
     private static IReadOnlyList<Architecture> ParseList(string text) =>

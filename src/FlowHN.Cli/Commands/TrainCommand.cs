@@ -54,6 +54,8 @@ public static class TrainCommand
         var splitRatio = CliOption.Parsed("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
                                           "times measured on this device) or a number in (0, 1).", AttentionShare.Flops, AttentionShare.TryParse,
             AttentionShare.Words);
+        var ssm = CliOption.OneOf(CliOption.Create("--ssm", "The SSM layers of flowhn, shm, jamba and hymba: mamba1 (the paper's) or mamba2 (SSD).", "mamba1"),
+            SsmWords.All);
         var noConcurrency = new Option<bool>("--no-branch-concurrency")
         {
             Description = "FlowHN: run the two branches of a block one after the other instead of on two CUDA streams (ablation).",
@@ -69,7 +71,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
         foreach (var option in new Option[] { arch, preset, data, validation, tokenizer, cache, output, steps, stopAfter, extend, batch, seq, accum, lr,
                      minLr, warmup, decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio,
-                     noConcurrency, recompute, resume })
+                     ssm, noConcurrency, recompute, resume })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -98,10 +100,14 @@ public static class TrainCommand
                 EvalBatches = r.GetValue(evalBatches), CheckpointEvery = r.GetValue(checkpointEvery), LogEvery = r.GetValue(logEvery),
                 Seed = r.GetValue(seed), Data = r.GetValue(data)!,
             };
+            var ssmKind = SsmWords.Parse(r.GetValue(ssm)!);
+            if (ssmKind != SsmKind.Mamba1 && !architecture.ChoosesSsm)
+                throw new UserException($"--ssm {r.GetValue(ssm)} does not apply to --arch {archName}; it chooses the SSM layers of " +
+                                        string.Join(", ", ArchitectureRegistry.All.Where(a => a.ChoosesSsm).Select(a => a.Name)) + ".");
             string tokenizerName = r.GetValue(tokenizer)!;
             if (tokenizerName == "auto") tokenizerName = Presets.Find(presetName).Tokenizer;
             var routing = new SplitChoice(SplitWords.ParseStrategy(r.GetValue(split)!), SplitWords.ParseContext(r.GetValue(splitContext)!),
-                r.GetValue(splitRatio)!, !r.GetValue(noConcurrency));
+                r.GetValue(splitRatio)!, !r.GetValue(noConcurrency), ssmKind);
             ModelConfig? config = null;
             if (resuming)
             {
@@ -113,7 +119,7 @@ public static class TrainCommand
                     .Same(batch, state.Options.Batch).Same(seq, state.Options.SeqLen).Same(accum, state.Options.Accumulation)
                     .Same(lr, state.Options.LearningRate).Same(minLr, state.Options.MinLrFraction).Same(warmup, state.Options.WarmupFraction)
                     .Same(decay, state.Options.WeightDecay).Same(clip, state.Options.GradClip).Same(seed, state.Options.Seed)
-                    .Same(split, SplitWords.Word(config.Split)).Same(splitContext, SplitWords.Word(config.SplitContext))
+                    .Same(ssm, SsmWords.Word(config.Ssm)).Same(split, SplitWords.Word(config.Split)).Same(splitContext, SplitWords.Word(config.SplitContext))
                     .Same(splitRatio, config.SplitRatio).Same(validation, state.ValidationNames, v => v is null || v.Length == 0 ||
                         state.ValidationNames is null || v.Order().SequenceEqual(state.ValidationNames.Order()));
                 if (state.Options.Data is { } storedData) check.Same(data, storedData);
@@ -133,7 +139,7 @@ public static class TrainCommand
         return command;
     }
 
-    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, AttentionShare Ratio, bool Concurrent);
+    private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, AttentionShare Ratio, bool Concurrent, SsmKind Ssm);
 
     private static int Train(CliConsole console, DeviceOptions deviceOptions, Architecture arch, string preset, SplitChoice split, string dataPath,
         string[]? validation, string tokenizer, string cacheDir, string runDir, TrainOptions options, ModelConfig? resumedConfig, bool recompute,
@@ -145,10 +151,11 @@ public static class TrainCommand
         foreach (var warning in data.Prepared?.Warnings ?? []) console.Out.WriteLine(warning);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
         var config = resumedConfig
-            ?? arch.Config(preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio };
+            ?? arch.Config(preset, data.VocabSize) with { Split = split.Strategy, SplitContext = split.Context, SplitRatio = split.Ratio, Ssm = split.Ssm };
         if (config.Architecture.SplitsTokens)
             console.Out.WriteLine($"split: {SplitWords.Word(config.Split)}, context {SplitWords.Word(config.SplitContext)}, " +
                                   $"ratio {config.SplitRatio}");
+        if (config.Architecture.ChoosesSsm) console.Out.WriteLine($"ssm layers: {SsmWords.Word(config.Ssm)}");
         using var device = DeviceOptionSet.Open(deviceOptions, console);
         console.Out.WriteLine($"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}");
         var (resolved, samples) = SplitTimer.Resolve(device, config, options.Batch, options.SeqLen);

@@ -62,6 +62,8 @@ public static partial class KernelChecks
         new("causal-conv.backward", ReductionTolerance, (d, r) => ConvCheck(d, r, backward: true)),
         new("selective-scan", ElementwiseTolerance, (d, r) => ScanCheck(d, r, backward: false)),
         new("selective-scan.backward", ReductionTolerance, (d, r) => ScanCheck(d, r, backward: true)),
+        new("ssd", ReductionTolerance, (d, r) => SsdCheck(d, r, backward: false)),
+        new("ssd.backward", ReductionTolerance, (d, r) => SsdCheck(d, r, backward: true)),
         new("adamw", ElementwiseTolerance, AdamWCheck),
         new("clip-factor", ElementwiseTolerance, ClipFactorCheck),
     ];

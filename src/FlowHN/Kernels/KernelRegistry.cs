@@ -22,6 +22,7 @@ internal sealed class KernelRegistry : IDisposable
     private readonly Lazy<RoutingLauncher> routing;
     private readonly Lazy<CausalConvLauncher> causalConv;
     private readonly Lazy<SelectiveScanLauncher> selectiveScan;
+    private readonly Lazy<SsdLauncher> ssd;
 
     public KernelRegistry(ComputeDevice device, IScratchMemory scratch)
     {
@@ -37,6 +38,7 @@ internal sealed class KernelRegistry : IDisposable
         routing = new(() => new RoutingLauncher(device, scratch));
         causalConv = new(() => new CausalConvLauncher(device, scratch));
         selectiveScan = new(() => new SelectiveScanLauncher(device, scratch));
+        ssd = new(() => new SsdLauncher(device, scratch));
     }
 
     public ElementwiseLauncher Elementwise => elementwise.Value;
@@ -51,10 +53,11 @@ internal sealed class KernelRegistry : IDisposable
     public RoutingLauncher Routing => routing.Value;
     public CausalConvLauncher CausalConv => causalConv.Value;
     public SelectiveScanLauncher SelectiveScan => selectiveScan.Value;
+    public SsdLauncher Ssd => ssd.Value;
 
     /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
     public IReadOnlyList<KernelFamily> All =>
-        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, Routing, CausalConv, SelectiveScan];
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, Routing, CausalConv, SelectiveScan, Ssd];
 
     public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
 

@@ -27,6 +27,9 @@ public abstract class Architecture
     /// <summary>Whether FlowHN's token split options (<c>--split</c>, <c>--split-context</c>, <c>--split-ratio</c>) apply.</summary>
     public virtual bool SplitsTokens => false;
 
+    /// <summary>Whether <c>--ssm mamba1|mamba2</c> chooses the mixer of its SSM layers (<see cref="ModelConfig.Ssm"/>).</summary>
+    public virtual bool ChoosesSsm => false;
+
     /// <summary>What <c>bench --breakdown</c> times apart (forward and backward), or null when there is nothing to split.</summary>
     public virtual string? BreakdownParts => null;
 
@@ -37,7 +40,7 @@ public abstract class Architecture
     public abstract LanguageModel Build(Session device, ModelConfig config, int seed);
 
     /// <summary>Whether a layer runs the selective scan (its CUDA kernel takes local memory from the driver).</summary>
-    public bool UsesSelectiveScan(ModelConfig c) => LayerKinds(c).Any(kind => kind != MixerKind.Attention);
+    public bool UsesSelectiveScan(ModelConfig c) => LayerKinds(c).Any(kind => kind is not (MixerKind.Attention or MixerKind.Mamba2));
 
     /// <summary>The presets this architecture has, smallest first.</summary>
     public IReadOnlyList<Preset> Presets => Models.Presets.All.Where(p => PresetLayers.ContainsKey(p.Name)).ToList();
@@ -67,8 +70,10 @@ public abstract class SequentialArchitecture : Architecture
     /// <summary>The mixer of layer <paramref name="layer"/> of <paramref name="layers"/>.</summary>
     protected abstract MixerKind MixerOf(int layer, int layers);
 
+    /// <summary>Layers by <see cref="MixerOf"/>; where the entry <see cref="Architecture.ChoosesSsm"/>, its Mamba layers follow <c>--ssm</c>.</summary>
     public override IReadOnlyList<MixerKind> LayerKinds(ModelConfig c) =>
-        Enumerable.Range(0, c.Layers).Select(i => MixerOf(i, c.Layers)).ToArray();
+        Enumerable.Range(0, c.Layers)
+            .Select(i => MixerOf(i, c.Layers) is MixerKind.Mamba && ChoosesSsm ? SsmWords.MixerOf(c) : MixerOf(i, c.Layers)).ToArray();
 
     public override LanguageModel Build(Session device, ModelConfig config, int seed) => new SequentialLM(device, config, seed);
 }

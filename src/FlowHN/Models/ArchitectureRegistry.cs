@@ -15,6 +15,7 @@ public static class ArchitectureRegistry
         new FlowHNArchitecture(),
         new TransformerArchitecture(),
         new MambaArchitecture(),
+        new Mamba2Architecture(),
         new ShmArchitecture(),
         new JambaArchitecture(),
         new HymbaArchitecture(),

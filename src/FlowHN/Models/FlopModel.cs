@@ -32,4 +32,16 @@ public static class FlopModel
     public static double MambaLayer(Nn.MambaShape s) =>
         Linear(s.Dim, 2 * s.Inner) + 2.0 * s.ConvWidth * s.Inner + Linear(s.Inner, s.DtRank + 2 * s.State)
         + Linear(s.DtRank, s.Inner) + 9.0 * s.Inner * s.State + 4.0 * s.Inner + Linear(s.Inner, s.Dim);
+
+    /// <summary>
+    /// Forward FLOPs per token of a Mamba-2 mixer: its projections, the depthwise conv over x, B and C and the
+    /// chunked SSD scan: per head the C B^T scores (Q N per token and group), their masked product with dt x (Q P)
+    /// and the chunk states and inter-chunk output (2 P N), each as whole matrix products with Q = min(chunk, L).
+    /// </summary>
+    public static double Mamba2Layer(Nn.Mamba2Shape s, int seqLen)
+    {
+        double q = Math.Min(s.Chunk, seqLen);
+        return Linear(s.Dim, s.InProjection) + 2.0 * s.ConvWidth * s.ConvChannels + Linear(s.Inner, s.Dim)
+               + 2.0 * s.Heads * (q * s.States / (s.Heads / s.Groups) + q * s.HeadDim + 2.0 * s.HeadDim * s.States);
+    }
 }

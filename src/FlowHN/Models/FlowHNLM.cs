@@ -40,7 +40,7 @@ public sealed class FlowHNLM : LanguageModel
     /// <summary>How the configured ratio splits a sequence and what each branch then costs.</summary>
     public static SplitBalance Balance(ModelConfig c, int seqLen)
     {
-        var costs = BranchCostsOf(c);
+        var costs = BranchCostsOf(c, seqLen);
         return c.SplitRatio switch
         {
             AttentionShare.FlopBalanced => SplitRatio.Solve(costs, c.SplitContext, seqLen),
@@ -50,9 +50,14 @@ public sealed class FlowHNLM : LanguageModel
         };
     }
 
-    /// <summary>Per-token FLOPs of the two branches: attention from the config, the SSM branch its Mamba mixer and MLP.</summary>
-    private static BranchCosts BranchCostsOf(ModelConfig c) =>
-        BranchCosts.FromConfig(c, FlopModel.MambaLayer(c.Mamba) + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
+    /// <summary>
+    /// Per-token FLOPs of the two branches: attention from the config, the SSM branch its Mamba-1 or Mamba-2 mixer
+    /// and MLP. Mamba-2's chunked scan costs more per token with longer chunks; it is counted at chunks of
+    /// min(chunk, L), which is exact unless the branch gets fewer tokens than a chunk.
+    /// </summary>
+    private static BranchCosts BranchCostsOf(ModelConfig c, int seqLen) =>
+        BranchCosts.FromConfig(c, (c.Ssm == SsmKind.Mamba2 ? FlopModel.Mamba2Layer(c.Mamba2, seqLen) : FlopModel.MambaLayer(c.Mamba))
+                                  + FlopModel.SwiGluMlp(c.Dim, c.MlpHidden));
 
     /// <summary>
     /// Run each block's two branches concurrently on two streams (default on CUDA). Results are identical either

@@ -26,6 +26,13 @@ public sealed record ModelConfig
     public int MambaState { get; init; } = 16;
     public int MambaConvWidth { get; init; } = 4;
 
+    /// <summary>
+    /// The mixer of the SSM layers of flowhn, shm, jamba and hymba (<c>--ssm</c>): Mamba-1 (the paper's) or Mamba-2.
+    /// Configs saved before the option existed read as Mamba-1.
+    /// </summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<SsmKind>))]
+    public SsmKind Ssm { get; init; } = SsmKind.Mamba1;
+
     /// <summary>FlowHN: how tokens are split between the branches of every block.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<SplitStrategy>))]
     public SplitStrategy Split { get; init; } = SplitStrategy.FlopAwareCirculating;
@@ -40,6 +47,9 @@ public sealed record ModelConfig
 
     [JsonIgnore] public Nn.MambaShape Mamba => Nn.MambaShape.For(Dim, MambaExpand, MambaState, MambaConvWidth);
 
+    /// <summary>Mamba-2 layers: head dim and d_state follow the width (see <see cref="Nn.Mamba2Shape.For"/>).</summary>
+    [JsonIgnore] public Nn.Mamba2Shape Mamba2 => Nn.Mamba2Shape.For(Dim, MambaExpand, MambaConvWidth);
+
     [JsonIgnore] public int HeadDim => Dim / Heads;
 
     public void Validate()
@@ -49,5 +59,8 @@ public sealed record ModelConfig
             throw new ArgumentException($"Model config has a non-positive size: {this}.");
         if (Dim % Heads != 0) throw new ArgumentException($"Dim {Dim} is not divisible by {Heads} heads.");
         if (Heads % KvHeads != 0) throw new ArgumentException($"{Heads} query heads are not divisible by {KvHeads} KV heads.");
+        if (Ssm != SsmKind.Mamba1 && !Architecture.ChoosesSsm)
+            throw new FlowHN.Runtime.UserException($"--ssm {SsmWords.Word(Ssm)} does not apply to --arch {Arch}; it chooses the SSM layers of " +
+                                                   string.Join(", ", ArchitectureRegistry.All.Where(a => a.ChoosesSsm).Select(a => a.Name)) + ".");
     }
 }

@@ -29,13 +29,20 @@ public sealed class ParallelBlock : Module
         dim = c.Dim;
         attentionBranch = Add(new AttentionLayer(device, Child("attn_branch"), c.Dim, c.Heads, c.KvHeads, c.MlpHidden, c.Rope, c.NormEps,
             random, residualStd));
-        ssmBranch = Add(new DecoderLayer(device, Child("ssm_branch"), c.Dim, c.MlpHidden, c.NormEps, random, residualStd,
-            n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, residualStd), "mamba"));
+        ssmBranch = Add(SsmLayer(device, Child("ssm_branch"), c, random, residualStd));
         int fusedWidth = concatFusion ? 2 * c.Dim : c.Dim;
         fuseBranches = AddParameter("fusion.w_b.weight", [c.Dim, fusedWidth], ParameterInit.Normal(residualStd), weightDecay: true, random);
         fusionNorm = Add(new RmsNorm(device, Child("fusion.norm"), c.Dim, c.NormEps));
         fuseOut = AddParameter("fusion.w_f.weight", [c.Dim, c.Dim], ParameterInit.Normal(residualStd), weightDecay: true, random);
     }
+
+    /// <summary>The SSM branch: a pre-norm decoder layer around the Mamba-1 or Mamba-2 mixer <c>--ssm</c> chose.</summary>
+    internal static DecoderLayer SsmLayer(Session device, string name, ModelConfig c, Random random, double residualStd) =>
+        c.Ssm == SsmKind.Mamba2
+            ? new DecoderLayer(device, name, c.Dim, c.MlpHidden, c.NormEps, random, residualStd,
+                n => new Mamba2Mixer(device, n, c.Mamba2, c.NormEps, random, residualStd), "mamba2")
+            : new DecoderLayer(device, name, c.Dim, c.MlpHidden, c.NormEps, random, residualStd,
+                n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, residualStd), "mamba");
 
     /// <summary>
     /// Training and full-sequence forward: fork, the attention branch and the SSM branch (concurrently on the two

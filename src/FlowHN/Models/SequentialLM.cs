@@ -15,6 +15,8 @@ public enum MixerKind
     Mamba,
     /// <summary>Hymba's attention and SSM heads on the same tokens.</summary>
     Hymba,
+    /// <summary>A Mamba-2 (SSD) mixer.</summary>
+    Mamba2,
     /// <summary>FlowHN's parallel block: an attention and a Mamba decoder layer side by side, then the fusion.</summary>
     Parallel,
 }
@@ -57,7 +59,11 @@ public sealed class SequentialLM : LanguageModel
         {
             case MixerKind.Attention: return new Attention(device, name, c.Dim, c.Heads, c.KvHeads, c.Rope, random, residualStd);
             case MixerKind.Mamba: return new MambaMixer(device, name, c.Mamba, c.NormEps, random, residualStd);
-            case MixerKind.Hymba: return new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
+            case MixerKind.Mamba2: return new Mamba2Mixer(device, name, c.Mamba2, c.NormEps, random, residualStd);
+            case MixerKind.Hymba:
+                return c.Ssm == SsmKind.Mamba2
+                    ? new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, Hymba2Shape(c), c.NormEps, random, residualStd)
+                    : new HymbaMixer(device, name, c.Dim, c.Heads, c.KvHeads, HymbaShape(c), c.NormEps, random, residualStd);
             default: throw NotADecoderLayer(kind);
         }
     }
@@ -67,19 +73,23 @@ public sealed class SequentialLM : LanguageModel
         MixerKind.Attention => "attn",
         MixerKind.Mamba => "mamba",
         MixerKind.Hymba => "hymba",
+        MixerKind.Mamba2 => "mamba2",
         _ => throw NotADecoderLayer(kind),
     };
 
     internal static ArgumentOutOfRangeException NotADecoderLayer(MixerKind kind) =>
-        new(nameof(kind), kind, "A sequential stack's layers have one mixer each (attention, Mamba or Hymba).");
+        new(nameof(kind), kind, "A sequential stack's layers have one mixer each (attention, Mamba, Mamba-2 or Hymba).");
 
     /// <summary>Hymba's SSM heads: d_inner = d so they average with the attention heads.</summary>
     public static MambaShape HymbaShape(ModelConfig c) => MambaShape.For(c.Dim, expand: 1, c.MambaState, c.MambaConvWidth);
 
+    /// <summary>Hymba's Mamba-2 SSM heads (<c>--ssm mamba2</c>): d_inner = d as well.</summary>
+    public static Mamba2Shape Hymba2Shape(ModelConfig c) => Mamba2Shape.For(c.Dim, expand: 1, c.MambaConvWidth);
+
     private static SegmentKind LayerSegment(MixerKind kind) => kind switch
     {
         MixerKind.Attention => SegmentKind.AttentionLayer,
-        MixerKind.Mamba => SegmentKind.MambaLayer,
+        MixerKind.Mamba or MixerKind.Mamba2 => SegmentKind.MambaLayer,
         MixerKind.Hymba => SegmentKind.HymbaLayer,
         _ => throw NotADecoderLayer(kind),
     };

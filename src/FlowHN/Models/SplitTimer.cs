@@ -39,8 +39,7 @@ public static class SplitTimer
     {
         var random = new Random(1);
         using var attention = new AttentionLayer(device, "timing.attn", c.Dim, c.Heads, c.KvHeads, c.MlpHidden, c.Rope, c.NormEps, random, 0.02).Allocated();
-        using var ssm = new DecoderLayer(device, "timing.ssm", c.Dim, c.MlpHidden, c.NormEps, random, 0.02,
-            n => new MambaMixer(device, n, c.Mamba, c.NormEps, random, 0.02), "mamba").Allocated();
+        using var ssm = ParallelBlock.SsmLayer(device, "timing.ssm", c, random, 0.02).Allocated();
         var measurements = new List<Measurement>();
         for (int eighth = 1; eighth < 8; eighth++)
         {

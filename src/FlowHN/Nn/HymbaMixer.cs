@@ -13,16 +13,31 @@ namespace FlowHN.Nn;
 public sealed class HymbaMixer : Module, ISequenceMixer
 {
     private readonly Attention attention;
-    private readonly MambaMixer ssm;
+    private readonly ISequenceMixer ssm;
     private readonly RmsNorm attentionNorm, ssmNorm;
     private readonly Linear output;
 
     public HymbaMixer(Session device, string name, int dim, int heads, int kvHeads, MambaShape ssmShape, float eps,
-        Random random, double residualStd) : base(device, name)
+        Random random, double residualStd)
+        : this(device, name, dim, heads, kvHeads, ssmShape.Inner, eps, random, residualStd,
+            (m, child) => new MambaMixer(device, child("mamba"), ssmShape, eps, random, residualStd, outputProjection: false))
     {
-        if (ssmShape.Inner != dim) throw new ArgumentException($"Hymba needs the SSM's d_inner ({ssmShape.Inner}) equal to dim ({dim}).");
+    }
+
+    /// <summary>Hymba with Mamba-2 SSM heads (<c>--ssm mamba2</c>), named <c>mamba2</c>.</summary>
+    public HymbaMixer(Session device, string name, int dim, int heads, int kvHeads, Mamba2Shape ssmShape, float eps,
+        Random random, double residualStd)
+        : this(device, name, dim, heads, kvHeads, ssmShape.Inner, eps, random, residualStd,
+            (m, child) => new Mamba2Mixer(device, child("mamba2"), ssmShape, eps, random, residualStd, outputProjection: false))
+    {
+    }
+
+    private HymbaMixer(Session device, string name, int dim, int heads, int kvHeads, int ssmInner, float eps, Random random,
+        double residualStd, Func<HymbaMixer, Func<string, string>, Module> createSsm) : base(device, name)
+    {
+        if (ssmInner != dim) throw new ArgumentException($"Hymba needs the SSM's d_inner ({ssmInner}) equal to dim ({dim}).");
         attention = Add(new Attention(device, Child("attn"), dim, heads, kvHeads, rope: false, random, residualStd, outputProjection: false));
-        ssm = Add(new MambaMixer(device, Child("mamba"), ssmShape, eps, random, residualStd, outputProjection: false));
+        ssm = (ISequenceMixer)Add(createSsm(this, Child));
         attentionNorm = Add(new RmsNorm(device, Child("attn_out_norm"), dim, eps));
         ssmNorm = Add(new RmsNorm(device, Child("ssm_out_norm"), dim, eps));
         output = Add(new Linear(device, Child("out_proj"), dim, dim, random, residualStd));

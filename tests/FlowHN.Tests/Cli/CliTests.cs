@@ -191,18 +191,32 @@ public class CliTests
             "--seq", "16", "--vocab", "64", "--breakdown", "--out", output.Path);
         Assert.True(code == 0, error);
         string md = File.ReadAllText(Path.Combine(output.Path, "bench.md"));
-        foreach (var arch in new[] { "transformer", "mamba", "shm", "jamba", "hymba" }) Assert.Contains($"| {arch} | - |", md);
+        foreach (var arch in new[] { "transformer", "mamba", "mamba2", "shm", "jamba", "hymba" }) Assert.Contains($"| {arch} | - |", md);
         foreach (var split in new[] { "none", "ae/prefix", "fa/prefix", "fac/prefix" }) Assert.Contains($"| flowhn | {split} |", md);
         Assert.Contains("overlap fwd / bwd / step", md);
         // The breakdown table covers FlowHN's splits and the sequential hybrids' attention and Mamba layers.
         foreach (var row in new[] { "| shm | - |", "| jamba | - |", "| flowhn | fac/prefix |" })
             Assert.Equal(2, md.Split(row).Length - 1);
-        Assert.Equal(1 + 9, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
+        Assert.Equal(1 + 10, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
         foreach (var chart in new[] { "bench-tps.png", "bench-breakdown.png", "bench-memory.png" })
         {
             Assert.Contains($"]({chart})", md); // embedded in bench.md
             Assert.True(File.Exists(Path.Combine(output.Path, chart)), chart);
         }
+    }
+
+    [Fact]
+    public void BenchRunsBothSsmKindsWhereAnArchitectureChoosesOne()
+    {
+        using var output = new TempFolder();
+        var (code, _, error) = Run("bench", "--device", "cpu", "--preset", "tiny", "--archs", "flowhn,mamba", "--splits", "none,fac",
+            "--ssm", "mamba1,mamba2", "--steps", "1", "--warmup", "0", "--seq", "16", "--vocab", "64", "--out", output.Path);
+        Assert.True(code == 0, error);
+        string md = File.ReadAllText(Path.Combine(output.Path, "bench.md"));
+        foreach (var row in new[] { "| flowhn | none |", "| flowhn | fac/prefix |", "| flowhn+mamba2 | none |", "| flowhn+mamba2 | fac/prefix |", "| mamba | - |" })
+            Assert.Contains(row, md);
+        Assert.DoesNotContain("mamba+mamba2", md);
+        Assert.Equal(1 + 5, File.ReadAllLines(Path.Combine(output.Path, "bench.csv")).Length);
     }
 
     [Fact]

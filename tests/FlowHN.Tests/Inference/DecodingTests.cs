@@ -22,7 +22,7 @@ public class DecodingTests
 
     public static IEnumerable<object[]> Architectures()
     {
-        foreach (var arch in new[] { "transformer", "mamba", "shm", "jamba", "hymba" })
+        foreach (var arch in new[] { "transformer", "mamba", "mamba2", "shm", "jamba", "hymba" })
             yield return [arch, SplitStrategy.None, SplitContext.Prefix];
         foreach (var split in Enum.GetValues<SplitStrategy>())
         foreach (var context in Enum.GetValues<SplitContext>())

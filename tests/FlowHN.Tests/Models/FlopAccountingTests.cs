@@ -13,7 +13,7 @@ public class FlopAccountingTests
 {
     public static IEnumerable<object[]> Architectures()
     {
-        foreach (var arch in new[] { "transformer", "mamba", "shm", "jamba", "hymba" })
+        foreach (var arch in new[] { "transformer", "mamba", "mamba2", "shm", "jamba", "hymba" })
             yield return [arch, SplitStrategy.None, SplitContext.Local];
         foreach (var split in Enum.GetValues<SplitStrategy>())
             foreach (var context in Enum.GetValues<SplitContext>())

@@ -10,7 +10,7 @@ public class MemoryMeasureTests(ITestOutputHelper output)
 {
     public static IEnumerable<object[]> Architectures() =>
     [
-        ["transformer", "none", "prefix"], ["mamba", "none", "prefix"], ["shm", "none", "prefix"], ["jamba", "none", "prefix"],
+        ["transformer", "none", "prefix"], ["mamba", "none", "prefix"], ["mamba2", "none", "prefix"], ["shm", "none", "prefix"], ["jamba", "none", "prefix"],
         ["hymba", "none", "prefix"], ["flowhn", "none", "prefix"], ["flowhn", "ae", "local"], ["flowhn", "ae", "prefix"],
         ["flowhn", "fa", "local"], ["flowhn", "fa", "prefix"], ["flowhn", "fac", "local"], ["flowhn", "fac", "prefix"],
     ];

@@ -17,6 +17,7 @@ public class SequentialArchitectureTests
     [Theory]
     [InlineData("transformer")]
     [InlineData("mamba")]
+    [InlineData("mamba2")]
     [InlineData("shm")]
     [InlineData("jamba")]
     [InlineData("hymba")]

@@ -117,6 +117,7 @@ public class AllocatorTests
     [InlineData("transformer")]
     [InlineData("shm")]
     [InlineData("hymba")]
+    [InlineData("mamba2")]
     public void ReleasedMemoryIsNeverReadAgainAndRecomputingChangesNothing(string arch)
     {
         // Every returned block is overwritten with NaN at once: if a later kernel still read one, the gradients

@@ -24,6 +24,7 @@ public class TrainingTests
     [Theory]
     [InlineData("transformer")]
     [InlineData("mamba")]
+    [InlineData("mamba2")]
     [InlineData("flowhn")]
     [InlineData("shm")]
     [InlineData("jamba")]

@@ -16,6 +16,8 @@ public sealed class FlowHNArchitecture : Architecture
 
     public override bool SplitsTokens => true;
 
+    public override bool ChoosesSsm => true;
+
     public override string BreakdownParts => "attention and SSM branches (overlap efficiency and imbalance)";
 
     public override IReadOnlyList<MixerKind> LayerKinds(ModelConfig c) => Enumerable.Repeat(MixerKind.Parallel, c.Layers).ToArray();

@@ -13,5 +13,7 @@ public sealed class HymbaArchitecture : SequentialArchitecture
 
     public override string BreakdownParts => "attention and SSM heads";
 
+    public override bool ChoosesSsm => true;
+
     protected override MixerKind MixerOf(int layer, int layers) => MixerKind.Hymba;
 }

@@ -14,5 +14,7 @@ public sealed class JambaArchitecture : SequentialArchitecture
 
     public override string BreakdownParts => "attention and Mamba layers";
 
+    public override bool ChoosesSsm => true;
+
     protected override MixerKind MixerOf(int layer, int layers) => layer % 8 == 4 ? MixerKind.Attention : MixerKind.Mamba;
 }

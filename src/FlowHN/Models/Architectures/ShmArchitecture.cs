@@ -10,5 +10,7 @@ public sealed class ShmArchitecture : SequentialArchitecture
 
     public override string BreakdownParts => "attention and Mamba layers";
 
+    public override bool ChoosesSsm => true;
+
     protected override MixerKind MixerOf(int layer, int layers) => layer % 2 == 1 ? MixerKind.Attention : MixerKind.Mamba;
 }
