@@ -55,6 +55,12 @@ public sealed class TrainingStep
     public IStepObserver? Observer { get; set; }
 
     /// <summary>
+    /// Data parallelism: sums the gradients over the ranks after the last backward, before the clipped update. Each
+    /// micro-batch's loss is then scaled by 1 / (Accumulation x ranks), so the sum is the global mean gradient.
+    /// </summary>
+    public IGradientReducer? Reducer { get; set; }
+
+    /// <summary>
     /// One optimizer step at <paramref name="learningRate"/> over micro-batches taken from <paramref name="next"/>.
     /// The summed micro-batch losses (divide by <see cref="Accumulation"/> for the mean) and the gradient norm
     /// before clipping go to <paramref name="log"/> on the device.
@@ -73,9 +79,11 @@ public sealed class TrainingStep
                 var loss = Evaluation.Loss(model, ids);
                 device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View); // added up on the device: no wait for the host
                 Observer?.ForwardDone(micro);
-                device.Tape.Backward(Accumulation == 1 ? loss : Ops.Scale(loss, 1f / Accumulation));
+                int parts = Accumulation * (Reducer?.WorldSize ?? 1);
+                device.Tape.Backward(parts == 1 ? loss : Ops.Scale(loss, 1f / parts));
                 Observer?.BackwardDone(micro);
             }
+            Reducer?.Reduce();
             optimizer.Step(learningRate);
             log?.Record(lossSum.View, optimizer.GradNormView);
         }
