@@ -195,12 +195,13 @@ public sealed class Trainer : IDisposable
             bool save = step % options.CheckpointEvery == 0 || step == options.Steps;
             // The device is read only here: before a line is printed, an evaluation or a checkpoint. A non-finite
             // loss in any step since the last read stops the run before a checkpoint can hold its weights.
-            if (step % options.LogEvery == 0 || step == lastStep || evaluate || save || stopRequested || stepLog.IsFull)
+            bool stop = StopAgreed();
+            if (step % options.LogEvery == 0 || step == lastStep || evaluate || save || stop || stepLog.IsFull)
             {
                 ReadSteps(stepLog, pending, interval.Elapsed.TotalSeconds, flopsPerStep, peak, metrics, losses, clock, firstStep);
                 interval.Restart();
             }
-            if (stopRequested)
+            if (stop)
             {
                 Interrupted = true;
                 break;
@@ -219,6 +220,19 @@ public sealed class Trainer : IDisposable
         if (Interrupted)
             console.WriteLine($"stopped at step {step}; checkpoint saved in {Checkpoint.PathIn(runDir)} (continue with: flowhn train --resume --out {runDir})");
         return new TrainResult(evaluations, losses);
+    }
+
+    /// <summary>
+    /// Whether to stop after this step. A signal reaches the ranks at different moments, so in a data-parallel run
+    /// they agree first (one tiny all-reduce per step): all stop after the same step, or a rank that stopped alone
+    /// would leave the others waiting in the next step's all-reduce.
+    /// </summary>
+    private bool StopAgreed()
+    {
+        if (group is null) return stopRequested;
+        Span<double> flag = [stopRequested ? 1 : 0];
+        group.AllReduceSum(flag);
+        return flag[0] > 0;
     }
 
     /// <summary>
