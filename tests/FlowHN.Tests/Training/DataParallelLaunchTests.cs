@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using FlowHN.Runtime;
 
 namespace FlowHN.Tests.Training;
 
@@ -130,6 +131,21 @@ public class DataParallelLaunchTests
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("rank 1", result.Output);
         Assert.Contains("exited on signal 9", result.Output);
+    }
+
+    [MpiFact]
+    public void ARankThatFailsEndsEveryRankWithItsMessage()
+    {
+        using var tmp = new TempFolder();
+        var args = Train(tmp.File("run"), tmp.File("cache"), batch: 1, "--steps", "100");
+        // Two app contexts: rank 1 alone gets a NaN loss at step 2 and stops; rank 0 would wait for it in the next step.
+        var result = Run(MpiFactAttribute.Mpirun!,
+            ["--allow-run-as-root", "--oversubscribe", "-np", "1", Executable, .. args, ":", "-np", "1", "env", "FLOWHN_FAULT=nan:step-2", Executable, .. args],
+            300);
+        Assert.Equal(UserException.NonFiniteExitCode, result.ExitCode);
+        Assert.Contains("error: The loss became NaN at step 2", result.Output);
+        Assert.Contains("error: rank 1 of 2 failed; ending every rank of the job", result.Output);
+        Assert.DoesNotContain("step     3/", result.Output);
     }
 
     /// <summary>The child of mpirun that runs <paramref name="rank"/> (from its OMPI_COMM_WORLD_RANK).</summary>
