@@ -34,29 +34,39 @@ public static class FlowHnCli
         try
         {
             // No built-in Ctrl+C handling: train saves a checkpoint on Ctrl+C itself.
-            return parse.Invoke(new InvocationConfiguration
+            int code = parse.Invoke(new InvocationConfiguration
             {
                 Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null,
             });
+            DataParallel.Finish();
+            return code;
         }
         catch (UserException e)
         {
             error.WriteLine($"error: {e.Message}");
-            return e.ExitCode;
+            return Failed(e.ExitCode, error);
         }
         catch (Exception e) when (CrashReport.IsDiskFull(e))
         {
             error.WriteLine($"error: the disk is full ({e.Message}). Free space and run the command again" +
                             (CrashReport.RunFolder is { } run ? $" (flowhn train --resume --out {run} continues the run)." : "."));
-            return 2;
+            return Failed(2, error);
         }
         catch (Exception e)
         {
             // Last resort: one line here, the full trace in crash.log; the checkpoint is not touched.
             string log = CrashReport.Write(e);
             error.WriteLine($"error: unexpected {e.GetType().Name}: {e.Message} (full trace in {log}; please report it)");
-            return CrashReport.ExitCode;
+            return Failed(CrashReport.ExitCode, error);
         }
+    }
+
+    /// <summary>In a data-parallel run one failing rank ends them all (the others would wait for it forever).</summary>
+    private static int Failed(int exitCode, TextWriter error)
+    {
+        error.Flush();
+        DataParallel.Abort(exitCode);
+        return exitCode;
     }
 }
 

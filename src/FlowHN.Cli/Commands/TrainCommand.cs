@@ -9,7 +9,7 @@ namespace FlowHN.Cli.Commands;
 /// <summary><c>flowhn train</c>: trains a language model on prepared shards or a folder of text files.</summary>
 public static class TrainCommand
 {
-    public static Command Create(CliConsole console)
+    public static Command Create(CliConsole processConsole)
     {
         var d = new TrainOptions();
         var arch = CliOption.OneOf(CliOption.Create("--arch", "Architecture: " + string.Join(", ", ArchitectureRegistry.Names) + ".", "flowhn"),
@@ -76,6 +76,9 @@ public static class TrainCommand
         deviceOptions.AddTo(command);
         command.SetAction(r =>
         {
+            var group = DataParallel.Open();
+            var console = DataParallel.ConsoleFor(processConsole);
+            bool root = group?.IsRoot ?? true;
             string archName = r.GetValue(arch)!, presetName = r.GetValue(preset)!;
             var architecture = ArchitectureRegistry.Get(archName);
             var presetNames = architecture.Presets.Select(p => p.Name).ToList();
@@ -89,9 +92,9 @@ public static class TrainCommand
                 runDir = Path.Combine("runs", $"{archName}-{presetName}-{DateTime.Now:yyyyMMdd-HHmmss}");
             }
             if (r.GetValue(extend) && !resuming) throw new UserException("--extend changes the horizon of a run being resumed; add --resume.");
-            using var runLock = RunLock.Acquire(runDir);
+            using var runLock = root ? RunLock.Acquire(runDir) : null; // rank 0 holds the run folder for all ranks
             CrashReport.RunFolder = runDir;
-            if (runLock.TookOverFrom is { } stale) console.Out.WriteLine(stale);
+            if (runLock?.TookOverFrom is { } stale) console.Out.WriteLine(stale);
             var options = new TrainOptions
             {
                 Steps = r.GetValue(steps), Batch = r.GetValue(batch), SeqLen = r.GetValue(seq), Accumulation = r.GetValue(accum),
@@ -111,7 +114,8 @@ public static class TrainCommand
             ModelConfig? config = null;
             if (resuming)
             {
-                if (Checkpoint.Recover(runDir) is { } recovered) console.Out.WriteLine(recovered);
+                if (root && Checkpoint.Recover(runDir) is { } recovered) console.Out.WriteLine(recovered);
+                group?.Barrier(); // the others read the checkpoint once rank 0 has repaired it
                 var state = Checkpoint.LoadState(Checkpoint.PathIn(runDir));
                 config = Checkpoint.LoadConfig(Checkpoint.PathIn(runDir));
                 var check = new ResumeOptions(r, runDir, state);
@@ -130,10 +134,18 @@ public static class TrainCommand
             }
             else
             {
-                MetricsLog.RequireFreshFolder(runDir);
+                if (root) MetricsLog.RequireFreshFolder(runDir);
             }
             int stopAt = r.GetValue(stopAfter);
-            return Train(console, deviceOptions.Read(r), architecture, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
+            var device = deviceOptions.Read(r);
+            if (group is not null)
+            {
+                if (r.GetValue(splitRatio) is { } share && share.Equals(AttentionShare.Time))
+                    throw new UserException("--split-ratio time measures each device on its own, so ranks could disagree; run it in a single " +
+                                            "process first and pass the share it prints (e.g. --split-ratio 0.59).");
+                device = device with { CudaDevice = group.LocalRank };
+            }
+            return Train(console, group, device, architecture, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
                 r.GetValue(cache)!, runDir, options, config, r.GetValue(recompute), stopAt == 0 ? null : stopAt);
         });
         return command;
@@ -141,7 +153,7 @@ public static class TrainCommand
 
     private sealed record SplitChoice(SplitStrategy Strategy, SplitContext Context, AttentionShare Ratio, bool Concurrent, SsmKind Ssm);
 
-    private static int Train(CliConsole console, DeviceOptions deviceOptions, Architecture arch, string preset, SplitChoice split, string dataPath,
+    private static int Train(CliConsole console, ProcessGroup? group, DeviceOptions deviceOptions, Architecture arch, string preset, SplitChoice split, string dataPath,
         string[]? validation, string tokenizer, string cacheDir, string runDir, TrainOptions options, ModelConfig? resumedConfig, bool recompute,
         int? stopAfter)
     {
@@ -177,7 +189,7 @@ public static class TrainCommand
                 console.Out.WriteLine($"FLOP-aware split at L={options.SeqLen}: {FlowHNLM.Balance(config, options.SeqLen)}");
             console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on (two CUDA streams)" : "off")}");
         }
-        using var trainer = new Trainer(device, model, data, options, runDir, console.Out);
+        using var trainer = new Trainer(device, model, data, options, runDir, console.Out, group);
         if (resume) trainer.Resume();
         TrainResult result;
         int interruptedCode;
@@ -198,7 +210,7 @@ public static class TrainCommand
             }
             finally
             {
-                TrainReportStep.Write(console, runDir, device, data, model, options, trainer.Interrupted, failure);
+                if (group?.IsRoot ?? true) TrainReportStep.Write(console, runDir, device, data, model, options, trainer.Interrupted, failure);
             }
         }
         if (trainer.Interrupted) return interruptedCode;

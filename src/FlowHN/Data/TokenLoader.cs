@@ -41,6 +41,22 @@ public sealed class TokenLoader
         return new TokenBatch(inputs, targets, batch, seqLen);
     }
 
+    /// <summary>
+    /// Rank <paramref name="rank"/>'s slice of a global batch of <paramref name="ranks"/> x <paramref name="batch"/>
+    /// rows: every rank draws the whole global batch (so all loaders stay at the same position) and keeps rows
+    /// [rank x batch, (rank + 1) x batch). The slices are disjoint and together are what one process drawing
+    /// ranks x batch rows gets.
+    /// </summary>
+    public TokenBatch NextBatch(int batch, int seqLen, int rank, int ranks)
+    {
+        if (ranks == 1) return NextBatch(batch, seqLen);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, ranks);
+        var global = NextBatch(checked(batch * ranks), seqLen);
+        int size = batch * seqLen;
+        return new TokenBatch(global.Inputs.AsSpan(rank * size, size).ToArray(), global.Targets.AsSpan(rank * size, size).ToArray(), batch, seqLen);
+    }
+
     /// <summary>Fills caller-owned buffers (inputs.Length / seqLen rows), for loops that reuse host memory.</summary>
     public void Fill(Span<int> inputs, Span<int> targets, int seqLen)
     {

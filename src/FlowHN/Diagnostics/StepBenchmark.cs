@@ -110,7 +110,8 @@ public static class StepBenchmark
         var memory = new StepMemory(device.Runtime.Allocator.PeakBytesInUse, stateBytes,
             (double)(device.Runtime.Allocator.PeakRequestedBytes - idle - stateBytes) / tokensPerStep,
             MemoryMeasure.Estimate(config, batch, seqLen, MemoryMeasure.Like(device.Runtime), model.ActivationMemory));
-        return new BenchResult(config.Arch, SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
+        return new BenchResult(config.Ssm == SsmKind.Mamba2 && config.Architecture.ChoosesSsm ? config.Arch + "+mamba2" : config.Arch,
+            SplitWords.Label(config), model.ParameterCount, tokensPerStep, median, times.Min(), times.Max(),
             tokensPerStep / (median / 1000), flops / (median / 1000) / peak, peak, $"{(tf32 ? "tf32" : "fp32")} {device.Runtime.Peak.Source}",
             memory,
             (double)device.Runtime.Counters.Launches / steps, (double)device.Runtime.Counters.Transfers / steps, driverAllocations,

@@ -70,8 +70,11 @@ public sealed class ComputeDevice : IDisposable
             if (options.Device == DeviceKind.Cuda && cudaDevices.Count == 0 && !options.Meta)
                 throw new UserException("No CUDA device was found (is the NVIDIA driver installed and libcuda.so.1 on the " +
                                         "library path?). Use --device cpu to run on the CPU.");
+            if (wantCuda && cudaDevices.Count > 0 && options.CudaDevice >= cudaDevices.Count)
+                throw new UserException($"CUDA device {options.CudaDevice} was asked for (one process per GPU, by local rank) but this machine " +
+                                        $"has {cudaDevices.Count}. Start at most {cudaDevices.Count} processes per machine.");
             Accelerator accelerator = wantCuda && cudaDevices.Count > 0
-                ? context.CreateCudaAccelerator(0)
+                ? context.CreateCudaAccelerator(options.CudaDevice)
                 : context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
             return new ComputeDevice(context, accelerator, options);
         }

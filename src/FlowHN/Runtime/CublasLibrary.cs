@@ -67,7 +67,7 @@ public static class CublasLibrary
         return found;
     }
 
-    private static IEnumerable<string> LibraryFolders(CublasSearch search)
+    internal static IEnumerable<string> LibraryFolders(CublasSearch search)
     {
         if (search.CudaHome is { } home)
         {

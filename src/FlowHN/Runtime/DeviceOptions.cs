@@ -9,6 +9,8 @@ public sealed record DeviceOptions
 {
     public DeviceKind Device { get; init; } = DeviceKind.Auto;
     public GemmBackendKind Gemm { get; init; } = GemmBackendKind.Auto;
+    /// <summary>Which CUDA device to open (a data-parallel rank uses its local rank).</summary>
+    public int CudaDevice { get; init; }
     /// <summary>Tensor-core TF32 matrix products on CUDA (opt-in: it changes results in the 4th digit).</summary>
     public bool Tf32 { get; init; }
     /// <summary>Caps the device memory the allocator may use, in GiB (0 = no cap), e.g. on a shared GPU.</summary>

@@ -6,9 +6,10 @@ namespace FlowHN.Training;
 /// The rule that makes a checkpoint good: its weights must give a finite loss. An update can leave finite but
 /// exploded weights whose next forward is NaN, so a saved checkpoint waits in <c>checkpoint.next/</c> until a
 /// loss computed from its weights (the next step's, an evaluation's, or a probe at the end) is finite, and is
-/// only then promoted; a non-finite loss discards it.
+/// only then promoted; a non-finite loss discards it. In a data-parallel run only rank 0 touches the files
+/// (<paramref name="writesFiles"/>); the other ranks keep the same state.
 /// </summary>
-public sealed class CheckpointPromotion(string runDir)
+public sealed class CheckpointPromotion(string runDir, bool writesFiles = true)
 {
     private int? pendingStep;
 
@@ -24,6 +25,11 @@ public sealed class CheckpointPromotion(string runDir)
     {
         if (pendingStep is not { } step) return;
         pendingStep = null;
+        if (!writesFiles)
+        {
+            if (double.IsFinite(lossFromPendingWeights)) LastGoodStep = step;
+            return;
+        }
         if (double.IsFinite(lossFromPendingWeights))
         {
             Checkpoint.Promote(runDir);

@@ -4,6 +4,8 @@ using FlowHN.Data;
 using FlowHN.Kernels;
 using FlowHN.Models;
 using FlowHN.Runtime;
+using ILGPU;
+using ILGPU.Runtime;
 
 namespace FlowHN.Training;
 
@@ -30,12 +32,16 @@ public sealed class Trainer : IDisposable
     private readonly CheckpointPromotion promotion;
     private readonly TrainingStep trainingStep;
     private BatchPrefetcher? batches; // while Run runs
+    private readonly ProcessGroup? group; // data parallelism; null for a single process
     private int step;
     private int savedStep = -1;
     private long tokensSeen;
     private volatile bool stopRequested;
 
-    public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console)
+    /// <param name="group">the ranks of a data-parallel run (each takes its slice of every global batch; rank 0 writes
+    /// the run folder), or null for a single process.</param>
+    public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console,
+        ProcessGroup? group = null)
     {
         options.Validate();
         if (data.VocabSize > model.Config.VocabSize)
@@ -49,12 +55,22 @@ public sealed class Trainer : IDisposable
         optimizer = new AdamW(device, model.Parameters().ToList(), options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.GradClip);
         loader = new TokenLoader(data.Train, (ulong)options.Seed);
         schedule = new LearningRateSchedule(options.LearningRate, options.Steps, options.WarmupFraction, options.MinLrFraction);
-        promotion = new CheckpointPromotion(runDir);
+        this.group = group;
+        promotion = new CheckpointPromotion(runDir, writesFiles: IsRoot);
         trainingStep = new TrainingStep(device, model, optimizer, options.Accumulation);
-        Directory.CreateDirectory(runDir);
+        if (group is not null) trainingStep.Reducer = new MpiGradientReducer(group, device, model.Parameters().First().Store!);
+        if (IsRoot) Directory.CreateDirectory(runDir);
     }
 
     public AdamW Optimizer => optimizer;
+
+    /// <summary>Whether this process writes the run folder: always without data parallelism, else rank 0.</summary>
+    private bool IsRoot => group?.IsRoot ?? true;
+
+    private int Ranks => group?.Size ?? 1;
+
+    /// <summary>Tokens of one optimizer step over all ranks.</summary>
+    private long GlobalTokensPerStep => options.TokensPerStep * Ranks;
 
     /// <summary>Asks the loop to stop after the current step and save a checkpoint (e.g. on Ctrl+C).</summary>
     public void RequestStop() => stopRequested = true;
@@ -98,7 +114,8 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public void Resume()
     {
-        if (Checkpoint.Recover(runDir) is { } recovered) console.WriteLine(recovered);
+        if (IsRoot && Checkpoint.Recover(runDir) is { } recovered) console.WriteLine(recovered);
+        group?.Barrier(); // the other ranks read the checkpoint once rank 0 has repaired it
         string dir = Checkpoint.PathIn(runDir);
         var state = Checkpoint.LoadState(dir);
         if (state.Tokenizer != data.TokenizerName)
@@ -113,10 +130,33 @@ public sealed class Trainer : IDisposable
         loader.State = state.LoaderState;
         optimizer.StepCount = state.OptimizerSteps;
         promotion.LastGoodStep = step;
+        if (group is not null) AgreeOnResume();
         console.WriteLine($"resumed from {dir} at step {step}");
+        if (!IsRoot) return;
         int dropped = MetricsLog.Reconcile(runDir, step);
         if (dropped > 0)
             console.WriteLine($"metrics.jsonl: dropped {dropped} lines logged after step {step} (that work is redone now)");
+    }
+
+    /// <summary>
+    /// Every rank must continue from the same checkpoint: the step, the optimizer's step count, the loader's
+    /// position and a checksum of the weights are compared with rank 0's.
+    /// </summary>
+    private void AgreeOnResume()
+    {
+        var weights = new float[model.Parameters().First().Store!.Length];
+        model.Parameters().First().Store!.Weights.CopyToCPU(device.Runtime.CurrentStream.Native, weights);
+        device.Runtime.CurrentStream.Synchronize();
+        double checksum = 0;
+        for (int i = 0; i < weights.Length; i++) checksum += weights[i] * (double)(1 + i % 7);
+        var mine = new[] { step, optimizer.StepCount, (double)(loader.State >> 32), loader.State & 0xffffffff, checksum };
+        for (int i = 0; i < mine.Length; i++)
+        {
+            double root = group!.Broadcast(mine[i]);
+            if (!root.Equals(mine[i]))
+                throw new UserException($"Rank {group.Rank} resumed a different checkpoint than rank 0 (step {step}): every rank must see the " +
+                                        $"same run folder ({runDir}), e.g. on a shared file system.");
+        }
     }
 
     /// <summary>Trains to the configured step count, or only up to <paramref name="stopAfter"/> steps.</summary>
@@ -124,19 +164,22 @@ public sealed class Trainer : IDisposable
     {
         var evaluations = new List<(int, double)>();
         var losses = new List<double>();
-        double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep;
+        double flopsPerStep = model.TrainingFlopsPerToken(options.SeqLen) * options.TokensPerStep; // per rank (MFU is per device)
         double peak = device.Runtime.Peak.For(device.Kernels.Gemm.UsesTf32);
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
                           $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Runtime.Peak.Source})");
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
-        using var metrics = new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0);
+        if (group is not null)
+            console.WriteLine($"data parallel: {group.Size} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
+                              $"{(long)group.Size * options.Batch * options.Accumulation} sequences per step; MPI ({group.Library})");
+        using var metrics = IsRoot ? new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0) : null;
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
         using var stepLog = new DeviceStepLog(device, Math.Min(options.LogEvery, Math.Max(1, lastStep - step)));
         // Batches are drawn one ahead on a worker thread; the checkpoint saves the position after the last one
         // taken, which is where the loader continues when the run ends (or resumes).
         batches = new BatchPrefetcher(device, options.Batch, options.SeqLen,
-            (inputs, targets) => { loader.Fill(inputs, targets, options.SeqLen); return loader.State; }, loader.State);
+            FillRankSlice, loader.State);
         try
         {
             return Loop(evaluations, losses, metrics, stepLog, flopsPerStep, peak, lastStep);
@@ -150,7 +193,20 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private TrainResult Loop(List<(int, double)> evaluations, List<double> losses, MetricsLog metrics, DeviceStepLog stepLog,
+    /// <summary>The prefetch worker's batch: this rank's slice of the global batch (the whole batch for one process).</summary>
+    private ulong FillRankSlice(Span<int> inputs, Span<int> targets)
+    {
+        if (Ranks == 1) loader.Fill(inputs, targets, options.SeqLen);
+        else
+        {
+            var slice = loader.NextBatch(options.Batch, options.SeqLen, group!.Rank, Ranks);
+            slice.Inputs.CopyTo(inputs);
+            slice.Targets.CopyTo(targets);
+        }
+        return loader.State;
+    }
+
+    private TrainResult Loop(List<(int, double)> evaluations, List<double> losses, MetricsLog? metrics, DeviceStepLog stepLog,
         double flopsPerStep, double peak, int lastStep)
     {
         var clock = Stopwatch.StartNew();
@@ -165,19 +221,20 @@ public sealed class Trainer : IDisposable
             double lr = schedule.At(step);
             trainingStep.Run(batches!, lr, stepLog);
             if (FaultHooks.Nan("step-" + step)) stepLog.PoisonLast();
-            tokensSeen += options.TokensPerStep;
+            tokensSeen += GlobalTokensPerStep;
             pending.Add((step, lr, tokensSeen));
             bool evaluate = step % options.EvalEvery == 0 || step == options.Steps;
             bool save = step % options.CheckpointEvery == 0 || step == options.Steps;
             // The device is read only here: before a line is printed, an evaluation or a checkpoint (one download of
             // every step's loss and gradient norm since the last read). A non-finite loss in any of those steps
             // stops the run before a checkpoint can hold its weights. The steps in between wait for nothing.
-            if (step % options.LogEvery == 0 || step == lastStep || evaluate || save || stopRequested || stepLog.IsFull)
+            bool stop = StopAgreed();
+            if (step % options.LogEvery == 0 || step == lastStep || evaluate || save || stop || stepLog.IsFull)
             {
                 ReadSteps(stepLog, pending, interval.Elapsed.TotalSeconds, flopsPerStep, peak, metrics, losses, clock, firstStep);
                 interval.Restart();
             }
-            if (stopRequested)
+            if (stop)
             {
                 Interrupted = true;
                 break;
@@ -199,25 +256,41 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
+    /// Whether to stop after this step. A signal reaches the ranks at different moments, so in a data-parallel run
+    /// they agree first (one tiny all-reduce per step): all stop after the same step, or a rank that stopped alone
+    /// would leave the others waiting in the next step's all-reduce.
+    /// </summary>
+    private bool StopAgreed()
+    {
+        if (group is null) return stopRequested;
+        Span<double> flag = [stopRequested ? 1 : 0];
+        group.AllReduceSum(flag);
+        return flag[0] > 0;
+    }
+
+    /// <summary>
     /// Reads the losses and gradient norms of the steps since the last read (one download), settles a pending
     /// checkpoint with the first of them (that step's forward ran on the saved weights), stops on a non-finite
     /// loss, and writes their metrics (time per step: the interval's mean) and the progress line.
     /// </summary>
     private void ReadSteps(DeviceStepLog stepLog, List<(int Step, double Lr, long Tokens)> pending, double seconds,
-        double flopsPerStep, double peak, MetricsLog metrics, List<double> losses, Stopwatch clock, int firstStep)
+        double flopsPerStep, double peak, MetricsLog? metrics, List<double> losses, Stopwatch clock, int firstStep)
     {
         var read = stepLog.Read();
+        // Each rank's loss is the mean over its slice; the step's loss is the mean over the ranks.
+        var summed = read.Select(r => (double)r.Loss).ToArray();
+        group?.AllReduceSum(summed);
         double stepSeconds = seconds / pending.Count;
-        double tokensPerSecond = options.TokensPerStep / stepSeconds;
+        double tokensPerSecond = GlobalTokensPerStep / stepSeconds;
         double mfu = flopsPerStep / stepSeconds / peak;
         for (int i = 0; i < pending.Count; i++)
         {
             var (at, lr, tokens) = pending[i];
-            double loss = read[i].Loss / (double)options.Accumulation;
+            double loss = summed[i] / Ranks / options.Accumulation;
             promotion.Confirm(loss);
             if (!double.IsFinite(loss)) throw promotion.NonFinite($"The loss became {loss} at step {at}");
             losses.Add(loss);
-            metrics.Write(new { type = "train", step = at, loss, lr, grad_norm = read[i].GradNorm, tokens_per_s = tokensPerSecond,
+            metrics?.Write(new { type = "train", step = at, loss, lr, grad_norm = read[i].GradNorm, tokens_per_s = tokensPerSecond,
                 mfu, step_s = stepSeconds, tokens });
             if (at % options.LogEvery == 0 || at == options.Steps)
             {
@@ -237,7 +310,7 @@ public sealed class Trainer : IDisposable
     {
         if (step > savedStep) SaveCheckpoint();
         if (!promotion.HasPending) return;
-        double loss = evalAtStep ?? Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, 1);
+        double loss = evalAtStep ?? Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, 1, group);
         promotion.Confirm(loss);
         if (!double.IsFinite(loss)) throw promotion.NonFinite($"The weights after step {step} give a loss of {loss}");
     }
@@ -245,7 +318,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Mean validation loss over the fixed evaluation batches (no gradients).</summary>
     public double Evaluate(MetricsLog? metrics = null)
     {
-        double loss = Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, options.EvalBatches);
+        double loss = Evaluation.ValidationLoss(device, model, data.Validation, options.Batch, options.SeqLen, options.EvalBatches, group);
         if (FaultHooks.Nan("eval-" + step)) loss = double.NaN;
         console.WriteLine($"eval  step {step,5} | val loss {loss:0.0000} | val ppl {Math.Exp(loss):0.00}");
         metrics?.Write(new { type = "eval", step, val_loss = loss, val_ppl = Math.Exp(loss) });
@@ -257,6 +330,13 @@ public sealed class Trainer : IDisposable
     /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
     private void SaveCheckpoint()
     {
+        if (!IsRoot)
+        {
+            // Rank 0 writes; the others keep the same bookkeeping so every rank takes the same collective steps.
+            promotion.Saved(step);
+            savedStep = step;
+            return;
+        }
         FaultHooks.At("before-save");
         Checkpoint.SaveNext(runDir, model, optimizer,
             new TrainState(step, batches?.Position ?? loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));

@@ -55,6 +55,12 @@ public sealed class TrainingStep
     public IStepObserver? Observer { get; set; }
 
     /// <summary>
+    /// Data parallelism: sums the gradients over the ranks after the last backward, before the clipped update. Each
+    /// micro-batch's loss is then scaled by 1 / (Accumulation x ranks), so the sum is the global mean gradient.
+    /// </summary>
+    public IGradientReducer? Reducer { get; set; }
+
+    /// <summary>
     /// One optimizer step over batches given as host arrays (tests and fixed batches): each is uploaded from
     /// pageable memory, which makes the host wait for the copy on a GPU. Training and benchmarks use
     /// <see cref="Run(BatchPrefetcher, double, DeviceStepLog?)"/>.
@@ -91,9 +97,11 @@ public sealed class TrainingStep
                 var loss = Evaluation.Loss(model, ids);
                 device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View); // added up on the device: no wait for the host
                 Observer?.ForwardDone(micro);
-                device.Tape.Backward(Accumulation == 1 ? loss : Ops.Scale(loss, 1f / Accumulation));
+                int parts = Accumulation * (Reducer?.WorldSize ?? 1);
+                device.Tape.Backward(parts == 1 ? loss : Ops.Scale(loss, 1f / parts));
                 Observer?.BackwardDone(micro);
             }
+            Reducer?.Reduce();
             optimizer.Step(learningRate);
             log?.Record(lossSum.View, optimizer.GradNormView);
         }

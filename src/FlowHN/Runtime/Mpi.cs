@@ -1,0 +1,134 @@
+using System.Runtime.InteropServices;
+
+namespace FlowHN.Runtime;
+
+/// <summary>
+/// A thin binding of the MPI C API as Open MPI's <c>libmpi.so.40</c> exports it: only the calls a data-parallel
+/// run needs. Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM) are the addresses of exported globals, so
+/// they are looked up in the loaded library rather than compiled in as constants. Nothing here loads until a
+/// process group is opened, so a run that is not launched by MPI never touches the library.
+/// </summary>
+internal sealed unsafe class Mpi
+{
+    /// <summary>File names tried in order (Open MPI 4 and 5 keep the soname libmpi.so.40).</summary>
+    public static readonly string[] FileNames = ["libmpi.so.40", "libmpi.so"];
+
+    private const int ThreadSerialized = 2; // MPI_THREAD_SERIALIZED: calls may come from any one thread at a time
+    private static readonly IntPtr InPlace = 1; // Open MPI's MPI_IN_PLACE
+
+    private readonly delegate* unmanaged<int*, IntPtr, int, int*, int> initThread;
+    private readonly delegate* unmanaged<int*, int> initialized, finalized;
+    private readonly delegate* unmanaged<IntPtr, int*, int> commRank, commSize;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int> allreduce;
+    private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int> bcast;
+    private readonly delegate* unmanaged<IntPtr, int> barrier;
+    private readonly delegate* unmanaged<IntPtr, int, int> abort;
+    private readonly delegate* unmanaged<int> finalize;
+
+    private Mpi(IntPtr library, string path)
+    {
+        Path = path;
+        IntPtr Export(string name) => NativeLibrary.TryGetExport(library, name, out IntPtr address)
+            ? address
+            : throw new UserException($"{path} has no symbol {name}: FlowHN binds Open MPI's libmpi.so.40 (Debian: apt-get install openmpi-bin libopenmpi-dev).");
+        initThread = (delegate* unmanaged<int*, IntPtr, int, int*, int>)Export("MPI_Init_thread");
+        initialized = (delegate* unmanaged<int*, int>)Export("MPI_Initialized");
+        finalized = (delegate* unmanaged<int*, int>)Export("MPI_Finalized");
+        commRank = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_rank");
+        commSize = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_size");
+        allreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int>)Export("MPI_Allreduce");
+        bcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int>)Export("MPI_Bcast");
+        barrier = (delegate* unmanaged<IntPtr, int>)Export("MPI_Barrier");
+        abort = (delegate* unmanaged<IntPtr, int, int>)Export("MPI_Abort");
+        finalize = (delegate* unmanaged<int>)Export("MPI_Finalize");
+        CommWorld = Export("ompi_mpi_comm_world");
+        Float = Export("ompi_mpi_float");
+        Double = Export("ompi_mpi_double");
+        Byte = Export("ompi_mpi_byte");
+        Sum = Export("ompi_mpi_op_sum");
+    }
+
+    public string Path { get; }
+    public IntPtr CommWorld { get; }
+    public IntPtr Float { get; }
+    public IntPtr Double { get; }
+    public IntPtr Byte { get; }
+    public IntPtr Sum { get; }
+
+    /// <summary>Loads libmpi (with its symbols global, as Open MPI's plugins need) or says plainly why it cannot.</summary>
+    public static Mpi Load()
+    {
+        var failures = new List<string>();
+        foreach (string name in FileNames)
+        {
+            // Open MPI's components (mca_*.so) resolve symbols of libmpi itself, which .NET's loader (RTLD_LOCAL)
+            // would hide from them: load it RTLD_GLOBAL through dlopen first.
+            IntPtr handle = DlOpenGlobal(name);
+            if (handle == IntPtr.Zero && !NativeLibrary.TryLoad(name, out handle)) { failures.Add(name); continue; }
+            return new Mpi(handle, name);
+        }
+        throw new UserException($"This process was launched by MPI but no MPI library loads (tried {string.Join(", ", failures)}). " +
+                                "Install Open MPI (Debian: apt-get install openmpi-bin libopenmpi-dev) or put libmpi.so.40 on LD_LIBRARY_PATH.");
+    }
+
+    private static IntPtr DlOpenGlobal(string name)
+    {
+        const int now = 2, global = 0x100; // RTLD_NOW | RTLD_GLOBAL
+        if (!NativeLibrary.TryLoad("libc.so.6", out IntPtr libc) || !NativeLibrary.TryGetExport(libc, "dlopen", out IntPtr dlopen))
+            return IntPtr.Zero;
+        IntPtr file = Marshal.StringToHGlobalAnsi(name);
+        try
+        {
+            return ((delegate* unmanaged<IntPtr, int, IntPtr>)dlopen)(file, now | global);
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(file);
+        }
+    }
+
+    public void Init()
+    {
+        int flag;
+        Check(initialized(&flag), "MPI_Initialized");
+        if (flag != 0) return;
+        int provided;
+        Check(initThread(null, IntPtr.Zero, ThreadSerialized, &provided), "MPI_Init_thread");
+    }
+
+    public int Rank()
+    {
+        int rank;
+        Check(commRank(CommWorld, &rank), "MPI_Comm_rank");
+        return rank;
+    }
+
+    public int Size()
+    {
+        int size;
+        Check(commSize(CommWorld, &size), "MPI_Comm_size");
+        return size;
+    }
+
+    /// <summary>In-place sum over all ranks of <paramref name="count"/> values of <paramref name="type"/> at <paramref name="data"/>.</summary>
+    public void AllreduceSum(IntPtr data, int count, IntPtr type) =>
+        Check(allreduce(InPlace, data, count, type, Sum, CommWorld), "MPI_Allreduce");
+
+    public void Bcast(IntPtr data, int count, IntPtr type, int root) => Check(bcast(data, count, type, root, CommWorld), "MPI_Bcast");
+
+    public void Barrier() => Check(barrier(CommWorld), "MPI_Barrier");
+
+    public void Abort(int code) => abort(CommWorld, code);
+
+    public void End()
+    {
+        int flag;
+        if (finalized(&flag) == 0 && flag == 0) finalize();
+    }
+
+    private static void Check(int code, string call)
+    {
+        // With MPI's default error handler a failing call ends the job; this is the case of a handler that returns.
+        if (code != 0) throw new InvalidOperationException($"{call} failed with MPI error code {code}.");
+    }
+}
