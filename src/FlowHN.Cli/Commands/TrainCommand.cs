@@ -159,7 +159,11 @@ public static class TrainCommand
     {
         options.Validate();
         bool resume = resumedConfig is not null;
-        var data = DataSource.Open(dataPath, tokenizer, cacheDir, validation is { Length: > 0 } ? validation : null);
+        // Rank 0 prepares the token cache (when it is missing or stale) before the other ranks look at it.
+        string[]? heldOut = validation is { Length: > 0 } ? validation : null;
+        var data = group is null || group.IsRoot ? DataSource.Open(dataPath, tokenizer, cacheDir, heldOut) : null;
+        group?.Barrier();
+        data ??= DataSource.Open(dataPath, tokenizer, cacheDir, heldOut);
         foreach (var warning in data.Prepared?.Warnings ?? []) console.Out.WriteLine(warning);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
         var config = resumedConfig

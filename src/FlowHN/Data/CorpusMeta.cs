@@ -28,8 +28,9 @@ public sealed record CorpusMeta(
     public void Save(string directory)
     {
         var path = Path.Combine(directory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, CorpusMetaJson.Default.CorpusMeta));
-        File.Move(path + ".tmp", path, overwrite: true);
+        var tmp = ShardWriter.TemporaryPath(path);
+        File.WriteAllText(tmp, JsonSerializer.Serialize(this, CorpusMetaJson.Default.CorpusMeta));
+        File.Move(tmp, path, overwrite: true);
     }
 
     public static CorpusMeta Load(string directory)

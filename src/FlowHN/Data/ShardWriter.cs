@@ -6,8 +6,9 @@ namespace FlowHN.Data;
 public static class ShardWriter
 {
     /// <summary>
-    /// Writes to <c>path + ".tmp"</c> and renames, so a crash or a full disk never leaves a half shard under
-    /// the real name. Token ids are checked against the vocabulary before anything is written.
+    /// Writes to a temporary file named for this process and renames, so a crash or a full disk never leaves a
+    /// half shard under the real name, and processes preparing the same cache at once (the ranks of a
+    /// data-parallel job) never write one file together. Token ids are checked against the vocabulary before anything is written.
     /// </summary>
     public static void Write(string path, string tokenizerName, int vocabSize, ReadOnlySpan<int> tokens)
     {
@@ -27,7 +28,7 @@ public static class ShardWriter
             Directory.CreateDirectory(directory);
         }
 
-        var tmp = path + ".tmp";
+        var tmp = TemporaryPath(path);
         try
         {
             using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
@@ -71,4 +72,7 @@ public static class ShardWriter
             stream.Write(buffer, 0, chunk.Length * elementSize);
         }
     }
+
+    /// <summary>Where <paramref name="path"/> is written before its rename: unique to this process.</summary>
+    public static string TemporaryPath(string path) => $"{path}.{Environment.ProcessId}.tmp";
 }

@@ -36,7 +36,7 @@ public class ShardTests
         Assert.Equal(tokens, shard.Tokens);
         Assert.Equal((name, vocab), (shard.TokenizerName, shard.VocabSize));
         Assert.Equal(ShardFormat.HeaderSize + (long)tokens.Length * elementSize, new FileInfo(path).Length);
-        Assert.False(File.Exists(path + ".tmp"));
+        Assert.False(File.Exists(ShardWriter.TemporaryPath(path)));
     }
 
     [Fact]
@@ -63,7 +63,7 @@ public class ShardTests
         var path = folder.File("t.bin");
         Assert.Throws<ArgumentOutOfRangeException>(() => ShardWriter.Write(path, "bytes", 256, [1, 256]));
         Assert.False(File.Exists(path));
-        Assert.False(File.Exists(path + ".tmp"));
+        Assert.False(File.Exists(ShardWriter.TemporaryPath(path)));
     }
 
     private static UserException Corrupt(Action<string> damage, string? tokenizer = null, int? vocab = null)
