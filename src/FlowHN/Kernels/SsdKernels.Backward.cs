@@ -43,26 +43,6 @@ internal static partial class SsdKernels
     /// <summary>Slots of the per-(batch, time, head) row sums.</summary>
     public const int RowSlots = 3;
 
-    /// <summary>pairDots[b, c, h, i, j] = dy_i . x_j for j &lt;= i inside chunk c (zero elsewhere).</summary>
-    public static void SsdPairDots(SsdShape s, SsdInputs p, ArrayView<float> dy, ArrayView<float> pairDots)
-    {
-        long first = Grid.GlobalIndex.X, stride = (long)Grid.DimX * Group.DimX, count = s.PairDotsLength;
-        int q = s.Chunk, heads = s.Heads, chunks = s.Chunks, hd = s.HeadDim, length = s.Length;
-        for (long at = first; at < count; at += stride)
-        {
-            int j = (int)(at % q), i = (int)(at / q % q), h = (int)(at / q / q % heads), c = (int)(at / q / q / heads % chunks);
-            int b = (int)(at / q / q / heads / chunks);
-            int ti = c * q + i, tj = c * q + j;
-            float dot = 0f;
-            if (j <= i && ti < length)
-            {
-                long yi = (((long)b * length + ti) * heads + h) * hd, xj = (((long)b * length + tj) * heads + h) * hd;
-                for (int k = 0; k < hd; k++) dot += dy[yi + k] * p.X[xj + k];
-            }
-            pairDots[at] = dot;
-        }
-    }
-
     /// <summary>adjoint[b, c, h, i, k] = sum over t in chunk c of exp(cs_t) dy_t[i] C_t[k].</summary>
     public static void SsdChunkAdjoint(SsdShape s, SsdInputs p, ArrayView<float> dy, ArrayView<float> decay, ArrayView<float> adjoint)
     {

@@ -85,23 +85,28 @@ internal static partial class SsdKernels
         }
     }
 
-    /// <summary>scores[b, c, g, i, j] = C_i . B_j for j &lt;= i inside chunk c (zero elsewhere).</summary>
-    public static void SsdScores(SsdShape s, SsdInputs p, ArrayView<float> scores)
+    /// <summary>
+    /// dots[b, c, r, i, j] = left_i . right_j for j &lt;= i inside chunk c (zero elsewhere), where left and right are
+    /// [batch, length, rows, width]: the forward's C . B scores (rows = groups, width = d_state) and the backward's
+    /// dy . x (rows = heads, width = head_dim).
+    /// </summary>
+    public static void SsdChunkPairDots(SsdShape s, int rows, int width, ArrayView<float> left, ArrayView<float> right,
+        ArrayView<float> dots)
     {
-        long first = Grid.GlobalIndex.X, stride = (long)Grid.DimX * Group.DimX, count = s.ScoresLength;
-        int q = s.Chunk, groups = s.Groups, chunks = s.Chunks, n = s.States, length = s.Length;
+        int q = s.Chunk, chunks = s.Chunks, length = s.Length;
+        long first = Grid.GlobalIndex.X, stride = (long)Grid.DimX * Group.DimX, count = (long)s.Batch * chunks * rows * q * q;
         for (long at = first; at < count; at += stride)
         {
-            int j = (int)(at % q), i = (int)(at / q % q), g = (int)(at / q / q % groups), c = (int)(at / q / q / groups % chunks);
-            int b = (int)(at / q / q / groups / chunks);
+            int j = (int)(at % q), i = (int)(at / q % q), r = (int)(at / q / q % rows), c = (int)(at / q / q / rows % chunks);
+            int b = (int)(at / q / q / rows / chunks);
             int ti = c * q + i, tj = c * q + j;
             float dot = 0f;
             if (j <= i && ti < length)
             {
-                long ci = (((long)b * length + ti) * groups + g) * n, bj = (((long)b * length + tj) * groups + g) * n;
-                for (int k = 0; k < n; k++) dot += p.C[ci + k] * p.B[bj + k];
+                long li = (((long)b * length + ti) * rows + r) * width, rj = (((long)b * length + tj) * rows + r) * width;
+                for (int k = 0; k < width; k++) dot += left[li + k] * right[rj + k];
             }
-            scores[at] = dot;
+            dots[at] = dot;
         }
     }
 

@@ -10,13 +10,14 @@ internal sealed class SsdLauncher : KernelFamily
     /// <summary>The chunk length Q when the caller names none (Mamba-2 trains with 256; 64 keeps the per-thread sums short).</summary>
     public const int DefaultChunk = 64;
 
-    private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>> decay, scores;
+    private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>> decay;
     private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>> chunkStates;
     private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>
         statePassing;
     private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>> output;
-    private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>> pairDots;
+    private readonly Action<AcceleratorStream, KernelConfig, SsdShape, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>
+        chunkPairDots;
     private readonly Action<AcceleratorStream, KernelConfig, SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>>
         chunkAdjoint;
     private readonly Action<AcceleratorStream, KernelConfig, SsdShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> adjointPassing;
@@ -32,11 +33,10 @@ internal sealed class SsdLauncher : KernelFamily
     public SsdLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
         decay = Load<SsdShape, SsdInputs, ArrayView<float>>(SsdKernels.SsdDecay);
-        scores = Load<SsdShape, SsdInputs, ArrayView<float>>(SsdKernels.SsdScores);
         chunkStates = Load<SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>>(SsdKernels.SsdChunkStates);
         statePassing = Load<SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(SsdKernels.SsdStatePassing);
         output = Load<SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SsdKernels.SsdOutput);
-        pairDots = Load<SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>>(SsdKernels.SsdPairDots);
+        chunkPairDots = Load<SsdShape, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SsdKernels.SsdChunkPairDots);
         chunkAdjoint = Load<SsdShape, SsdInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SsdKernels.SsdChunkAdjoint);
         adjointPassing = Load<SsdShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SsdKernels.SsdAdjointPassing);
         backwardX = Load<SsdShape, SsdInputs, ArrayView<float>, SsdBackwardWork, ArrayView<float>>(SsdKernels.SsdBackwardX);
@@ -124,7 +124,7 @@ internal sealed class SsdLauncher : KernelFamily
         };
         Prepare(s, p, work.Decay, work.Scores);
         Counters.Kernel();
-        pairDots(Stream, Launch.Grid1D(Device, s.PairDotsLength), s, p, dy, work.PairDots);
+        chunkPairDots(Stream, Launch.Grid1D(Device, s.PairDotsLength), s, s.Heads, s.HeadDim, dy, p.X, work.PairDots);
         Counters.Kernel();
         chunkAdjoint(Stream, Launch.Grid1D(Device, s.ChunkStatesLength), s, p, dy, work.Decay, work.Adjoint);
         Counters.Kernel();
@@ -150,7 +150,7 @@ internal sealed class SsdLauncher : KernelFamily
         Counters.Kernel();
         decay(Stream, Launch.Grid1D(Device, (long)s.Batch * s.Heads * s.Chunks), s, p, decayView);
         Counters.Kernel();
-        scores(Stream, Launch.Grid1D(Device, s.ScoresLength), s, p, scoreView);
+        chunkPairDots(Stream, Launch.Grid1D(Device, s.ScoresLength), s, s.Groups, s.States, p.C, p.B, scoreView);
     }
 
     /// <summary>Absent optional inputs still need a real view; the shape says they are never read.</summary>
