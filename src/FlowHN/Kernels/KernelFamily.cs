@@ -64,6 +64,13 @@ internal abstract class KernelFamily
         return Device.IsMeta ? NoLaunch<TLaunch>.Instance : load();
     }
 
+    /// <summary>
+    /// A kernel only the CPU accelerator runs: not loaded on CUDA and not recorded (so not in the PTX report),
+    /// and on a shape-only device a launch that does nothing, as <see cref="Loaded"/> gives.
+    /// </summary>
+    protected TLaunch? CpuOnly<TLaunch>(Func<TLaunch> load) where TLaunch : Delegate =>
+        Device.IsCuda ? null : Device.IsMeta ? NoLaunch<TLaunch>.Instance : load();
+
     /// <summary>A delegate of any launch signature that ignores its arguments.</summary>
     private static class NoLaunch<TLaunch> where TLaunch : Delegate
     {

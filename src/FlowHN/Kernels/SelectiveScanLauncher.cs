@@ -29,13 +29,12 @@ internal sealed class SelectiveScanLauncher : KernelFamily
         // The per-channel forward keeps d_state values in a per-thread array: the CPU accelerator's kernel (its
         // warps are narrower than d_state), never launched on a GPU, so it is neither loaded there nor in the
         // PTX kernel list the ptxas gate checks.
-        // A shape-only device runs no kernel (see KernelFamily.Loaded).
-        forward = device.IsCuda ? null : device.IsMeta ? (_, _, _, _, _, _, _, _) => { } : device.Accelerator.LoadKernel<SelectiveScanShape,
-            SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(SelectiveScanKernels.SelectiveScanForward);
+        forward = CpuOnly(() => device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, int>(SelectiveScanKernels.SelectiveScanForward));
         backwardLanes = Load<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(
             SelectiveScanKernels.SelectiveScanBackwardLanes);
-        backward = device.IsCuda ? null : device.IsMeta ? (_, _, _, _, _, _, _) => { } : device.Accelerator.LoadKernel<SelectiveScanShape,
-            SelectiveScanInputs, ArrayView<float>, ArrayView<float>, ScanBackwardTargets>(SelectiveScanKernels.SelectiveScanBackward);
+        backward = CpuOnly(() => device.Accelerator.LoadKernel<SelectiveScanShape, SelectiveScanInputs, ArrayView<float>,
+            ArrayView<float>, ScanBackwardTargets>(SelectiveScanKernels.SelectiveScanBackward));
         sumBlocks = Load<long, int, ArrayView<float>, ArrayView<float>>(SelectiveScanKernels.SelectiveScanSumBlocks);
         paramFinish = Load<SelectiveScanShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             SelectiveScanKernels.SelectiveScanParamGradFinish);
