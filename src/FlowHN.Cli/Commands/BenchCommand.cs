@@ -1,3 +1,4 @@
+using FlowHN.Autograd;
 using System.CommandLine;
 using FlowHN.Data;
 using FlowHN.Models;
@@ -19,6 +20,9 @@ public static class BenchCommand
         var archs = CliOption.Create("--archs", $"Architectures, comma-separated, or all ({string.Join(", ", ArchitectureRegistry.Names)}).", "all");
         var splits = CliOption.Create("--splits", "FlowHN splits to run, comma-separated (none, ae, fa, fac).", "none,ae,fa,fac");
         var context = CliOption.Create("--split-context", "FlowHN split context: local or prefix.", "prefix");
+        var splitRatio = CliOption.Parsed("--split-ratio", "FlowHN fa/fac attention share: flops (balance the FLOP model), time (balance branch " +
+                                          "times measured on this device first) or a number in (0, 1).", AttentionShare.Flops, AttentionShare.TryParse,
+            AttentionShare.Words);
         var ssms = CliOption.Create("--ssm", "SSM layers of flowhn, shm, jamba and hymba to run, comma-separated (mamba1, mamba2).", "mamba1");
         var steps = CliOption.Create("--steps", "Timed steps per model (the median is reported, with min and max).", 10, CliOption.Positive, "a positive step count");
         var warmup = CliOption.Create("--warmup", "Untimed steps first (kernel compilation, allocator warm-up).", 2, CliOption.NonNegative, "0 or more steps");
@@ -39,7 +43,7 @@ public static class BenchCommand
         var output = CliOption.Create("--out", "Folder for bench.md, bench.csv and the charts.", Path.Combine("runs", "bench"));
         var deviceOptions = new DeviceOptionSet();
         var command = new Command("bench", "Measure tokens/s and MFU of every architecture (the paper's table) on this device.");
-        foreach (var option in new Option[] { preset, archs, splits, context, ssms, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, recompute, output })
+        foreach (var option in new Option[] { preset, archs, splits, context, splitRatio, ssms, steps, warmup, batch, seq, vocab, data, breakdown, noConcurrency, recompute, output })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -66,12 +70,18 @@ public static class BenchCommand
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
                             $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC" +
+                            (archList.Any(a => a.SplitsTokens) ? $", split ratio {r.GetValue(splitRatio)}" : "") +
+                            (archList.Any(a => a.SplitsTokens) ? $"\n\nbranch streams: {StreamPlan(device.Runtime, !r.GetValue(noConcurrency))}" : "") +
                             (device.Runtime.IsCuda && device.MatmulWarning is { } warning ? $"\n\n**warning:** {warning}" : "");
             console.Out.WriteLine(header);
             var results = new List<BenchResult>();
             foreach (var arch in archList)
-                foreach (var config in Configs(arch, presetName, vocabSize, splitList, splitContext, ssmList))
+                foreach (var planned in Configs(arch, presetName, vocabSize, splitList, splitContext, r.GetValue(splitRatio)!, ssmList))
                 {
+                    var (config, samples) = SplitTimer.Resolve(device, planned, b, l);
+                    if (samples.Count > 0)
+                        console.Out.WriteLine($"{arch.Name} {SplitWords.Label(config)}: --split-ratio time: measured times balance at an " +
+                                              $"attention share of {config.SplitRatio}");
                     var loader = source is null ? null : new TokenLoader(source.Train, 1);
                     var result = StepBenchmark.Run(device, config, b, l, r.GetValue(warmup), r.GetValue(steps), r.GetValue(breakdown), loader,
                         branchConcurrency: !r.GetValue(noConcurrency), recompute: r.GetValue(recompute));
@@ -104,13 +114,26 @@ public static class BenchCommand
 
     /// <summary>The configs bench runs for an architecture: one per split (FlowHN) and per SSM kind (where it chooses one).</summary>
     private static IEnumerable<ModelConfig> Configs(Architecture arch, string preset, int vocab, IReadOnlyList<SplitStrategy> splits,
-        SplitContext context, IReadOnlyList<SsmKind> ssmKinds)
+        SplitContext context, AttentionShare ratio, IReadOnlyList<SsmKind> ssmKinds)
     {
         var config = arch.Config(preset, vocab);
         var bySsm = arch.ChoosesSsm ? ssmKinds.Select(k => config with { Ssm = k }).ToList() : [config];
         if (!arch.SplitsTokens) return bySsm;
-        return bySsm.SelectMany(c => splits.Select(s => c with { Split = s, SplitContext = s == SplitStrategy.None ? SplitContext.Local : context }));
+        return bySsm.SelectMany(c => splits.Select(s => c with
+        {
+            Split = s, SplitContext = s == SplitStrategy.None ? SplitContext.Local : context,
+            // The ratio only means something to the FLOP-aware splits; the others keep the default.
+            SplitRatio = s is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating ? ratio : c.SplitRatio,
+        }));
     }
+
+    /// <summary>How FlowHN's branch streams will be made on this device (each model makes its own pair).</summary>
+    private static string StreamPlan(ComputeDevice device, bool concurrency) =>
+        !concurrency ? "off (--no-branch-concurrency)"
+        : !device.IsCuda || device.IsMeta ? "off (the CPU accelerator runs streams one after the other)"
+        : device.StreamPriorities is { HasLevels: true } range
+            ? $"two CUDA streams, SSM branch at priority {range.Greatest} (the highest), attention at {range.Least}; {BranchStreams.PriorityRange(device)}"
+            : $"two CUDA streams; {BranchStreams.PriorityRange(device)}";
 
     private static IReadOnlyList<Architecture> ParseList(string text) =>
         text == "all"

@@ -27,19 +27,28 @@ public static class CheckCommand
             o.WriteLine($"matmul: {device.MatmulBackend}");
             string? only = result.GetValue(filter);
             var names = KernelChecks.Names.Where(n => only is null || n.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
-            if (names.Count == 0) throw new UserException($"No kernel check matches '{only}'. Checks: {string.Join(", ", KernelChecks.Names)}.");
+            bool streams = only is null || StreamPriorityCheck.Name.Contains(only, StringComparison.OrdinalIgnoreCase);
+            if (names.Count == 0 && !streams)
+                throw new UserException($"No kernel check matches '{only}'. Checks: {string.Join(", ", KernelChecks.Names.Append(StreamPriorityCheck.Name))}.");
             o.WriteLine();
             o.WriteLine($"{"kernel",-32} {"rel. error",12} {"tolerance",10}  result");
-            int failed = 0;
-            foreach (var name in names)
+            int failed = 0, ran = 0;
+            void Report(KernelCheckResult r)
             {
-                var r = KernelChecks.Run(device, name, result.GetValue(seed));
+                ran++;
                 if (!r.Passed) failed++;
                 o.WriteLine($"{r.Name,-32} {r.RelativeError,12:0.00e+00} {r.Tolerance,10:0e+00}  {(r.Passed ? "PASS" : "FAIL")}" +
                             (r.Failure is null ? "" : $"  {r.Failure}"));
             }
+            foreach (var name in names) Report(KernelChecks.Run(device, name, result.GetValue(seed)));
+            // The branch streams' priorities as the driver reports them, and a launch on the high-priority stream.
+            if (streams)
+            {
+                if (StreamPriorityCheck.Run(device, result.GetValue(seed)) is { } r) Report(r);
+                else o.WriteLine($"{StreamPriorityCheck.Name,-32} not applicable on the CPU accelerator (no stream priorities)");
+            }
             o.WriteLine();
-            o.WriteLine($"{names.Count - failed} passed, {failed} failed");
+            o.WriteLine($"{ran - failed} passed, {failed} failed");
             return failed == 0 ? 0 : 1;
         });
         return command;

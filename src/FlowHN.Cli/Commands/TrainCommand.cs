@@ -191,7 +191,7 @@ public static class TrainCommand
             flowhn.BranchConcurrency = device.Runtime.IsCuda && split.Concurrent;
             if (config.Split is SplitStrategy.FlopAware or SplitStrategy.FlopAwareCirculating)
                 console.Out.WriteLine($"FLOP-aware split at L={options.SeqLen}: {FlowHNLM.Balance(config, options.SeqLen)}");
-            console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on (two CUDA streams)" : "off")}");
+            console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on; " : "")}{flowhn.BranchStreamsDescription}");
         }
         using var trainer = new Trainer(device, model, data, options, runDir, console.Out, group);
         if (resume) trainer.Resume();

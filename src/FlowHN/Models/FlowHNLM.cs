@@ -79,6 +79,9 @@ public sealed class FlowHNLM : LanguageModel
         }
     }
 
+    /// <summary>The branch streams in words (priorities as the driver reports them), or "off".</summary>
+    public string BranchStreamsDescription => streams?.Describe() ?? "off";
+
     public override Tensor Forward(TokenIndex ids, int batch, int seqLen)
     {
         var x = embed.Forward(ids);

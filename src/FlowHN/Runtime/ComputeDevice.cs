@@ -23,6 +23,7 @@ public sealed class ComputeDevice : IDisposable
         DefaultStream = new DeviceStream(accelerator.DefaultStream, owned: false, Counters);
         CurrentStream = DefaultStream;
         Allocator = new CachingAllocator(accelerator, (long)(options.MemoryLimitGiB * (1L << 30)), IsMeta);
+        StreamPriorities = accelerator is CudaAccelerator ? QueryPriorityRange() : null;
         Peak = options.PeakTflops is double t ? PeakFlops.Override(t) : PeakFlops.Lookup(accelerator.Name, EstimatePeak());
     }
 
@@ -123,7 +124,33 @@ public sealed class ComputeDevice : IDisposable
         return Environment.ProcessorCount * 3e9 * 32; // AVX2: two 8-wide FMA units at ~3 GHz
     }
 
-    public DeviceStream CreateStream() => new(Accelerator.CreateStream(), owned: true, Counters);
+    /// <summary>
+    /// The stream priorities of this CUDA device; null on the CPU accelerator (and on a shape-only device), where
+    /// streams run one after the other and a priority changes nothing.
+    /// </summary>
+    public StreamPriorityRange? StreamPriorities { get; }
+
+    private static StreamPriorityRange QueryPriorityRange()
+    {
+        CudaDriver.Check(CudaDriver.CtxGetStreamPriorityRange(out int least, out int greatest), "cuCtxGetStreamPriorityRange");
+        return new StreamPriorityRange(least, greatest);
+    }
+
+    /// <summary>
+    /// A new stream. With <paramref name="highPriority"/> on CUDA it is created through the driver at the device's
+    /// greatest priority (ILGPU creates streams at the default one only) and handed to ILGPU, which launches on it
+    /// and destroys it when disposed: the GPU's scheduler then dispatches its waiting thread blocks before those
+    /// of default-priority streams as SMs free up. Elsewhere the priority is a no-op.
+    /// </summary>
+    public DeviceStream CreateStream(bool highPriority = false)
+    {
+        if (!highPriority || Accelerator is not CudaAccelerator cuda || StreamPriorities is not { HasLevels: true } range)
+            return new(Accelerator.CreateStream(), owned: true, Counters, StreamPriorities?.Least);
+        cuda.Bind(); // the driver creates the stream in the calling thread's current context
+        CudaDriver.Check(CudaDriver.StreamCreateWithPriority(out IntPtr handle, CudaDriver.StreamNonBlocking, range.Greatest),
+            "cuStreamCreateWithPriority");
+        return new(cuda.CreateStream(handle, responsible: true), owned: true, Counters, range.Greatest);
+    }
 
     /// <summary>Sends launches to <paramref name="stream"/> until the returned scope is disposed.</summary>
     public IDisposable UseStream(DeviceStream stream)

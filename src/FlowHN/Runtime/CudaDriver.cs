@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 namespace FlowHN.Runtime;
 
 /// <summary>
-/// The few CUDA driver calls ILGPU does not expose: events for cross-stream ordering and device timing.
+/// The few CUDA driver calls ILGPU does not expose: events for cross-stream ordering and device timing, and
+/// streams with a scheduling priority.
 /// "cuda" resolves to libcuda.so.1 through <see cref="NativeLibraries"/>.
 /// </summary>
 internal static class CudaDriver
@@ -12,6 +13,7 @@ internal static class CudaDriver
     public const uint EventDefault = 0x0;
     public const uint EventDisableTiming = 0x2;
     public const int NotReady = 600; // CUDA_ERROR_NOT_READY: cuEventQuery's "not yet"
+    public const uint StreamNonBlocking = 0x1; // CU_STREAM_NON_BLOCKING, as ILGPU's own streams
 
     [DllImport(Lib, EntryPoint = "cuEventCreate")]
     public static extern int EventCreate(out IntPtr handle, uint flags);
@@ -33,6 +35,16 @@ internal static class CudaDriver
 
     [DllImport(Lib, EntryPoint = "cuEventElapsedTime")]
     public static extern int EventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);
+
+    /// <summary>The current context's priorities: least (the default, usually 0) and greatest (a lower number, e.g. -5).</summary>
+    [DllImport(Lib, EntryPoint = "cuCtxGetStreamPriorityRange")]
+    public static extern int CtxGetStreamPriorityRange(out int least, out int greatest);
+
+    [DllImport(Lib, EntryPoint = "cuStreamCreateWithPriority")]
+    public static extern int StreamCreateWithPriority(out IntPtr stream, uint flags, int priority);
+
+    [DllImport(Lib, EntryPoint = "cuStreamGetPriority")]
+    public static extern int StreamGetPriority(IntPtr stream, out int priority);
 
     public static void Check(int status, string call)
     {

@@ -9,14 +9,26 @@ public sealed class DeviceStream : IDisposable
     private readonly bool owned;
     private readonly LaunchCounters counters;
 
-    internal DeviceStream(AcceleratorStream stream, bool owned, LaunchCounters counters)
+    internal DeviceStream(AcceleratorStream stream, bool owned, LaunchCounters counters, int? priority = null)
     {
         Native = stream;
         this.owned = owned;
         this.counters = counters;
+        RequestedPriority = priority;
     }
 
     public AcceleratorStream Native { get; }
+
+    /// <summary>The CUDA priority the stream was created with (lower is more urgent); null on the CPU accelerator.</summary>
+    public int? RequestedPriority { get; }
+
+    /// <summary>The priority the driver reports for this stream (cuStreamGetPriority); null where there is no CUDA stream.</summary>
+    public int? QueryPriority()
+    {
+        if (Native is not CudaStream) return null;
+        CudaDriver.Check(CudaDriver.StreamGetPriority(NativeHandle, out int priority), "cuStreamGetPriority");
+        return priority;
+    }
 
     internal IntPtr NativeHandle => Native is CudaStream cuda ? cuda.StreamPtr : IntPtr.Zero;
 

@@ -220,6 +220,20 @@ public class CliTests
     }
 
     [Fact]
+    public void BenchMeasuresTheSplitRatioWhenAskedAndSaysHowBranchStreamsAreMade()
+    {
+        using var output = new TempFolder();
+        var (code, stdout, error) = Run("bench", "--device", "cpu", "--preset", "tiny", "--archs", "flowhn", "--splits", "none,fa",
+            "--split-ratio", "time", "--steps", "1", "--warmup", "0", "--seq", "16", "--vocab", "64", "--out", output.Path);
+        Assert.True(code == 0, error);
+        // Only the FLOP-aware split has a ratio to measure; no split has none.
+        Assert.Single(stdout.Split('\n'), line => line.Contains("--split-ratio time: measured times balance at an attention share of"));
+        Assert.Contains("flowhn fa/prefix: --split-ratio time", stdout);
+        Assert.Contains("branch streams: off (the CPU accelerator runs streams one after the other)", stdout);
+        Assert.Contains("split ratio time", File.ReadAllText(Path.Combine(output.Path, "bench.md")));
+    }
+
+    [Fact]
     public void GenerateReadsATrainedRunAndEvalNamesAMissingCheckpoint()
     {
         using var run = new TempFolder();

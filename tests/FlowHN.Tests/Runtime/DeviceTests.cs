@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Diagnostics;
 using FlowHN.Runtime;
 
 namespace FlowHN.Tests.Runtime;
@@ -45,6 +46,20 @@ public class DeviceTests
         using var device = Session.Create(new DeviceOptions { Device = DeviceKind.Cpu, Gemm = GemmBackendKind.Cublas });
         var e = Assert.Throws<UserException>(() => device.Kernels.Gemm);
         Assert.Contains("CUDA", e.Message);
+    }
+
+    [Fact]
+    public void StreamPriorityIsANoOpOnTheCpuAccelerator()
+    {
+        var device = TestDevice.Cpu;
+        Assert.Null(device.Runtime.StreamPriorities);
+        using var urgent = device.Runtime.CreateStream(highPriority: true);
+        Assert.Null(urgent.RequestedPriority);
+        Assert.Null(urgent.QueryPriority());
+        using var streams = new BranchStreams(device);
+        Assert.Contains("serial on the CPU accelerator", streams.Describe());
+        // flowhn check's stream check needs a CUDA device; here it says it does not apply instead of passing.
+        Assert.Null(StreamPriorityCheck.Run(device));
     }
 
     [Fact]
