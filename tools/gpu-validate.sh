@@ -15,7 +15,8 @@
 # hot-path issues and the step counts below; every flowhn process also pays start-up, roughly 20-40 s to compile
 # the ~50 kernels through ILGPU and the driver's PTX JIT):
 #   env        nvidia-smi and `flowhn info` (compiles the GEMM kernel only)                      ~15 s
-#   check      every kernel on CUDA at GPU sizes vs float64 host references (the largest: the
+#   check      first the branch streams: the SSM branch's stream must report the device's highest priority
+#              (cuStreamGetPriority) and compute right; then every kernel on CUDA at GPU sizes vs float64 host references (the largest: the
 #              scan at 135M's 8x1024x1536x16, attention at head dims 24/64/128, cross-entropy over
 #              257 x 50,257; about a minute of single-threaded host float64 in all)             ~90 s
 #   135m fp32  7 models (flowhn none/fac, transformer, mamba, shm, jamba, hymba) x (2 warm-up + 5 timed
@@ -39,7 +40,7 @@ bench135=(bench --device cuda --preset 135m --archs all --splits none,fac --step
 # name | timeout (s) | estimate (s) | what it runs (for --dry-run)
 stages=(
     "env|60|15|nvidia-smi (clocks, power, driver), bundle commit, flowhn info --device cuda (cuBLAS file and version, PTX ISA)"
-    "check|180|90|flowhn check --device cuda"
+    "check|180|90|flowhn check --device cuda (its first row: streams.branch-priority, the SSM stream's priority from the driver)"
     "bench-135m-fp32|150|70|flowhn ${bench135[*]}"
     "bench-135m-tf32|120|60|flowhn ${bench135[*]} --tf32"
     "nsys-fac|120|60|nsys profile flowhn bench --device cuda --preset 135m --archs flowhn --splits fac --steps 2 --warmup 1 (skipped without nsys)"

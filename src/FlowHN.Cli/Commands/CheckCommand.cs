@@ -40,13 +40,14 @@ public static class CheckCommand
                 o.WriteLine($"{r.Name,-32} {r.RelativeError,12:0.00e+00} {r.Tolerance,10:0e+00}  {(r.Passed ? "PASS" : "FAIL")}" +
                             (r.Failure is null ? "" : $"  {r.Failure}"));
             }
-            foreach (var name in names) Report(KernelChecks.Run(device, name, result.GetValue(seed)));
-            // The branch streams' priorities as the driver reports them, and a launch on the high-priority stream.
+            // First (it takes a moment, and a run cut short still has it): the branch streams' priorities as the
+            // driver reports them, and a launch on the high-priority stream.
             if (streams)
             {
                 if (StreamPriorityCheck.Run(device, result.GetValue(seed)) is { } r) Report(r);
                 else o.WriteLine($"{StreamPriorityCheck.Name,-32} not applicable on the CPU accelerator (no stream priorities)");
             }
+            foreach (var name in names) Report(KernelChecks.Run(device, name, result.GetValue(seed)));
             o.WriteLine();
             o.WriteLine($"{ran - failed} passed, {failed} failed");
             return failed == 0 ? 0 : 1;
