@@ -92,15 +92,16 @@ internal static class CausalConvKernels
             float x0 = Input(s, x, state, b, t0 - 3, d), x1 = Input(s, x, state, b, t0 - 2, d), x2 = Input(s, x, state, b, t0 - 1, d);
             float g0 = 0f, g1 = 0f, g2 = 0f; // gradients of the pre-activations at t-3, t-2, t-1
             float dw0 = 0f, dw1 = 0f, dw2 = 0f, dw3 = 0f, dBias = 0f;
-            long rowStart = (long)b * length * channels + d;
+            // 64-bit offsets of step t and of dx's target t - 3, advanced by one row per step (no multiply per step).
+            long at = ((long)b * length + t0) * channels + d, back = 3L * channels;
             // Step t computes the pre-activation gradient at t, then dx at t - 3, which needs those at t-3..t.
-            for (int t = t0; t < t1 + 3; t++)
+            for (int t = t0; t < t1 + 3; t++, at += channels)
             {
                 float g3 = 0f;
                 if (t < length)
                 {
-                    float x3 = x[rowStart + (long)t * channels];
-                    g3 = dy[rowStart + (long)t * channels];
+                    float x3 = x[at];
+                    g3 = dy[at];
                     if (s.Silu != 0)
                     {
                         float pre = bd + w.W0 * x0 + w.W1 * x1 + w.W2 * x2 + w.W3 * x3;
@@ -121,7 +122,7 @@ internal static class CausalConvKernels
                 }
                 int target = t - 3;
                 float grad = w.W0 * g3 + w.W1 * g2 + w.W2 * g1 + w.W3 * g0;
-                if (target >= t0) dx[rowStart + (long)target * channels] += grad;
+                if (target >= t0) dx[at - back] += grad;
                 else if (chunk == 0 && s.HasState != 0 && target >= -stateSteps)
                     dState[((long)b * stateSteps + stateSteps + target) * channels + d] += grad;
                 g0 = g1;

@@ -19,8 +19,11 @@ internal readonly record struct RoutingShape
 }
 
 /// <summary>
-/// Moves token rows between a sequence and a branch's subset of it. Each thread handles single elements,
-/// consecutive threads consecutive features of a row, so both sides are read and written coalesced.
+/// Moves token rows between a sequence and a branch's subset of it. Rows are walked by teams of
+/// <c>lanes</c> consecutive threads (a warp on a GPU, one thread on the CPU accelerator), the grid striding over
+/// rows: a team finds its row's place in the sequence once (one division and one position load per row), then
+/// its threads step along the row's features together, so a warp reads and writes consecutive floats on both
+/// sides (coalesced) and the inner loop is an add and two loads or stores, indexed in 32 bits from a row start.
 /// The positions are distinct (a split routes each token once), so a scatter never writes one element twice:
 /// no atomics, deterministic.
 /// </summary>
@@ -28,48 +31,58 @@ internal static class RoutingKernels
 {
     /// <summary>part[b, i, :] = seq[b, positions[i], :], or += with <paramref name="accumulate"/> = 1.</summary>
     public static void RoutingGather(RoutingShape s, ArrayView<float> seq, ArrayView<int> positions, ArrayView<float> part,
-        int accumulate)
+        int accumulate, int lanes)
     {
-        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
-        for (int e = first; e < s.Elements; e += stride)
+        int thread = Grid.GlobalIndex.X, teams = Grid.DimX * Group.DimX / lanes;
+        int lane = thread % lanes, rows = s.Batch * s.Count, dim = s.Dim;
+        if (thread >= teams * lanes) return; // a partial team would skip features
+        for (int row = thread / lanes; row < rows; row += teams)
         {
-            long source = SequenceIndex(s, positions, e);
-            part[e] = accumulate != 0 ? part[e] + seq[source] : seq[source];
+            var from = seq.SubView(SequenceRowStart(s, positions, row), dim);
+            var to = part.SubView((long)row * dim, dim);
+            if (accumulate != 0)
+                for (int j = lane; j < dim; j += lanes) to[j] += from[j];
+            else
+                for (int j = lane; j < dim; j += lanes) to[j] = from[j];
         }
     }
 
     /// <summary>seq[b, positions[i], :] = part[b, i, :], or += with <paramref name="accumulate"/> = 1.</summary>
     public static void RoutingScatter(RoutingShape s, ArrayView<float> part, ArrayView<int> positions, ArrayView<float> seq,
-        int accumulate)
+        int accumulate, int lanes)
     {
-        int first = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX;
-        for (int e = first; e < s.Elements; e += stride)
+        int thread = Grid.GlobalIndex.X, teams = Grid.DimX * Group.DimX / lanes;
+        int lane = thread % lanes, rows = s.Batch * s.Count, dim = s.Dim;
+        if (thread >= teams * lanes) return;
+        for (int row = thread / lanes; row < rows; row += teams)
         {
-            long target = SequenceIndex(s, positions, e);
-            seq[target] = accumulate != 0 ? seq[target] + part[e] : part[e];
+            var from = part.SubView((long)row * dim, dim);
+            var to = seq.SubView(SequenceRowStart(s, positions, row), dim);
+            if (accumulate != 0)
+                for (int j = lane; j < dim; j += lanes) to[j] += from[j];
+            else
+                for (int j = lane; j < dim; j += lanes) to[j] = from[j];
         }
     }
 
-    /// <summary>Where element e of part [B, count, dim] sits in seq [B, length, dim].</summary>
-    private static long SequenceIndex(RoutingShape s, ArrayView<int> positions, int e)
+    /// <summary>Where row (b, i) of part [B, count, dim] starts in seq [B, length, dim].</summary>
+    private static long SequenceRowStart(RoutingShape s, ArrayView<int> positions, int row)
     {
-        int row = e / s.Dim;
-        int j = e - row * s.Dim;
         int b = row / s.Count;
-        return ((long)b * s.Length + positions[row - b * s.Count]) * s.Dim + j;
+        return ((long)b * s.Length + positions[row - b * s.Count]) * s.Dim;
     }
 }
 
 /// <summary>Typed entry points for <see cref="RoutingKernels"/>; views are contiguous, positions int [Count].</summary>
 internal sealed class RoutingLauncher : KernelFamily
 {
-    private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> gather;
-    private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> scatter;
+    private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int> gather;
+    private readonly Action<AcceleratorStream, KernelConfig, RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int> scatter;
 
     public RoutingLauncher(ComputeDevice device, IScratchMemory scratch) : base(device, scratch)
     {
-        gather = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.RoutingGather);
-        scatter = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(RoutingKernels.RoutingScatter);
+        gather = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>(RoutingKernels.RoutingGather);
+        scatter = Load<RoutingShape, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>(RoutingKernels.RoutingScatter);
     }
 
     public static RoutingShape Shape(int batch, int length, int count, int dim)
@@ -110,7 +123,23 @@ internal sealed class RoutingLauncher : KernelFamily
         if (s.Elements == 0) return;
         Counters.Kernel();
         var kernel = toPart ? gather : scatter;
-        kernel(Stream, Launch.Grid1D(Device, s.Elements), s, toPart ? seq : part, positions, toPart ? part : seq,
-            accumulate ? 1 : 0);
+        int lanes = LanesPerRow;
+        kernel(Stream, Launch.Grid1D(Device, (long)s.Batch * s.Count * lanes), s, toPart ? seq : part, positions, toPart ? part : seq,
+            accumulate ? 1 : 0, lanes);
+    }
+
+    /// <summary>
+    /// Threads per row: a warp on a GPU (a row of floats is then read and written in 128-byte pieces); on the CPU
+    /// accelerator the configured lanes per row (1 by default: a thread copies whole rows, no false sharing).
+    /// At most a group, so every team lies inside one group.
+    /// </summary>
+    private int LanesPerRow
+    {
+        get
+        {
+            int group = Device.GroupSize;
+            int lanes = Device.IsCuda ? Device.Accelerator.WarpSize : Device.Options.CpuLanesPerRow;
+            return Math.Clamp(lanes, 1, group);
+        }
     }
 }
