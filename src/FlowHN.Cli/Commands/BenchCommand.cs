@@ -88,7 +88,10 @@ public static class BenchCommand
                     results.Add(result);
                     console.Out.WriteLine($"{result.Arch,-12} {result.Split,-11} {result.TokensPerSecond,10:N0} tok/s  MFU {result.Mfu * 100,6:0.00}%  " +
                                           $"step {result.MedianMs:0.0} ms ({result.MinMs:0.0}-{result.MaxMs:0.0})  peak {result.Memory.PeakBytes / (double)(1 << 20):0} MiB" +
-                                          (result.Breakdown is { } bd ? $"  overlap {bd.OverlapEfficiency:0.00} imbalance {bd.Imbalance * 100:0}%" : ""));
+                                          (result.Breakdown is { } bd
+                                              ? $"  overlap fwd/bwd/step {bd.Forward.OverlapEfficiency:0.00}/{bd.Backward.OverlapEfficiency:0.00}/" +
+                                                $"{bd.OverlapEfficiency:0.00} imbalance {bd.Imbalance * 100:0}%"
+                                              : ""));
                 }
             string dir = r.GetValue(output)!;
             Directory.CreateDirectory(dir);

@@ -49,7 +49,7 @@ public static class BenchReport
                       "peak_bytes,state_bytes,state_bytes_model,activation_bytes_per_token,activation_bytes_per_token_model," +
                       "launches_per_step,transfers_per_step,driver_allocations," +
                       "attention_fwd_ms,ssm_fwd_ms,concurrent_fwd_ms,forward_ms,attention_bwd_ms,ssm_bwd_ms,concurrent_bwd_ms,backward_ms," +
-                      "overlap_efficiency,imbalance");
+                      "overlap_efficiency,imbalance,overlap_fwd,overlap_bwd");
         foreach (var r in rows)
         {
             var b = r.Breakdown;
@@ -60,6 +60,7 @@ public static class BenchReport
                 r.Memory.ActivationBytesPerToken, r.Memory.Predicted.ActivationBytesPerToken, r.LaunchesPerStep, r.TransfersPerStep,
                 r.DriverAllocations, b?.Forward.AttentionMs, b?.Forward.SsmMs, b?.Forward.ConcurrentMs, b?.ForwardMs,
                 b?.Backward.AttentionMs, b?.Backward.SsmMs, b?.Backward.ConcurrentMs, b?.BackwardMs, b?.OverlapEfficiency, b?.Imbalance,
+                b?.Forward.OverlapEfficiency, b?.Backward.OverlapEfficiency,
             }.Select(v => v is IFormattable f ? f.ToString(null, Invariant) : v?.ToString() ?? "")));
         }
         return sb.ToString();

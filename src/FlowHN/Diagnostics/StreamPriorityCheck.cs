@@ -23,10 +23,14 @@ public static class StreamPriorityCheck
         using var scope = session.BeginScope();
         using var streams = new BranchStreams(session);
         int attention = streams.First.QueryPriority()!.Value, ssm = streams.Second.QueryPriority()!.Value;
-        int expected = range.HasLevels ? range.Greatest : range.Least;
-        string? failure = ssm == expected && attention == range.Least
+        int main = device.DefaultStream.QueryPriority()!.Value;
+        // Attention stays at the main stream's (default) priority; the SSM is at the top of the range, above it
+        // whenever the device has more than one level.
+        bool ok = ssm == range.Greatest && attention == main && (!range.HasLevels || ssm < attention);
+        string? failure = ok
             ? null
-            : $"SSM stream at priority {ssm}, attention at {attention}; expected {expected} and {range.Least} (range {range})";
+            : $"SSM stream at priority {ssm}, attention at {attention}, main stream at {main}; expected the SSM at {range.Greatest} " +
+              $"and attention at the main stream's (range {range})";
 
         var random = new Random(seed);
         int n = 1 << 16;

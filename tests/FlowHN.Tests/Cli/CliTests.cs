@@ -194,6 +194,7 @@ public class CliTests
         foreach (var arch in new[] { "transformer", "mamba", "mamba2", "shm", "jamba", "hymba" }) Assert.Contains($"| {arch} | - |", md);
         foreach (var split in new[] { "none", "ae/prefix", "fa/prefix", "fac/prefix" }) Assert.Contains($"| flowhn | {split} |", md);
         Assert.Contains("overlap fwd / bwd / step", md);
+        Assert.EndsWith("overlap_fwd,overlap_bwd", File.ReadLines(Path.Combine(output.Path, "bench.csv")).First());
         // The breakdown table covers FlowHN's splits and the sequential hybrids' attention and Mamba layers.
         foreach (var row in new[] { "| shm | - |", "| jamba | - |", "| flowhn | fac/prefix |" })
             Assert.Equal(2, md.Split(row).Length - 1);
