@@ -145,7 +145,7 @@ public sealed class ComputeDevice : IDisposable
     public DeviceStream CreateStream(bool highPriority = false)
     {
         if (!highPriority || Accelerator is not CudaAccelerator cuda || StreamPriorities is not { HasLevels: true } range)
-            return new(Accelerator.CreateStream(), owned: true, Counters, StreamPriorities?.Least);
+            return new(Accelerator.CreateStream(), owned: true, Counters);
         cuda.Bind(); // the driver creates the stream in the calling thread's current context
         CudaDriver.Check(CudaDriver.StreamCreateWithPriority(out IntPtr handle, CudaDriver.StreamNonBlocking, range.Greatest),
             "cuStreamCreateWithPriority");

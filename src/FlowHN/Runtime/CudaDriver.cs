@@ -36,7 +36,7 @@ internal static class CudaDriver
     [DllImport(Lib, EntryPoint = "cuEventElapsedTime")]
     public static extern int EventElapsedTime(out float milliseconds, IntPtr start, IntPtr end);
 
-    /// <summary>The current context's priorities: least (the default, usually 0) and greatest (a lower number, e.g. -5).</summary>
+    /// <summary>The current context's priorities: least (usually 0, a plain stream's) and greatest (a lower number, e.g. -5).</summary>
     [DllImport(Lib, EntryPoint = "cuCtxGetStreamPriorityRange")]
     public static extern int CtxGetStreamPriorityRange(out int least, out int greatest);
 

@@ -19,7 +19,10 @@ public sealed class DeviceStream : IDisposable
 
     public AcceleratorStream Native { get; }
 
-    /// <summary>The CUDA priority the stream was created with (lower is more urgent); null on the CPU accelerator.</summary>
+    /// <summary>
+    /// The CUDA priority the stream was made with through the driver (lower is more urgent); null for a stream at
+    /// the default priority and on the CPU accelerator.
+    /// </summary>
     public int? RequestedPriority { get; }
 
     /// <summary>The priority the driver reports for this stream (cuStreamGetPriority); null where there is no CUDA stream.</summary>
