@@ -1,4 +1,5 @@
 using FlowHN.Autograd;
+using FlowHN.Runtime;
 using FlowHN.Tensors;
 
 namespace FlowHN.Diagnostics;
@@ -23,14 +24,7 @@ public static class StreamPriorityCheck
         using var scope = session.BeginScope();
         using var streams = new BranchStreams(session);
         int attention = streams.First.QueryPriority()!.Value, ssm = streams.Second.QueryPriority()!.Value;
-        int main = device.DefaultStream.QueryPriority()!.Value;
-        // Attention stays at the main stream's (default) priority; the SSM is at the top of the range, above it
-        // whenever the device has more than one level.
-        bool ok = ssm == range.Greatest && attention == main && (!range.HasLevels || ssm < attention);
-        string? failure = ok
-            ? null
-            : $"SSM stream at priority {ssm}, attention at {attention}, main stream at {main}; expected the SSM at {range.Greatest} " +
-              $"and attention at the main stream's (range {range})";
+        string? failure = Judge(range, ssm, attention, device.DefaultStream.QueryPriority()!.Value);
 
         var random = new Random(seed);
         int n = 1 << 16;
@@ -47,4 +41,14 @@ public static class StreamPriorityCheck
         device.Synchronize(); // the streams go away with this scope
         return new KernelCheckResult(Name, error, KernelChecks.ElementwiseTolerance, failure);
     }
+
+    /// <summary>
+    /// Null when the priorities the driver reports are right: attention at the main stream's (default) priority,
+    /// the SSM at the top of the range, above attention whenever the device has more than one level; else why not.
+    /// </summary>
+    internal static string? Judge(StreamPriorityRange range, int ssm, int attention, int main) =>
+        ssm == range.Greatest && attention == main && (!range.HasLevels || ssm < attention)
+            ? null
+            : $"SSM stream at priority {ssm}, attention at {attention}, main stream at {main}; expected the SSM at {range.Greatest} " +
+              $"and attention at the main stream's (range {range})";
 }

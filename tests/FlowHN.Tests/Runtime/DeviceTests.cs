@@ -63,6 +63,20 @@ public class DeviceTests
     }
 
     [Fact]
+    public void StreamCheckFailsUnlessTheSsmStreamReallyHasTheHighestPriority()
+    {
+        var levels = new StreamPriorityRange(Least: 0, Greatest: -5);
+        Assert.Null(StreamPriorityCheck.Judge(levels, ssm: -5, attention: 0, main: 0));
+        // The stream was made without its priority (what a plain ILGPU stream gets), or at a middle level.
+        Assert.Contains("expected the SSM at -5", StreamPriorityCheck.Judge(levels, ssm: 0, attention: 0, main: 0));
+        Assert.NotNull(StreamPriorityCheck.Judge(levels, ssm: -2, attention: 0, main: 0));
+        // Attention must stay at the default, not be raised with the SSM.
+        Assert.NotNull(StreamPriorityCheck.Judge(levels, ssm: -5, attention: -5, main: 0));
+        // A device with one level: equal priorities are all there is.
+        Assert.Null(StreamPriorityCheck.Judge(new StreamPriorityRange(0, 0), ssm: 0, attention: 0, main: 0));
+    }
+
+    [Fact]
     public void EventsOnTheCpuTimeWhatHappensBetweenThem()
     {
         var device = TestDevice.Cpu;
