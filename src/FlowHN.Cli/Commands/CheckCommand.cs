@@ -25,6 +25,7 @@ public static class CheckCommand
             var o = console.Out;
             o.WriteLine($"device: {device.Runtime.Describe()}");
             o.WriteLine($"matmul: {device.MatmulBackend}");
+            o.WriteLine($"attention: {device.AttentionPath}");
             string? only = result.GetValue(filter);
             var names = KernelChecks.Names.Where(n => only is null || n.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
             if (names.Count == 0) throw new UserException($"No kernel check matches '{only}'. Checks: {string.Join(", ", KernelChecks.Names)}.");
