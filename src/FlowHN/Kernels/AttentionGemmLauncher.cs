@@ -54,11 +54,14 @@ internal sealed class AttentionGemmLauncher : KernelFamily
     /// <summary>Query rows per block: the score block is at most Hq x QueryBlock x Lk floats (twice in the backward).</summary>
     public int QueryBlock { get; }
 
-    /// <summary>o [B, Lq, Hq, D] and lse [B, Hq, Lq]; host positions (may be null) bound each block's keys.</summary>
+    /// <summary>
+    /// o [B, Lq, Hq, D] and lse [B, Hq, Lq]; host positions (may be null) bound each block's keys. A
+    /// <paramref name="queryBlock"/> above 0 overrides <see cref="QueryBlock"/> (checks use small ragged blocks).
+    /// </summary>
     public void Forward(AttentionShape s, AttentionInputs inputs, int[]? queryPositions, int[]? keyPositions,
-        ArrayView<float> o, ArrayView<float> lse)
+        ArrayView<float> o, ArrayView<float> lse, int queryBlock = 0)
     {
-        var blocks = Blocks(s, queryPositions, keyPositions);
+        var blocks = Blocks(s, queryPositions, keyPositions, queryBlock);
         using var scores = Scratch(ScoreFloats(s, blocks));
         double before = Counters.MatmulFlops;
         foreach (var range in blocks)
@@ -88,13 +91,14 @@ internal sealed class AttentionGemmLauncher : KernelFamily
     /// [B, Hq, Lq] is scratch. With grads.DK and grads.DV both invalid only dQ is computed.
     /// </summary>
     public void Backward(AttentionShape s, AttentionInputs inputs, int[]? queryPositions, int[]? keyPositions,
-        ArrayView<float> o, ArrayView<float> lse, ArrayView<float> dO, ArrayView<float> delta, AttentionGradients grads)
+        ArrayView<float> o, ArrayView<float> lse, ArrayView<float> dO, ArrayView<float> delta, AttentionGradients grads,
+        int queryBlock = 0)
     {
         if (grads.DK.IsValid != grads.DV.IsValid)
             throw new ArgumentException("Attention backward: dK and dV must both be given or both be left out.");
         Counters.Kernel();
         rowDots(Stream, Launch.Grid1D(Device, s.QueryRows), s.QueryRows, s, dO, o, delta);
-        var blocks = Blocks(s, queryPositions, keyPositions);
+        var blocks = Blocks(s, queryPositions, keyPositions, queryBlock);
         long floats = ScoreFloats(s, blocks);
         using var p = Scratch(floats);
         using var dS = Scratch(floats);
@@ -147,13 +151,14 @@ internal sealed class AttentionGemmLauncher : KernelFamily
     /// The query blocks with their key ranges: from the first to the last key whose position is at most the
     /// block's largest query position (the mask itself is applied per element). Without host positions, all keys.
     /// </summary>
-    internal List<QueryRange> Blocks(AttentionShape s, int[]? queryPositions, int[]? keyPositions)
+    internal List<QueryRange> Blocks(AttentionShape s, int[]? queryPositions, int[]? keyPositions, int queryBlock = 0)
     {
+        int size = queryBlock > 0 ? queryBlock : QueryBlock;
         bool known = queryPositions is not null && keyPositions is not null;
         var blocks = new List<QueryRange>();
-        for (int first = 0; first < s.QueryLength; first += QueryBlock)
+        for (int first = 0; first < s.QueryLength; first += size)
         {
-            int rows = Math.Min(QueryBlock, s.QueryLength - first);
+            int rows = Math.Min(size, s.QueryLength - first);
             if (!known)
             {
                 blocks.Add(new QueryRange(first, rows, 0, s.KeyLength));
