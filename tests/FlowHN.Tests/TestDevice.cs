@@ -8,8 +8,10 @@ namespace FlowHN.Tests;
 /// <summary>
 /// Shared CPU-accelerator devices: the default preset (warp 2, one warp per group), a wider one (warp 4, two
 /// warps per group, four threads per row in row kernels) so group-level code and shared-memory reductions run
-/// too, and one with a GPU's geometry for the kernel checks. Each comes with a shared session; a test that changes
-/// a session's settings makes a session of its own on the same device (<c>new Session(TestDevice.Cpu.Runtime)</c>).
+/// too, and one with a GPU's geometry for the kernel checks; the first two also with the gemm attention path
+/// ("gemm", "gemm-wide"; on the GPU geometry tests call the gemm launcher directly, as the kernel checks do). Each
+/// comes with a shared session; a test that changes a session's settings makes a session of its own on the same
+/// device (<c>new Session(TestDevice.Cpu.Runtime)</c>).
 /// </summary>
 public static class TestDevice
 {
@@ -21,6 +23,18 @@ public static class TestDevice
     private static readonly Lazy<Session> warp32 = new(() => Session.Create(new DeviceOptions
     {
         Device = DeviceKind.Cpu, CpuWarpSize = 32, CpuWarpsPerGroup = 4, CpuLanesPerRow = 32,
+    }));
+
+    // The gemm attention path (--attention gemm) on the default and wide presets, with query blocks
+    // of a few rows so every test shape has several blocks and a ragged last one.
+    private static readonly Lazy<Session> gemm = new(() => Session.Create(new DeviceOptions
+    {
+        Device = DeviceKind.Cpu, Attention = AttentionPathKind.Gemm, AttentionQueryBlock = 4,
+    }));
+    private static readonly Lazy<Session> gemmWide = new(() => Session.Create(new DeviceOptions
+    {
+        Device = DeviceKind.Cpu, CpuWarpSize = 4, CpuWarpsPerGroup = 2, CpuLanesPerRow = 4,
+        Attention = AttentionPathKind.Gemm, AttentionQueryBlock = 3,
     }));
 
     public static Session Cpu => cpu.Value;
@@ -35,6 +49,8 @@ public static class TestDevice
     {
         "wide" => Wide,
         "warp32" => Warp32,
+        "gemm" => gemm.Value,
+        "gemm-wide" => gemmWide.Value,
         _ => Cpu,
     };
 }

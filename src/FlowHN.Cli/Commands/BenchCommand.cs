@@ -66,7 +66,7 @@ public static class BenchCommand
                 ? DataSource.Open(path, presetDefaults.Tokenizer, Path.Combine("runs", "data-cache"))
                 : null;
             int vocabSize = source?.VocabSize ?? (r.GetValue(vocab) > 0 ? r.GetValue(vocab) : presetDefaults.BenchVocab);
-            string header = $"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}; peak {device.Runtime.Peak}\n\n" +
+            string header = $"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}; attention: {device.AttentionPath}; peak {device.Runtime.Peak}\n\n" +
                             $"preset {presetName}, batch {b}, sequence {l}, {r.GetValue(warmup)} warm-up + {r.GetValue(steps)} timed steps, " +
                             $"{(source is null ? $"synthetic tokens (vocabulary {vocabSize})" : $"data {source.Directory}")}, " +
                             $"{(r.GetValue(recompute) ? "activation checkpointing, " : "")}{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC" +

@@ -25,6 +25,7 @@ public static class CheckCommand
             var o = console.Out;
             o.WriteLine($"device: {device.Runtime.Describe()}");
             o.WriteLine($"matmul: {device.MatmulBackend}");
+            o.WriteLine($"attention: {device.AttentionPath}");
             string? only = result.GetValue(filter);
             var names = KernelChecks.Names.Where(n => only is null || n.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
             bool streams = only is null || StreamPriorityCheck.Name.Contains(only, StringComparison.OrdinalIgnoreCase);

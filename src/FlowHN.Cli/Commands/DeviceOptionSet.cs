@@ -19,6 +19,12 @@ public sealed class DeviceOptionSet
         DefaultValueFactory = _ => "auto",
     };
 
+    public Option<string> Attention { get; } = new("--attention")
+    {
+        Description = "Attention path: auto (gemm on CUDA with cuBLAS, flash otherwise), flash (the flash kernels), or gemm (query blocks of batched matrix products; also runs on the CPU accelerator).",
+        DefaultValueFactory = _ => "auto",
+    };
+
     public Option<bool> Tf32 { get; } = new("--tf32")
     {
         Description = "Use TF32 tensor cores for cuBLAS matrix products (faster, ~1e-3 relative error; MFU then uses the TF32 peak).",
@@ -48,6 +54,7 @@ public sealed class DeviceOptionSet
         CliOption.Check(CpuThreads, CliOption.NonNegative, "0 (one per core) or a positive thread count");
         command.Options.Add(Device);
         command.Options.Add(Gemm);
+        command.Options.Add(Attention);
         command.Options.Add(Tf32);
         command.Options.Add(PeakTflops);
         command.Options.Add(MemoryLimit);
@@ -72,6 +79,7 @@ public sealed class DeviceOptionSet
     {
         Device = DeviceOptions.ParseDevice(result.GetValue(Device)!),
         Gemm = DeviceOptions.ParseGemm(result.GetValue(Gemm)!),
+        Attention = DeviceOptions.ParseAttention(result.GetValue(Attention)!),
         Tf32 = result.GetValue(Tf32),
         PeakTflops = result.GetValue(PeakTflops),
         MemoryLimitGiB = result.GetValue(MemoryLimit),

@@ -20,6 +20,7 @@ public static class InfoCommand
             o.WriteLine($"memory:       {device.Runtime.MemoryBytes / (double)(1L << 30):0.##} GiB");
             o.WriteLine($"matmul:       {device.MatmulBackend}");
             if (device.MatmulFallbackReason is { Length: > 0 } reason) o.WriteLine($"              (cuBLAS not used: {reason})");
+            o.WriteLine($"attention:    {device.AttentionPath}");
             // On CUDA: the cuBLAS the run uses. On the CPU: what a CUDA run would load from here (nothing is called).
             var cublas = device.Runtime.IsCuda ? CublasLibrary.Current : CublasLibrary.Load(CublasSearch.FromEnvironment());
             o.WriteLine($"cuBLAS:       {cublas.Describe()}{(device.Runtime.IsCuda ? "" : " (not used on the CPU accelerator)")}");

@@ -173,7 +173,7 @@ public static class TrainCommand
                                   $"ratio {config.SplitRatio}");
         if (config.Architecture.ChoosesSsm) console.Out.WriteLine($"ssm layers: {SsmWords.Word(config.Ssm)}");
         using var device = DeviceOptionSet.Open(deviceOptions, console);
-        console.Out.WriteLine($"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}");
+        console.Out.WriteLine($"device: {device.Runtime.Describe()}; matmul: {device.MatmulBackend}; attention: {device.AttentionPath}");
         var (resolved, samples) = SplitTimer.Resolve(device, config, options.Batch, options.SeqLen);
         if (samples.Count > 0)
         {

@@ -23,7 +23,7 @@ internal static class TrainReportStep
             Outcome = failure is not null ? $"Stopped by an error: {failure.Message}"
                 : interrupted ? $"Stopped on request before step {options.Steps}; continue with `flowhn train --resume --out {runDir}`."
                 : $"Finished: trained to step {options.Steps}.",
-            Device = $"{device.Runtime.Describe()}; matrix products: {device.MatmulBackend}; MFU against {device.Runtime.Peak}.",
+            Device = $"{device.Runtime.Describe()}; matrix products: {device.MatmulBackend}; attention: {device.AttentionPath}; MFU against {device.Runtime.Peak}.",
             Data = $"{data.Directory} ({data.TokenizerName} tokenizer, vocabulary {data.VocabSize}): {data.Train.Length:N0} training and " +
                    $"{data.Validation.Length:N0} validation tokens.",
             Memory = $"Peak {device.Runtime.Allocator.PeakBytesInUse / mib:0.0} MiB in use and {device.Runtime.Allocator.BytesReserved / mib:0.0} MiB reserved " +

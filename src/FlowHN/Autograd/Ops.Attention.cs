@@ -11,19 +11,24 @@ public static partial class Ops
     /// (Hkv divides Hq), int positions [Lq] and [Lk] shared by the batch rows; key j is visible to query i iff
     /// kPos[j] &lt;= qPos[i].
     /// Returns [B, Lq, Hq, D], softmax(q k^T / sqrt(D)) v per head; a query that sees no key gets 0.
+    /// Runs the flash kernels or query blocks of batched matrix products (--attention; see
+    /// TensorDevice.GemmAttention); model FLOPs are the visible pairs either way.
     /// </summary>
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor qPositions, Tensor kPositions)
     {
         var s = AttentionShapeOf(q, k, v, qPositions, kPositions);
         var device = q.Device;
         var kernels = device.Kernels.Attention;
+        bool gemmPath = device.GemmAttention; // same contract either way (see AttentionGemmLauncher)
+        int[]? qHost = qPositions.HostInts, kHost = kPositions.HostInts;
         var o = Like(q);
         var lse = Tensor.Empty(device, [s.Batch, s.QueryHeads, s.QueryLength]);
         var inputs = new AttentionInputs
         {
             Q = q.View, K = k.View, V = v.View, QueryPositions = qPositions.IntView, KeyPositions = kPositions.IntView,
         };
-        kernels.Forward(s, inputs, o.View, lse.View);
+        if (gemmPath) device.Kernels.AttentionGemm.Forward(s, inputs, qHost, kHost, o.View, lse.View);
+        else kernels.Forward(s, inputs, o.View, lse.View);
         // Model FLOPs: scores and weighted values, 2 * 2 * D per visible (query, key) pair and query head.
         double forwardFlops = 4.0 * s.HeadDim * s.QueryHeads * s.Batch * VisiblePairs(qPositions, kPositions);
         device.Runtime.Counters.Attention(forwardFlops);
@@ -38,7 +43,8 @@ public static partial class Ops
                 DK = keyValue ? GradientOrScratch(k) : default,
                 DV = keyValue ? GradientOrScratch(v) : default,
             };
-            kernels.Backward(s, inputs, o.View, lse.View, dO.View, delta.View, grads);
+            if (gemmPath) device.Kernels.AttentionGemm.Backward(s, inputs, qHost, kHost, o.View, lse.View, dO.View, delta.View, grads);
+            else kernels.Backward(s, inputs, o.View, lse.View, dO.View, delta.View, grads);
         }, q, k, v);
     }
 

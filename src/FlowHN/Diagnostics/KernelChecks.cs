@@ -53,6 +53,8 @@ public static partial class KernelChecks
         new("cross-entropy.backward", ReductionTolerance, (d, r) => CrossEntropyCheck(d, r, backward: true)),
         new("attention", ReductionTolerance, (d, r) => AttentionCheck(d, r, backward: false)),
         new("attention.backward", ReductionTolerance, (d, r) => AttentionCheck(d, r, backward: true)),
+        new("attention.gemm", ReductionTolerance, (d, r) => AttentionGemmCheck(d, r, backward: false)),
+        new("attention.gemm.backward", ReductionTolerance, (d, r) => AttentionGemmCheck(d, r, backward: true)),
         new("rope", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: false)),
         new("rope.backward", ElementwiseTolerance, (d, r) => RopeCheck(d, r, backward: true)),
         new("routing.gather", ElementwiseTolerance, RoutingGatherCheck),

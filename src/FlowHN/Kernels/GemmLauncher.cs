@@ -55,6 +55,9 @@ internal sealed class GemmLauncher : KernelFamily, IDisposable
     /// <summary>What a run on CUDA without cuBLAS must say loudly (null when nothing is wrong).</summary>
     public string? Warning { get; }
 
+    /// <summary>Whether matrix products run on cuBLAS (what the gemm attention path is for).</summary>
+    public bool UsesCublas => cublas is not null;
+
     /// <summary>Whether matrix products run in TF32 (decides which peak MFU uses).</summary>
     public bool UsesTf32 => cublas is not null && Device.Options.Tf32;
 

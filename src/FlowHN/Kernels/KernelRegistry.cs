@@ -18,6 +18,7 @@ internal sealed class KernelRegistry : IDisposable
     private readonly Lazy<OptimLauncher> optim;
     private readonly Lazy<GemmLauncher> gemm;
     private readonly Lazy<AttentionLauncher> attention;
+    private readonly Lazy<AttentionGemmLauncher> attentionGemm;
     private readonly Lazy<RopeLauncher> rope;
     private readonly Lazy<RoutingLauncher> routing;
     private readonly Lazy<CausalConvLauncher> causalConv;
@@ -34,6 +35,7 @@ internal sealed class KernelRegistry : IDisposable
         optim = new(() => new OptimLauncher(device, scratch));
         gemm = new(() => new GemmLauncher(device, scratch, elementwise));
         attention = new(() => new AttentionLauncher(device, scratch));
+        attentionGemm = new(() => new AttentionGemmLauncher(device, scratch, gemm, elementwise));
         rope = new(() => new RopeLauncher(device, scratch));
         routing = new(() => new RoutingLauncher(device, scratch));
         causalConv = new(() => new CausalConvLauncher(device, scratch));
@@ -49,6 +51,7 @@ internal sealed class KernelRegistry : IDisposable
     public OptimLauncher Optim => optim.Value;
     public GemmLauncher Gemm => gemm.Value;
     public AttentionLauncher Attention => attention.Value;
+    public AttentionGemmLauncher AttentionGemm => attentionGemm.Value;
     public RopeLauncher Rope => rope.Value;
     public RoutingLauncher Routing => routing.Value;
     public CausalConvLauncher CausalConv => causalConv.Value;
@@ -57,7 +60,7 @@ internal sealed class KernelRegistry : IDisposable
 
     /// <summary>Every family, loading any not yet loaded (start-up compiles everything here, not mid-step).</summary>
     public IReadOnlyList<KernelFamily> All =>
-        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, Rope, Routing, CausalConv, SelectiveScan, Ssd];
+        [Elementwise, Reduce, Norm, Embedding, CrossEntropy, Optim, Gemm, Attention, AttentionGemm, Rope, Routing, CausalConv, SelectiveScan, Ssd];
 
     public IEnumerable<MethodInfo> AllKernelMethods => All.SelectMany(f => f.KernelMethods).Distinct();
 

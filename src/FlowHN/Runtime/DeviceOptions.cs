@@ -4,11 +4,18 @@ public enum DeviceKind { Auto, Cuda, Cpu }
 
 public enum GemmBackendKind { Auto, Ilgpu, Cublas, Host }
 
+/// <summary>How attention runs: the flash kernels, or query blocks of batched matrix products (see Ops.Attention).</summary>
+public enum AttentionPathKind { Auto, Flash, Gemm }
+
 /// <summary>Everything that decides which device runs and how; parsed from the command line.</summary>
 public sealed record DeviceOptions
 {
     public DeviceKind Device { get; init; } = DeviceKind.Auto;
     public GemmBackendKind Gemm { get; init; } = GemmBackendKind.Auto;
+    /// <summary>Attention path: auto is gemm on CUDA with cuBLAS (tensor cores), flash otherwise.</summary>
+    public AttentionPathKind Attention { get; init; } = AttentionPathKind.Auto;
+    /// <summary>Query rows per block of the gemm attention path (0 = the default; tests use tiny blocks).</summary>
+    public int AttentionQueryBlock { get; init; }
     /// <summary>Which CUDA device to open (a data-parallel rank uses its local rank).</summary>
     public int CudaDevice { get; init; }
     /// <summary>Tensor-core TF32 matrix products on CUDA (opt-in: it changes results in the 4th digit).</summary>
@@ -54,5 +61,13 @@ public sealed record DeviceOptions
         "cublas" => GemmBackendKind.Cublas,
         "host" => GemmBackendKind.Host,
         _ => throw new UserException($"Unknown GEMM backend '{value}'. Use one of: auto, ilgpu, cublas, host."),
+    };
+
+    public static AttentionPathKind ParseAttention(string value) => value.ToLowerInvariant() switch
+    {
+        "auto" => AttentionPathKind.Auto,
+        "flash" => AttentionPathKind.Flash,
+        "gemm" => AttentionPathKind.Gemm,
+        _ => throw new UserException($"Unknown attention path '{value}'. Use one of: auto, flash, gemm."),
     };
 }

@@ -18,7 +18,13 @@ internal sealed class LaunchCounters
     /// <see cref="MatmulFlops"/>) but not model FLOPs, since MFU counts the model's real work.
     /// </summary>
     public double PaddingFlops { get; private set; }
-    public double ModelFlops => MatmulFlops - PaddingFlops + AttentionFlops + ScanFlops + ConvFlops;
+    /// <summary>
+    /// Matrix-product FLOPs of the gemm attention path: issued (they are in <see cref="MatmulFlops"/>, masked
+    /// scores included) but attention's model FLOPs are its visible pairs (<see cref="AttentionFlops"/>), the same
+    /// for both paths, so MFU does not depend on the path.
+    /// </summary>
+    public double AttentionMatmulFlops { get; private set; }
+    public double ModelFlops => MatmulFlops - PaddingFlops - AttentionMatmulFlops + AttentionFlops + ScanFlops + ConvFlops;
     /// <summary>Host-to-device copies and their bytes.</summary>
     public long Uploads { get; private set; }
     public long UploadBytes { get; private set; }
@@ -74,6 +80,9 @@ internal sealed class LaunchCounters
 
     internal void Attention(double flops) => AttentionFlops += flops;
 
+    /// <summary>The share of launched products that computed attention (see <see cref="AttentionMatmulFlops"/>).</summary>
+    internal void AttentionMatmul(double flops) => AttentionMatmulFlops += flops;
+
     internal void Scan(double flops) => ScanFlops += flops;
 
     internal void Conv(double flops) => ConvFlops += flops;
@@ -81,6 +90,6 @@ internal sealed class LaunchCounters
     public void Reset()
     {
         Launches = Uploads = UploadBytes = Downloads = HostSyncs = StagingWaits = 0;
-        MatmulFlops = PaddingFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
+        MatmulFlops = PaddingFlops = AttentionMatmulFlops = AttentionFlops = ScanFlops = ConvFlops = 0;
     }
 }

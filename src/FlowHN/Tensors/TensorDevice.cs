@@ -38,6 +38,23 @@ public abstract class TensorDevice : IScratchMemory, IDisposable
     /// <summary>Why matrix products run slower than they could on this device, or null.</summary>
     public string? MatmulWarning => Kernels.Gemm.Warning;
 
+    /// <summary>
+    /// Whether attention runs as batched matrix products (--attention gemm) rather than the flash kernels. Auto
+    /// picks gemm on CUDA when cuBLAS is loaded (its tensor cores are the point); a shape-only CUDA device assumes
+    /// cuBLAS unless --gemm ilgpu, so the memory model counts the gemm path's score blocks.
+    /// </summary>
+    internal bool GemmAttention => Runtime.Options.Attention switch
+    {
+        AttentionPathKind.Gemm => true,
+        AttentionPathKind.Flash => false,
+        _ => Runtime.IsCuda && (Runtime.IsMeta ? Runtime.Options.Gemm != GemmBackendKind.Ilgpu : Kernels.Gemm.UsesCublas),
+    };
+
+    /// <summary>Which attention path runs, for the line that names the matrix-product backend.</summary>
+    public string AttentionPath => GemmAttention
+        ? $"gemm (query blocks of {Kernels.AttentionGemm.QueryBlock} rows, batched matrix products)"
+        : "flash kernels";
+
     /// <summary>Every kernel method the launchers load, for compiling them ahead of time (the PTX report).</summary>
     public IEnumerable<MethodInfo> KernelMethods => Kernels.AllKernelMethods;
 

@@ -21,9 +21,16 @@ public static class MemoryMeasure
         Meta = true, Device = DeviceKind.Cuda, CpuWarpSize = 32, CpuWarpsPerGroup = 1, CpuThreads = 32, Optimize = false,
     };
 
-    /// <summary>The shape-only twin of a device: a GPU's launch shapes, or the same CPU accelerator settings.</summary>
-    public static DeviceOptions Like(ComputeDevice device) =>
-        device.IsCuda ? Cuda : device.Options with { Meta = true, MemoryLimitGiB = 0 }; // measured whole, compared with the limit after
+    /// <summary>
+    /// The shape-only twin of a device: a GPU's launch shapes, or the same CPU accelerator settings. The GEMM backend
+    /// and attention path travel along, since the gemm attention path's score blocks are part of the memory.
+    /// </summary>
+    public static DeviceOptions Like(ComputeDevice device) => device.IsCuda
+        ? Cuda with
+        {
+            Gemm = device.Options.Gemm, Attention = device.Options.Attention, AttentionQueryBlock = device.Options.AttentionQueryBlock,
+        }
+        : device.Options with { Meta = true, MemoryLimitGiB = 0 }; // measured whole, compared with the limit after
 
     private static readonly ConcurrentDictionary<DeviceOptions, ComputeDevice> Devices = new();
     private static readonly object Gate = new(); // a device's allocator measures one step at a time

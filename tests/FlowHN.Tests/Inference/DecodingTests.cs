@@ -29,9 +29,9 @@ public class DecodingTests
             yield return ["flowhn", split, context];
     }
 
-    private static LanguageModel Build(string arch, SplitStrategy split, SplitContext context)
+    private static LanguageModel Build(string arch, SplitStrategy split, SplitContext context, string device = "default")
     {
-        var model = LanguageModel.Create(TestDevice.Cpu, Config(arch, split, context), seed: 5);
+        var model = LanguageModel.Create(TestDevice.Get(device), Config(arch, split, context), seed: 5);
         model.TrainedLength = Trained;
         return model;
     }
@@ -84,9 +84,18 @@ public class DecodingTests
 
     [Theory]
     [MemberData(nameof(Architectures))]
-    public void PrefillAndDecodeStepsMatchTheFullForward(string arch, SplitStrategy split, SplitContext context)
+    public void PrefillAndDecodeStepsMatchTheFullForward(string arch, SplitStrategy split, SplitContext context) =>
+        AssertDecodingMatchesTheFullForward(arch, split, context, "default");
+
+    [Theory]
+    [InlineData("transformer", SplitStrategy.None, SplitContext.Prefix)]
+    [InlineData("flowhn", SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
+    public void PrefillAndDecodeStepsMatchTheFullForwardOnTheGemmAttentionPath(string arch, SplitStrategy split, SplitContext context) =>
+        AssertDecodingMatchesTheFullForward(arch, split, context, "gemm"); // cached keys: one query against many
+
+    private static void AssertDecodingMatchesTheFullForward(string arch, SplitStrategy split, SplitContext context, string device)
     {
-        using var model = Build(arch, split, context);
+        using var model = Build(arch, split, context, device);
         var tokens = Tokens(Total, seed: 7);
         var full = FullForward(model, tokens);
         // A short prompt then decoding past the scan chunk and the period; a prompt past both then a few steps.

@@ -18,6 +18,12 @@ public class FlowHNTests
         from context in Enum.GetValues<SplitContext>()
         select new object[] { split, context };
 
+    /// <summary>Every split on the flash and the gemm attention path (routed and prefix-context masks on both).</summary>
+    public static IEnumerable<object[]> AllSplitsBothPaths() =>
+        from split in AllSplits()
+        from device in new[] { "default", "gemm" }
+        select new[] { split[0], split[1], device };
+
     [Theory]
     [MemberData(nameof(AllSplits))]
     public void ParameterCountMatchesTheFormula(SplitStrategy split, SplitContext context)
@@ -34,10 +40,10 @@ public class FlowHNTests
     }
 
     [Theory]
-    [MemberData(nameof(AllSplits))]
-    public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(SplitStrategy split, SplitContext context)
+    [MemberData(nameof(AllSplitsBothPaths))]
+    public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(SplitStrategy split, SplitContext context, string path)
     {
-        var device = TestDevice.Cpu;
+        var device = TestDevice.Get(path);
         using var model = new FlowHNLM(device, Tiny(split, context), seed: 2).Allocated();
         const int length = 9;
         var random = new Random(3);
@@ -68,12 +74,13 @@ public class FlowHNTests
     }
 
     [Theory]
-    [InlineData(SplitStrategy.None, SplitContext.Local)]
-    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
-    [InlineData(SplitStrategy.AlternatingEqual, SplitContext.Local)]
-    public void BlockGradientsPassAFiniteDifferenceCheck(SplitStrategy split, SplitContext context)
+    [InlineData(SplitStrategy.None, SplitContext.Local, "default")]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix, "default")]
+    [InlineData(SplitStrategy.AlternatingEqual, SplitContext.Local, "default")]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix, "gemm")]
+    public void BlockGradientsPassAFiniteDifferenceCheck(SplitStrategy split, SplitContext context, string path)
     {
-        var device = TestDevice.Cpu;
+        var device = TestDevice.Get(path);
         using var model = new FlowHNLM(device, Tiny(split, context, new AttentionShare.Fixed(0.5)) with { Layers = 2 }, seed: 4).Allocated();
         // Weights of order 1 instead of the 0.02 init, so float32 finite differences resolve every gradient.
         int seed = 40;
@@ -106,12 +113,13 @@ public class FlowHNTests
     }
 
     [Theory]
-    [InlineData(SplitStrategy.None, SplitContext.Local)]
-    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix)]
-    [InlineData(SplitStrategy.AlternatingEqual, SplitContext.Prefix)]
-    public void BranchConcurrencyOnOrOffGivesIdenticalLossAndGradients(SplitStrategy split, SplitContext context)
+    [InlineData(SplitStrategy.None, SplitContext.Local, "default")]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix, "default")]
+    [InlineData(SplitStrategy.AlternatingEqual, SplitContext.Prefix, "default")]
+    [InlineData(SplitStrategy.FlopAwareCirculating, SplitContext.Prefix, "gemm")]
+    public void BranchConcurrencyOnOrOffGivesIdenticalLossAndGradients(SplitStrategy split, SplitContext context, string path)
     {
-        var device = TestDevice.Cpu;
+        var device = TestDevice.Get(path);
         (float Loss, float[][] Grads) Step(bool concurrent)
         {
             using var model = new FlowHNLM(device, Tiny(split, context), seed: 5) { BranchConcurrency = concurrent }.Allocated();

@@ -1,3 +1,4 @@
+using FlowHN.Runtime;
 using FlowHN.Autograd;
 using FlowHN.Models;
 using FlowHN.Diagnostics;
@@ -115,14 +116,33 @@ public class MemoryMeasureTests(ITestOutputHelper output)
     public void ActivationsPerTokenDoNotDependOnTheBatchButGrowWithTheModel()
     {
         var config = Presets.Get("transformer", "135m", 50257);
-        double one = MemoryMeasure.Estimate(config, 1, 256, MemoryMeasure.Cuda).ActivationBytesPerToken;
-        double eight = MemoryMeasure.Estimate(config, 8, 256, MemoryMeasure.Cuda).ActivationBytesPerToken;
+        // The flash path: the gemm path's score blocks are per launch, not per token (see the test below).
+        var flash = MemoryMeasure.Cuda with { Attention = AttentionPathKind.Flash };
+        double one = MemoryMeasure.Estimate(config, 1, 256, flash).ActivationBytesPerToken;
+        double eight = MemoryMeasure.Estimate(config, 8, 256, flash).ActivationBytesPerToken;
         output.WriteLine($"batch 1 {one:0.0} B/token, batch 8 {eight:0.0}");
         Assert.InRange(eight / one, 0.999, 1.001); // only small per-launch scratch (reduction partials) is not per token
         // Twice the layers: twice the forward activations, while the backward of one layer stays on top of them.
-        double deeper = MemoryMeasure.Estimate(config with { Layers = 10 }, 1, 256, MemoryMeasure.Cuda).ActivationBytesPerToken;
+        double deeper = MemoryMeasure.Estimate(config with { Layers = 10 }, 1, 256, flash).ActivationBytesPerToken;
         output.WriteLine($"5 layers {one / 1024:0} KiB/token, 10 layers {deeper / 1024:0}");
         Assert.InRange(deeper / one, 1.3, 2.0);
+    }
+
+    [Fact]
+    public void TheGemmAttentionPathsScoreBlocksAreMeasured()
+    {
+        // A GPU picks the gemm path (auto with cuBLAS). A score block is heads x 256 queries x the keys of the
+        // longest block; each layer's forward keeps one until its backward (launch scratch lives with its layer's
+        // memory segment) and the backward adds two (P and dS), which the flash path never stores.
+        var config = Presets.Get("transformer", "135m", 50257);
+        const int length = 512;
+        double Step(AttentionPathKind path) =>
+            MemoryMeasure.Estimate(config, 1, length, MemoryMeasure.Cuda with { Attention = path }).StepBytes(length);
+        double extra = Step(AttentionPathKind.Gemm) - Step(AttentionPathKind.Flash);
+        double scoreBlock = (double)config.Heads * 256 * length * sizeof(float);
+        output.WriteLine($"gemm path: {extra / (1 << 20):0.00} MiB more than flash; a score block {scoreBlock / (1 << 20):0.00} MiB, {config.Layers} layers");
+        Assert.InRange(extra / scoreBlock, config.Layers + 2 - 0.01, config.Layers + 2 + 0.05);
+        Assert.Equal(Step(AttentionPathKind.Gemm), Step(AttentionPathKind.Auto));
     }
 
     [Theory]

@@ -15,15 +15,17 @@ public class SequentialArchitectureTests
     };
 
     [Theory]
-    [InlineData("transformer")]
-    [InlineData("mamba")]
-    [InlineData("mamba2")]
-    [InlineData("shm")]
-    [InlineData("jamba")]
-    [InlineData("hymba")]
-    public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(string arch)
+    [InlineData("transformer", "default")]
+    [InlineData("mamba", "default")]
+    [InlineData("mamba2", "default")]
+    [InlineData("shm", "default")]
+    [InlineData("jamba", "default")]
+    [InlineData("hymba", "default")]
+    [InlineData("transformer", "gemm")]
+    [InlineData("hymba", "gemm")]
+    public void LogitsAtOrBeforeAPositionNeverDependOnLaterTokens(string arch, string path)
     {
-        var device = TestDevice.Cpu;
+        var device = TestDevice.Get(path);
         using var model = new SequentialLM(device, Tiny(arch), seed: 2).Allocated();
         const int length = 7;
         int[] a = [3, 1, 4, 1, 5, 9, 2];
