@@ -10,7 +10,7 @@ public static partial class KernelChecks
 {
     /// <summary>
     /// Head dims a GPU launches with different tiles and groups: 24 (the 135M preset; 32-key tiles, 32 rows per
-    /// group), 64 (1b; dK/dV with 16-row tiles) and 128 (16-row tiles, and smaller groups for dK/dV).
+    /// group), 64 (1b; dK/dV with 16-row tiles) and 128 (8-row tiles, 64-thread groups for the backward).
     /// </summary>
     private static readonly int[] GpuHeadDims = [24, 64, 128];
 

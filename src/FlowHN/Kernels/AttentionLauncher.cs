@@ -10,7 +10,7 @@ internal sealed class AttentionLauncher : KernelFamily
     private const int GpuGroupSize = 128;
     private const int GpuLanesPerRow = 4;
     private const int GpuTile = 32;
-    private const int GpuMinTile = 16;
+    private const int GpuMinTile = 8;
     private const int CpuTile = 16;
     private const int MaxSharedFloats = 48 * 1024 / sizeof(float); // CUDA's default dynamic shared memory limit
 
@@ -84,8 +84,9 @@ internal sealed class AttentionLauncher : KernelFamily
     }
 
     /// <summary>
-    /// On a GPU: 128-thread groups of 32 rows with 4 lanes each, 32-row tiles staged in shared memory (16-row
-    /// tiles, then smaller groups, where a large head dim would not fit in 48 KiB: dK/dV at head dim 64 and up). On the CPU accelerator: the device's preset lanes
+    /// On a GPU: 128-thread groups of 32 rows with 4 lanes each, 32-row tiles staged in shared memory; where a large
+    /// head dim would not fit in 48 KiB, shorter tiles (down to 8 rows), then smaller groups (dK/dV at head dim 64
+    /// takes 16-row tiles; head dim 128 8-row tiles and 64-thread groups for the backward; up to about 500 fit). On the CPU accelerator: the device's preset lanes
     /// (1 unless a test asks for more; tiles are staged only with more than one lane, since one lane per row needs
     /// no barrier at all), 16-row tiles and one group per multiprocessor, since starting a group costs microseconds
     /// there. A group owns a block of consecutive rows of one of <paramref name="segments"/> (batch, head) pairs.
@@ -115,7 +116,7 @@ internal sealed class AttentionLauncher : KernelFamily
         int SharedFloats(int threads, int rows) => threads + (staged ? tileFloats(d, rows) : 0) + threads / lanes * rowFloats(d, rows);
         // Large head dims on a GPU: shorter tiles first (the group keeps its reuse of each tile), then fewer rows.
         while (Device.IsCuda && SharedFloats(group, tile) > MaxSharedFloats && tile > GpuMinTile) tile /= 2;
-        while (Device.IsCuda && SharedFloats(group, tile) > MaxSharedFloats && group > Device.Accelerator.WarpSize) group /= 2;
+        while (Device.IsCuda && SharedFloats(group, tile) > MaxSharedFloats && group > lanes) group /= 2;
         int shared = SharedFloats(group, tile);
         if (shared > MaxSharedFloats)
             throw new ArgumentException($"Attention head dim {d} needs more shared memory than a group may use.");
