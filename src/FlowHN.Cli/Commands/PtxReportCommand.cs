@@ -20,12 +20,14 @@ public static class PtxReportCommand
         };
         var ptxas = new Option<string>("--ptxas") { Description = "The ptxas to run.", DefaultValueFactory = _ => "ptxas" };
         var arch = new Option<string>("--arch") { Description = "GPU architecture ptxas assembles for.", DefaultValueFactory = _ => "sm_90" };
+        var ptxDir = new Option<string?>("--ptx-dir") { Description = "Folder each kernel's PTX is also written to (<entry>.ptx), to read the code." };
         var command = new Command("ptx-report",
             "Assemble every kernel's PTX with ptxas -v: registers, shared and local memory per kernel; fails on spills or " +
             "local memory over budget.") { Hidden = true };
         command.Options.Add(output);
         command.Options.Add(ptxas);
         command.Options.Add(arch);
+        command.Options.Add(ptxDir);
         command.SetAction(r =>
         {
             string tool = r.GetValue(ptxas)!, architecture = r.GetValue(arch)!;
@@ -36,6 +38,11 @@ public static class PtxReportCommand
             var started = DateTime.UtcNow;
             using var device = Session.Create(new DeviceOptions { Device = DeviceKind.Cpu });
             var kernels = KernelPtx.Compile(device.KernelMethods, instructionSet: isa);
+            if (r.GetValue(ptxDir) is { } folder)
+            {
+                Directory.CreateDirectory(folder);
+                foreach (var kernel in kernels) File.WriteAllText(Path.Combine(folder, kernel.EntryName + ".ptx"), kernel.Ptx);
+            }
             var stats = PtxasReport.Run(kernels, tool, architecture);
             string header =
                 $"# ptxas report: every kernel at {architecture}\n\n" +

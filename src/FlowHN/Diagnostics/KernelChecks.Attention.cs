@@ -9,8 +9,8 @@ namespace FlowHN.Diagnostics;
 public static partial class KernelChecks
 {
     /// <summary>
-    /// Head dims a GPU launches with different lanes per row: 24 (the 135M preset; 8 lanes, 16 rows per group),
-    /// 64 (1b; 16 lanes, 8 rows) and 128 (a whole warp per row, 4 rows).
+    /// Head dims a GPU launches with different tiles and groups: 24 (the 135M preset; 32-key tiles, 32 rows per
+    /// group), 64 (1b; dK/dV with 16-row tiles) and 128 (8-row tiles, 64-thread groups for the backward).
     /// </summary>
     private static readonly int[] GpuHeadDims = [24, 64, 128];
 

@@ -8,7 +8,9 @@ namespace FlowHN.Kernels;
 internal sealed class AttentionLauncher : KernelFamily
 {
     private const int GpuGroupSize = 128;
+    private const int GpuLanesPerRow = 4;
     private const int GpuTile = 32;
+    private const int GpuMinTile = 8;
     private const int CpuTile = 16;
     private const int MaxSharedFloats = 48 * 1024 / sizeof(float); // CUDA's default dynamic shared memory limit
 
@@ -48,7 +50,8 @@ internal sealed class AttentionLauncher : KernelFamily
     public void Forward(AttentionShape s, AttentionInputs inputs, ArrayView<float> o, ArrayView<float> lse)
     {
         Counters.Kernel();
-        var config = Geometry(ref s, s.QueryRows, AttentionKernels.ForwardRowFloats);
+        var config = Geometry(ref s, s.Batch * s.QueryHeads, s.QueryLength, AttentionKernels.ForwardRowFloats,
+            AttentionKernels.ForwardTileFloats);
         forward(Stream, config, s, inputs, o, lse);
     }
 
@@ -62,11 +65,13 @@ internal sealed class AttentionLauncher : KernelFamily
         if (grads.DK.IsValid != grads.DV.IsValid)
             throw new ArgumentException("Attention backward: dK and dV must both be given or both be left out.");
         Counters.Kernel();
-        var rowConfig = Geometry(ref s, s.QueryRows, AttentionKernels.QueryGradRowFloats);
+        var rowConfig = Geometry(ref s, s.Batch * s.QueryHeads, s.QueryLength, AttentionKernels.QueryGradRowFloats,
+            AttentionKernels.QueryGradTileFloats);
         backwardQuery(Stream, rowConfig, s, inputs, o, dO, lse, delta, grads.DQ);
         if (!grads.DK.IsValid) return;
         Counters.Kernel();
-        var keyConfig = Geometry(ref s, s.KeyRows, AttentionKernels.KeyValueGradRowFloats);
+        var keyConfig = Geometry(ref s, s.Batch * s.KvHeads, s.KeyLength, AttentionKernels.KeyValueGradRowFloats,
+            AttentionKernels.KeyValueGradTileFloats);
         backwardKeyValue(Stream, keyConfig, s, inputs, dO, lse, delta, grads.DK, grads.DV);
     }
 
@@ -79,18 +84,24 @@ internal sealed class AttentionLauncher : KernelFamily
     }
 
     /// <summary>
-    /// On a GPU: 128-thread groups, a row gets a power-of-two number of lanes of about four head dims each (at
-    /// most a warp), 32-key tiles. On the CPU accelerator: the device's preset lanes (1 unless a test asks for
-    /// more), 16-key tiles and one group per multiprocessor, since starting a group costs microseconds there.
+    /// On a GPU: 128-thread groups of 32 rows with 4 lanes each, 32-row tiles staged in shared memory; where a large
+    /// head dim would not fit in 48 KiB, shorter tiles (down to 8 rows), then smaller groups (dK/dV at head dim 64
+    /// takes 16-row tiles; head dim 128 8-row tiles and 64-thread groups for the backward; up to about 500 fit). On the CPU accelerator: the device's preset lanes
+    /// (1 unless a test asks for more; tiles are staged only with more than one lane, since one lane per row needs
+    /// no barrier at all), 16-row tiles and one group per multiprocessor, since starting a group costs microseconds
+    /// there. A group owns a block of consecutive rows of one of <paramref name="segments"/> (batch, head) pairs.
     /// </summary>
-    private KernelConfig Geometry(ref AttentionShape s, int rows, Func<int, int, int> rowFloats)
+    private KernelConfig Geometry(ref AttentionShape s, int segments, int length, Func<int, int, int> rowFloats,
+        Func<int, int, int> tileFloats)
     {
         int group, tile, lanes, cap;
+        bool staged;
         if (Device.IsCuda)
         {
             group = GpuGroupSize;
             tile = GpuTile;
-            lanes = Math.Min(Math.Min(Device.Accelerator.WarpSize, GpuTile), NextPowerOfTwo((s.HeadDim + 3) / 4));
+            lanes = Math.Min(GpuLanesPerRow, Device.Accelerator.WarpSize);
+            staged = true;
             cap = Device.Accelerator.NumMultiprocessors * 32;
         }
         else
@@ -98,21 +109,21 @@ internal sealed class AttentionLauncher : KernelFamily
             group = Device.Accelerator.MaxNumThreadsPerGroup;
             tile = CpuTile;
             lanes = Math.Min(Device.Options.CpuLanesPerRow, group);
+            staged = lanes > 1; // two lanes of a row share a score strip that only the staged tile barriers protect
             cap = Device.Accelerator.NumMultiprocessors;
         }
-        s = s with { Tile = tile, LanesPerRow = lanes };
-        int rowsPerGroup = group / lanes;
-        int shared = group + rowsPerGroup * rowFloats(s.HeadDim, s.Tile);
+        int d = s.HeadDim;
+        int SharedFloats(int threads, int rows) => threads + (staged ? tileFloats(d, rows) : 0) + threads / lanes * rowFloats(d, rows);
+        // Large head dims on a GPU: shorter tiles first (the group keeps its reuse of each tile), then fewer rows.
+        while (Device.IsCuda && SharedFloats(group, tile) > MaxSharedFloats && tile > GpuMinTile) tile /= 2;
+        while (Device.IsCuda && SharedFloats(group, tile) > MaxSharedFloats && group > lanes) group /= 2;
+        int shared = SharedFloats(group, tile);
         if (shared > MaxSharedFloats)
-            throw new ArgumentException($"Attention head dim {s.HeadDim} needs more shared memory than a group may use.");
-        int groups = Math.Clamp((rows + rowsPerGroup - 1) / rowsPerGroup, 1, cap);
+            throw new ArgumentException($"Attention head dim {d} needs more shared memory than a group may use.");
+        s = s with { Tile = tile, LanesPerRow = lanes, StagedTiles = staged ? 1 : 0 };
+        int rowsPerGroup = group / lanes;
+        long blocks = (long)segments * ((length + rowsPerGroup - 1) / rowsPerGroup);
+        int groups = (int)Math.Clamp(blocks, 1, cap);
         return Launch.Config(new Index3D(groups, 1, 1), new Index3D(group, 1, 1), shared);
-    }
-
-    private static int NextPowerOfTwo(int n)
-    {
-        int p = 1;
-        while (p < n) p <<= 1;
-        return p;
     }
 }
