@@ -12,13 +12,16 @@ namespace FlowHN.Training;
 /// scaled its loss by 1 / (accumulation x <see cref="WorldSize"/>), so the sum is the global mean gradient and the
 /// norm the update clips on is the global norm, with no extra pass over the gradients.
 /// </summary>
-public interface IGradientReducer
+public interface IGradientReducer : IDisposable
 {
     /// <summary>The number of ranks whose gradients are summed.</summary>
     int WorldSize { get; }
 
     /// <summary>Sums the gradients over all ranks, in place; every rank ends with the same values.</summary>
     void Reduce();
+
+    /// <summary>How the gradients are summed (for the run's header line).</summary>
+    string Describe();
 }
 
 /// <summary>
@@ -80,6 +83,10 @@ public sealed class MpiGradientReducer : IGradientReducer
 
     public IReadOnlyList<(long Offset, long Length)> Buckets { get; }
 
+    public string Describe() => $"MPI ({group.Library}) through host memory, {Buckets.Count} bucket(s)";
+
+    public void Dispose() { }
+
     public void Reduce()
     {
         var stream = device.Runtime.CurrentStream;
@@ -89,7 +96,7 @@ public sealed class MpiGradientReducer : IGradientReducer
             var buffer = host.AsSpan(0, (int)length);
             view.CopyToCPU(stream.Native, ref MemoryMarshal.GetReference(buffer), length);
             stream.Synchronize();
-            group.AllReduceSum(buffer);
+            group.AllReduceSum(buffer, "gradient all-reduce");
             view.CopyFromCPU(stream.Native, ref MemoryMarshal.GetReference(buffer), length);
             stream.Synchronize(); // the host buffer is reused by the next bucket
         }

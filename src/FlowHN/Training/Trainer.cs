@@ -41,7 +41,7 @@ public sealed class Trainer : IDisposable
     /// <param name="group">the ranks of a data-parallel run (each takes its slice of every global batch; rank 0 writes
     /// the run folder), or null for a single process.</param>
     public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console,
-        ProcessGroup? group = null)
+        ProcessGroup? group = null, DataParallelBackend backend = DataParallelBackend.Auto)
     {
         options.Validate();
         if (data.VocabSize > model.Config.VocabSize)
@@ -58,7 +58,12 @@ public sealed class Trainer : IDisposable
         this.group = group;
         promotion = new CheckpointPromotion(runDir, writesFiles: IsRoot);
         trainingStep = new TrainingStep(device, model, optimizer, options.Accumulation);
-        if (group is not null) trainingStep.Reducer = new MpiGradientReducer(group, device, model.Parameters().First().Store!);
+        if (group is not null)
+        {
+            var choice = ReducerChoice.Choose(backend, device.Runtime.IsCuda, () => NcclLibrary.Load(NcclSearch.FromEnvironment()));
+            if (choice.Warning is { } warning && group.IsRoot) console.WriteLine(warning);
+            trainingStep.Reducer = choice.Create(group, device, model.Parameters().First().Store!);
+        }
         if (IsRoot) Directory.CreateDirectory(runDir);
     }
 
@@ -171,7 +176,7 @@ public sealed class Trainer : IDisposable
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
         if (group is not null)
             console.WriteLine($"data parallel: {group.Size} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
-                              $"{(long)group.Size * options.Batch * options.Accumulation} sequences per step; MPI ({group.Library})");
+                              $"{(long)group.Size * options.Batch * options.Accumulation} sequences per step; gradients: {trainingStep.Reducer!.Describe()}");
         using var metrics = IsRoot ? new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0) : null;
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
@@ -219,6 +224,7 @@ public sealed class Trainer : IDisposable
             step++;
             evalAtStep = null;
             double lr = schedule.At(step);
+            FaultHooks.At("step-" + step);
             trainingStep.Run(batches!, lr, stepLog);
             if (FaultHooks.Nan("step-" + step)) stepLog.PoisonLast();
             tokensSeen += GlobalTokensPerStep;
@@ -264,7 +270,7 @@ public sealed class Trainer : IDisposable
     {
         if (group is null) return stopRequested;
         Span<double> flag = [stopRequested ? 1 : 0];
-        group.AllReduceSum(flag);
+        group.AllReduceSum(flag, "whether to stop");
         return flag[0] > 0;
     }
 
@@ -279,7 +285,7 @@ public sealed class Trainer : IDisposable
         var read = stepLog.Read();
         // Each rank's loss is the mean over its slice; the step's loss is the mean over the ranks.
         var summed = read.Select(r => (double)r.Loss).ToArray();
-        group?.AllReduceSum(summed);
+        group?.AllReduceSum(summed, "step losses");
         double stepSeconds = seconds / pending.Count;
         double tokensPerSecond = GlobalTokensPerStep / stepSeconds;
         double mfu = flopsPerStep / stepSeconds / peak;
@@ -325,7 +331,11 @@ public sealed class Trainer : IDisposable
         return loss;
     }
 
-    public void Dispose() => optimizer.Dispose();
+    public void Dispose()
+    {
+        trainingStep.Reducer?.Dispose();
+        optimizer.Dispose();
+    }
 
     /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
     private void SaveCheckpoint()

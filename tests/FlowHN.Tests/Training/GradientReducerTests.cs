@@ -1,0 +1,155 @@
+using System.Runtime.InteropServices;
+using FlowHN.Autograd;
+using FlowHN.Data;
+using FlowHN.Models;
+using FlowHN.Runtime;
+using FlowHN.Training;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FlowHN.Tests.Training;
+
+/// <summary>
+/// The backend choice of a data-parallel run and the device reducer's order of work, with a fake collective on
+/// the CPU accelerator (NCCL itself needs a GPU).
+/// </summary>
+public class GradientReducerTests
+{
+    private static readonly NcclLoad Found = new(1, "/opt/nccl/libnccl.so.2", "2.21.5", null);
+    private static readonly NcclLoad Missing = new(IntPtr.Zero, null, null, "no libnccl.so.2 on the library path");
+
+    private static Func<NcclLoad> Never => () => throw new InvalidOperationException("NCCL must not be looked for here");
+
+    [Fact]
+    public void AutoTakesNcclOnCudaWhenItLoadsAndMpiOtherwise()
+    {
+        var cuda = ReducerChoice.Choose(DataParallelBackend.Auto, isCuda: true, () => Found);
+        Assert.Equal(DataParallelBackend.Nccl, cuda.Backend);
+        Assert.Same(Found, cuda.Nccl);
+        Assert.Null(cuda.Warning);
+
+        var cpu = ReducerChoice.Choose(DataParallelBackend.Auto, isCuda: false, Never); // the CPU never looks for NCCL
+        Assert.Equal(DataParallelBackend.Mpi, cpu.Backend);
+        Assert.Null(cpu.Warning);
+
+        var fallback = ReducerChoice.Choose(DataParallelBackend.Auto, isCuda: true, () => Missing);
+        Assert.Equal(DataParallelBackend.Mpi, fallback.Backend);
+        Assert.StartsWith("warning: NCCL not found: no libnccl.so.2 on the library path.", fallback.Warning);
+        Assert.Contains("--dp-backend mpi", fallback.Warning);
+    }
+
+    [Fact]
+    public void AForcedBackendIsTakenOrSaysWhyItCannotBe()
+    {
+        Assert.Equal(DataParallelBackend.Mpi, ReducerChoice.Choose(DataParallelBackend.Mpi, isCuda: true, Never).Backend);
+        Assert.Equal(DataParallelBackend.Mpi, ReducerChoice.Choose(DataParallelBackend.Mpi, isCuda: false, Never).Backend);
+        Assert.Equal(DataParallelBackend.Nccl, ReducerChoice.Choose(DataParallelBackend.Nccl, isCuda: true, () => Found).Backend);
+
+        var onCpu = Assert.Throws<UserException>(() => ReducerChoice.Choose(DataParallelBackend.Nccl, isCuda: false, Never));
+        Assert.Contains("--dp-backend nccl needs --device cuda", onCpu.Message);
+        var notFound = Assert.Throws<UserException>(() => ReducerChoice.Choose(DataParallelBackend.Nccl, isCuda: true, () => Missing));
+        Assert.Contains("no libnccl.so.2 on the library path", notFound.Message);
+        Assert.Contains("--dp-backend mpi", notFound.Message);
+    }
+
+    [Fact]
+    public void BackendWordsParseOrNameTheChoices()
+    {
+        Assert.Equal(DataParallelBackend.Auto, ReducerChoice.Parse("auto"));
+        Assert.Equal(DataParallelBackend.Nccl, ReducerChoice.Parse("nccl"));
+        Assert.Equal(DataParallelBackend.Mpi, ReducerChoice.Parse("mpi"));
+        Assert.Contains("use auto, nccl or mpi", Assert.Throws<UserException>(() => ReducerChoice.Parse("gloo")).Message);
+    }
+
+    /// <summary>
+    /// Stands in for NCCL over two identical ranks: at the moment the collective runs it keeps what each bucket
+    /// holds, then doubles it in place through the device pointer (the CPU accelerator's memory is host memory).
+    /// </summary>
+    private sealed unsafe class TwoIdenticalRanks : IDeviceCollective
+    {
+        public List<(IntPtr Data, long Count)> Ranges { get; } = new();
+        public List<float[]> Seen { get; } = new();
+        public int Calls { get; private set; }
+
+        public void AllReduceSum(IReadOnlyList<(IntPtr Data, long Count)> ranges, DeviceStream stream)
+        {
+            Calls++;
+            stream.Native.Synchronize(); // the fake runs on the host: the stream's earlier work must be done
+            foreach (var (data, count) in ranges)
+            {
+                Ranges.Add((data, count));
+                var values = new Span<float>((float*)data, (int)count);
+                Seen.Add(values.ToArray());
+                foreach (ref float v in values) v *= 2;
+            }
+        }
+
+        public string Describe() => "fake";
+
+        public void Dispose() { }
+    }
+
+    private static float[] Download(Session device, ArrayView<float> view)
+    {
+        var host = new float[view.Length];
+        view.CopyToCPU(device.Runtime.CurrentStream.Native, ref MemoryMarshal.GetArrayDataReference(host), view.Length);
+        device.Runtime.CurrentStream.Synchronize();
+        return host;
+    }
+
+    private sealed record StepResult(float[] Weights, float[] Gradients, IntPtr GradientBase, (long Offset, long Length)[] Buckets);
+
+    /// <summary>One step of two micro-batches; the gradients as they are after the last backward.</summary>
+    private static StepResult Step(IDeviceCollective? collective, int worldSize, long bucketBytes)
+    {
+        var device = TestDevice.Cpu;
+        using var model = LanguageModel.Create(device, ArchitectureRegistry.Get("transformer").Config("tiny", 256), seed: 3);
+        var store = model.Parameters().First().Store!;
+        using var optimizer = new AdamW(device, model.Parameters().ToList());
+        var tokens = Reference.RandomInts(2 * 9, 256, 7);
+        var batch = new TokenBatch(tokens[..16], tokens[2..18], 2, 8);
+        var step = new TrainingStep(device, model, optimizer, accumulation: 2);
+        using var reducer = collective is null ? null : new NcclGradientReducer(device, store, collective, worldSize, bucketBytes);
+        step.Reducer = reducer;
+        float[]? gradients = null;
+        step.Observer = new AfterBackward(micro => { if (micro == 1) gradients = Download(device, store.Gradients); });
+        step.Run(() => batch, 1e-3);
+        return new StepResult(Download(device, store.Weights), gradients!, store.Gradients.LoadEffectiveAddressAsPtr(),
+            reducer?.Buckets.ToArray() ?? []);
+    }
+
+    private sealed class AfterBackward(Action<int> action) : IStepObserver
+    {
+        public void BackwardDone(int microBatch) => action(microBatch);
+    }
+
+    [Fact]
+    public void TheDeviceReducerSumsEveryBucketOnceAfterTheLastBackwardAndBeforeTheUpdate()
+    {
+        const long bucketBytes = 16 << 10;
+        var single = Step(null, worldSize: 1, bucketBytes);
+        var fake = new TwoIdenticalRanks();
+        var reduced = Step(fake, worldSize: 2, bucketBytes);
+        var buckets = reduced.Buckets;
+
+        // One collective call per step, all buckets in it, in the plan's order, at the buckets' addresses.
+        Assert.Equal(1, fake.Calls);
+        Assert.True(buckets.Length > 1, "the test needs several buckets");
+        Assert.Equal(buckets.Length, fake.Ranges.Count);
+        for (int b = 0; b < buckets.Length; b++)
+        {
+            Assert.Equal(buckets[b].Length, fake.Ranges[b].Count);
+            Assert.Equal(reduced.GradientBase + (nint)(buckets[b].Offset * sizeof(float)), fake.Ranges[b].Data);
+        }
+        // Each rank's loss is scaled by 1/2: the gradients the collective saw are the final ones of both micro-batches
+        // (power-of-two scaling is exact), and after the doubling the update is the single process's, bit for bit.
+        for (int b = 0; b < buckets.Length; b++)
+            for (int i = 0; i < buckets[b].Length; i++)
+            {
+                long at = buckets[b].Offset + i;
+                Assert.Equal(reduced.Gradients[at], fake.Seen[b][i]);
+                Assert.Equal(single.Gradients[at] / 2, fake.Seen[b][i]);
+            }
+        Assert.Equal(single.Weights, reduced.Weights);
+    }
+}
