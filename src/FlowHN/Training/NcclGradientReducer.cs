@@ -31,11 +31,12 @@ public sealed class NcclCollective(NcclCommunicator communicator, NcclLoad libra
 
 /// <summary>
 /// The gradient all-reduce on the device (NCCL on CUDA): the buckets of the flat gradient buffer are summed in
-/// place, without a copy to the host, on a communication stream of their own. That stream first waits on an event
-/// recorded on the compute stream once the last backward has queued its work (so the gradients are final), and the
-/// optimizer step, queued next on the compute stream, waits on the event recorded after the collective. The host
-/// never waits: the step stays asynchronous. The buckets are summed in the plan's fixed order, so the result is the
-/// same every run.
+/// place, without a copy to the host, on a communication stream of their own. Before a bucket's collective that
+/// stream waits on events recorded on the streams the backward has used, once the backward has queued the last
+/// work that writes the bucket's gradients: during the backward with overlap (see <see cref="GradientWatch"/>),
+/// else after it, all buckets in one NCCL group. The optimizer step, queued next on the compute stream, waits on
+/// the event recorded after the last collective. The host never waits: the step stays asynchronous. The order of
+/// the buckets comes from the model's structure, the same on every rank and in every run.
 /// </summary>
 public sealed class NcclGradientReducer : IGradientReducer
 {
@@ -44,8 +45,9 @@ public sealed class NcclGradientReducer : IGradientReducer
     private readonly DeviceStream communication;
     private readonly DeviceEvent gradientsFinal, reduced;
     private readonly (IntPtr Data, long Count)[] ranges;
+    private readonly bool[] started;
 
-    public NcclGradientReducer(Session device, ParameterStore store, IDeviceCollective collective, int worldSize,
+    public NcclGradientReducer(Session device, ParameterStore store, IDeviceCollective collective, int worldSize, bool overlap = true,
         long bucketBytes = GradientBuckets.DefaultBytes)
     {
         this.device = device;
@@ -57,20 +59,37 @@ public sealed class NcclGradientReducer : IGradientReducer
         communication = device.Runtime.CreateStream();
         gradientsFinal = device.Runtime.CreateEvent();
         reduced = device.Runtime.CreateEvent();
+        started = new bool[Buckets.Count];
+        if (overlap) Watch = new GradientWatch(GradientBuckets.Parameters(store, Buckets), (b, streams) => Start([b], streams));
     }
+
+    public GradientWatch? Watch { get; }
 
     public int WorldSize { get; }
 
     public IReadOnlyList<(long Offset, long Length)> Buckets { get; }
 
-    public string Describe() => $"{collective.Describe()} on the device, {Buckets.Count} bucket(s) on a communication stream";
+    public string Describe() => $"{collective.Describe()} on the device, {Buckets.Count} bucket(s) on a communication stream" +
+                                (Watch is null ? ", after the backward" : ", overlapped with the backward");
+
+    /// <summary>Queues the sums of <paramref name="buckets"/> once the work queued so far on <paramref name="streams"/> is done.</summary>
+    private void Start(int[] buckets, IReadOnlyList<DeviceStream> streams)
+    {
+        foreach (var stream in streams)
+        {
+            gradientsFinal.Record(stream);
+            communication.Wait(gradientsFinal); // the wait takes the event as recorded now, so it can be recorded again
+        }
+        collective.AllReduceSum(buckets.Select(b => ranges[b]).ToArray(), communication);
+        foreach (int b in buckets) started[b] = true;
+    }
 
     public void Reduce()
     {
         var compute = device.Runtime.CurrentStream;
-        gradientsFinal.Record(compute);
-        communication.Wait(gradientsFinal);
-        collective.AllReduceSum(ranges, communication);
+        var rest = Enumerable.Range(0, Buckets.Count).Where(b => !started[b]).ToArray();
+        if (rest.Length > 0) Start(rest, [compute]);
+        Array.Fill(started, false);
         reduced.Record(communication);
         compute.Wait(reduced); // the clipped update reads the sums
     }

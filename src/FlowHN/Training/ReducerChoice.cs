@@ -47,11 +47,12 @@ public sealed record ReducerChoice(DataParallelBackend Backend, NcclLoad? Nccl, 
                 "--dp-backend mpi silences this.");
     }
 
-    /// <summary>The reducer for this choice over <paramref name="group"/>'s ranks.</summary>
-    public IGradientReducer Create(ProcessGroup group, Session device, ParameterStore store) => Backend switch
+    /// <summary>The reducer for this choice over <paramref name="group"/>'s ranks (overlapping the backward or after it).</summary>
+    public IGradientReducer Create(ProcessGroup group, Session device, ParameterStore store, bool overlap,
+        long bucketBytes = GradientBuckets.DefaultBytes) => Backend switch
     {
         DataParallelBackend.Nccl => new NcclGradientReducer(device, store,
-            new NcclCollective(new NcclCommunicator(new Runtime.Nccl(Nccl!), group), Nccl!), group.Size),
-        _ => new MpiGradientReducer(group, device, store),
+            new NcclCollective(new NcclCommunicator(new Runtime.Nccl(Nccl!), group), Nccl!), group.Size, overlap, bucketBytes),
+        _ => new MpiGradientReducer(group, device, store, overlap, bucketBytes),
     };
 }

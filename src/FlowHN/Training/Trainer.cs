@@ -41,7 +41,8 @@ public sealed class Trainer : IDisposable
     /// <param name="group">the ranks of a data-parallel run (each takes its slice of every global batch; rank 0 writes
     /// the run folder), or null for a single process.</param>
     public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console,
-        ProcessGroup? group = null, DataParallelBackend backend = DataParallelBackend.Auto)
+        ProcessGroup? group = null, DataParallelBackend backend = DataParallelBackend.Auto, bool overlapReduction = true,
+        long bucketBytes = GradientBuckets.DefaultBytes)
     {
         options.Validate();
         if (data.VocabSize > model.Config.VocabSize)
@@ -62,7 +63,7 @@ public sealed class Trainer : IDisposable
         {
             var choice = ReducerChoice.Choose(backend, device.Runtime.IsCuda, () => NcclLibrary.Load(NcclSearch.FromEnvironment()));
             if (choice.Warning is { } warning && group.IsRoot) console.WriteLine(warning);
-            trainingStep.Reducer = choice.Create(group, device, model.Parameters().First().Store!);
+            trainingStep.Reducer = choice.Create(group, device, model.Parameters().First().Store!, overlapReduction, bucketBytes);
         }
         if (IsRoot) Directory.CreateDirectory(runDir);
     }

@@ -108,6 +108,22 @@ public class DataParallelLaunchTests
     }
 
     [MpiFact]
+    public void OverlappingTheAllReduceWithTheBackwardChangesNoBit()
+    {
+        using var tmp = new TempFolder();
+        string overlapped = tmp.File("overlapped"), after = tmp.File("after"), cache = tmp.File("cache");
+        // 16 KiB buckets: the tiny model's gradients in many all-reduces, most started during the backward.
+        string[] common = ["--steps", "3", "--accum", "2", "--dp-bucket-mib", "0.015625"];
+        var first = Run(MpiFactAttribute.Mpirun!, Mpi(2, Train(overlapped, cache, batch: 1, common)));
+        Assert.True(first.ExitCode == 0, first.Output);
+        Assert.Contains("overlapped with the backward", first.Output);
+        var second = Run(MpiFactAttribute.Mpirun!, Mpi(2, Train(after, cache, batch: 1, [.. common, "--no-dp-overlap"])));
+        Assert.True(second.ExitCode == 0, second.Output);
+        Assert.Contains("after the backward", second.Output);
+        Assert.Equal(TrainLines(after), TrainLines(overlapped));
+    }
+
+    [MpiFact]
     public void AKilledRankEndsTheJobWithAMessage()
     {
         using var tmp = new TempFolder();

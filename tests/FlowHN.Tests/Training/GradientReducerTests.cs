@@ -69,6 +69,8 @@ public class GradientReducerTests
     {
         public List<(IntPtr Data, long Count)> Ranges { get; } = new();
         public List<float[]> Seen { get; } = new();
+        public List<bool> DuringBackward { get; } = new();
+        public bool BackwardDone { get; set; }
         public int Calls { get; private set; }
 
         public void AllReduceSum(IReadOnlyList<(IntPtr Data, long Count)> ranges, DeviceStream stream)
@@ -80,6 +82,7 @@ public class GradientReducerTests
                 Ranges.Add((data, count));
                 var values = new Span<float>((float*)data, (int)count);
                 Seen.Add(values.ToArray());
+                DuringBackward.Add(!BackwardDone);
                 foreach (ref float v in values) v *= 2;
             }
         }
@@ -99,20 +102,32 @@ public class GradientReducerTests
 
     private sealed record StepResult(float[] Weights, float[] Gradients, IntPtr GradientBase, (long Offset, long Length)[] Buckets);
 
+    private static readonly ModelConfig Small = new()
+    {
+        Arch = "transformer", VocabSize = 256, Dim = 16, Layers = 1, Heads = 2, KvHeads = 1, MlpHidden = 32,
+    };
+
     /// <summary>One step of two micro-batches; the gradients as they are after the last backward.</summary>
-    private static StepResult Step(IDeviceCollective? collective, int worldSize, long bucketBytes)
+    private static StepResult Step(IDeviceCollective? collective, int worldSize, long bucketBytes, bool overlap,
+        string arch = "transformer", bool recompute = false)
     {
         var device = TestDevice.Cpu;
-        using var model = LanguageModel.Create(device, ArchitectureRegistry.Get("transformer").Config("tiny", 256), seed: 3);
+        int layers = arch switch { "shm" => 2, "jamba" => 5, _ => 2 }; // enough layers to hold an attention layer
+        using var model = LanguageModel.Create(device, Small with { Arch = arch, Rope = arch == "transformer", Layers = layers }, seed: 3);
+        model.Recompute = recompute;
         var store = model.Parameters().First().Store!;
         using var optimizer = new AdamW(device, model.Parameters().ToList());
-        var tokens = Reference.RandomInts(2 * 9, 256, 7);
-        var batch = new TokenBatch(tokens[..16], tokens[2..18], 2, 8);
+        var tokens = Reference.RandomInts(2 * 17, 256, 7);
+        var batch = new TokenBatch(tokens[..32], tokens[2..34], 2, 16);
         var step = new TrainingStep(device, model, optimizer, accumulation: 2);
-        using var reducer = collective is null ? null : new NcclGradientReducer(device, store, collective, worldSize, bucketBytes);
+        using var reducer = collective is null ? null : new NcclGradientReducer(device, store, collective, worldSize, overlap, bucketBytes);
         step.Reducer = reducer;
         float[]? gradients = null;
-        step.Observer = new AfterBackward(micro => { if (micro == 1) gradients = Download(device, store.Gradients); });
+        step.Observer = new AfterBackward(micro =>
+        {
+            if (micro == 1) gradients = Download(device, store.Gradients);
+            if (micro == 1 && collective is TwoIdenticalRanks fake) fake.BackwardDone = true;
+        });
         step.Run(() => batch, 1e-3);
         return new StepResult(Download(device, store.Weights), gradients!, store.Gradients.LoadEffectiveAddressAsPtr(),
             reducer?.Buckets.ToArray() ?? []);
@@ -124,18 +139,19 @@ public class GradientReducerTests
     }
 
     [Fact]
-    public void TheDeviceReducerSumsEveryBucketOnceAfterTheLastBackwardAndBeforeTheUpdate()
+    public void TheDeviceReducerSumsEveryBucketInOneGroupAfterTheLastBackwardWithoutOverlap()
     {
-        const long bucketBytes = 16 << 10;
-        var single = Step(null, worldSize: 1, bucketBytes);
+        const long bucketBytes = 1 << 10;
+        var single = Step(null, worldSize: 1, bucketBytes, overlap: false);
         var fake = new TwoIdenticalRanks();
-        var reduced = Step(fake, worldSize: 2, bucketBytes);
+        var reduced = Step(fake, worldSize: 2, bucketBytes, overlap: false);
         var buckets = reduced.Buckets;
 
         // One collective call per step, all buckets in it, in the plan's order, at the buckets' addresses.
         Assert.Equal(1, fake.Calls);
         Assert.True(buckets.Length > 1, "the test needs several buckets");
         Assert.Equal(buckets.Length, fake.Ranges.Count);
+        Assert.DoesNotContain(true, fake.DuringBackward);
         for (int b = 0; b < buckets.Length; b++)
         {
             Assert.Equal(buckets[b].Length, fake.Ranges[b].Count);
@@ -150,6 +166,52 @@ public class GradientReducerTests
                 Assert.Equal(reduced.Gradients[at], fake.Seen[b][i]);
                 Assert.Equal(single.Gradients[at] / 2, fake.Seen[b][i]);
             }
+        Assert.Equal(single.Weights, reduced.Weights);
+    }
+
+    /// <summary>
+    /// With overlap each bucket's collective starts during the last backward, once per step, and what it sums is
+    /// already the bucket's final gradient (the values after the whole backward): the hook fires only after every
+    /// backward that writes the bucket has run, also through recomputed layers and parallel branches.
+    /// </summary>
+    [Theory]
+    [InlineData("transformer", false)]
+    [InlineData("transformer", true)]
+    [InlineData("mamba", false)]
+    [InlineData("mamba2", false)]
+    [InlineData("flowhn", false)]
+    [InlineData("flowhn", true)]
+    [InlineData("shm", false)]
+    [InlineData("jamba", true)]
+    [InlineData("hymba", false)]
+    public void WithOverlapEachBucketIsSummedOnceDuringTheBackwardWhenItsGradientsAreFinal(string arch, bool recompute)
+    {
+        const long bucketBytes = 1 << 10;
+        var single = Step(null, worldSize: 1, bucketBytes, overlap: false, arch, recompute);
+        var fake = new TwoIdenticalRanks();
+        var reduced = Step(fake, worldSize: 2, bucketBytes, overlap: true, arch, recompute);
+        var buckets = reduced.Buckets;
+        Assert.True(buckets.Length > 4, "the test needs several buckets");
+
+        // Every bucket once, one per call; most before the backward ended (the first-used parameters, the embedding,
+        // are final only at its very end).
+        Assert.Equal(buckets.Length, fake.Calls);
+        var byAddress = buckets.Select((b, index) => (Address: reduced.GradientBase + (nint)(b.Offset * sizeof(float)), index))
+            .ToDictionary(x => x.Address, x => x.index);
+        var order = fake.Ranges.Select(r => byAddress[r.Data]).ToList();
+        Assert.Equal(buckets.Length, order.Distinct().Count());
+        int early = fake.DuringBackward.Count(d => d);
+        Assert.True(early >= buckets.Length / 2, $"only {early} of {buckets.Length} buckets started during the backward");
+        for (int call = 0; call < fake.Calls; call++)
+        {
+            var (offset, length) = buckets[order[call]];
+            Assert.Equal(length, fake.Ranges[call].Count);
+            // The single process's final gradients, halved (each rank's loss is scaled by 1/2; exact in floats).
+            for (int i = 0; i < length; i++)
+                Assert.True(single.Gradients[offset + i] / 2 == fake.Seen[call][i],
+                    $"bucket {order[call]} (call {call}) element {i}: {fake.Seen[call][i]} at the hook, {single.Gradients[offset + i] / 2} final");
+        }
+        // The same sums as without overlap: the update is the single process's, bit for bit.
         Assert.Equal(single.Weights, reduced.Weights);
     }
 }
