@@ -55,4 +55,10 @@ public sealed record ReducerChoice(DataParallelBackend Backend, NcclLoad? Nccl, 
             new NcclCollective(new NcclCommunicator(new Runtime.Nccl(Nccl!), group), Nccl!), group.Size, overlap, bucketBytes),
         _ => new MpiGradientReducer(group, device, store, overlap, bucketBytes),
     };
+
+    /// <summary>NCCL over this process alone (<c>--dp-backend nccl</c> without mpirun): checks the NCCL path on one GPU.</summary>
+    public IGradientReducer CreateAlone(Session device, ParameterStore store, bool overlap, long bucketBytes = GradientBuckets.DefaultBytes) =>
+        Backend == DataParallelBackend.Nccl
+            ? new NcclGradientReducer(device, store, new NcclCollective(NcclCommunicator.Alone(new Runtime.Nccl(Nccl!)), Nccl!), 1, overlap, bucketBytes)
+            : throw new InvalidOperationException("Only NCCL runs in a single process without MPI.");
 }

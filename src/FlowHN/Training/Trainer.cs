@@ -59,11 +59,15 @@ public sealed class Trainer : IDisposable
         this.group = group;
         promotion = new CheckpointPromotion(runDir, writesFiles: IsRoot);
         trainingStep = new TrainingStep(device, model, optimizer, options.Accumulation);
-        if (group is not null)
+        // Without MPI only an explicit --dp-backend nccl sums anything: over this process alone, to check NCCL on one GPU.
+        if (group is not null || backend == DataParallelBackend.Nccl)
         {
             var choice = ReducerChoice.Choose(backend, device.Runtime.IsCuda, () => NcclLibrary.Load(NcclSearch.FromEnvironment()));
-            if (choice.Warning is { } warning && group.IsRoot) console.WriteLine(warning);
-            trainingStep.Reducer = choice.Create(group, device, model.Parameters().First().Store!, overlapReduction, bucketBytes);
+            if (choice.Warning is { } warning && IsRoot) console.WriteLine(warning);
+            var store = model.Parameters().First().Store!;
+            trainingStep.Reducer = group is null
+                ? choice.CreateAlone(device, store, overlapReduction, bucketBytes)
+                : choice.Create(group, device, store, overlapReduction, bucketBytes);
         }
         if (IsRoot) Directory.CreateDirectory(runDir);
     }
@@ -175,9 +179,9 @@ public sealed class Trainer : IDisposable
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
                           $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Runtime.Peak.Source})");
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
-        if (group is not null)
-            console.WriteLine($"data parallel: {group.Size} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
-                              $"{(long)group.Size * options.Batch * options.Accumulation} sequences per step; gradients: {trainingStep.Reducer!.Describe()}");
+        if (trainingStep.Reducer is not null)
+            console.WriteLine($"data parallel: {Ranks} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
+                              $"{(long)Ranks * options.Batch * options.Accumulation} sequences per step; gradients: {trainingStep.Reducer!.Describe()}");
         using var metrics = IsRoot ? new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0) : null;
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);

@@ -61,6 +61,32 @@ public class GradientReducerTests
         Assert.Contains("use auto, nccl or mpi", Assert.Throws<UserException>(() => ReducerChoice.Parse("gloo")).Message);
     }
 
+    [Theory]
+    [InlineData(new[] { "--dp-backend", "gloo" }, "error: --dp-backend gloo is not a backend; use auto, nccl or mpi.")]
+    [InlineData(new[] { "--collective-timeout", "-1" }, "error: --collective-timeout -1 is not a number of seconds; use a positive number, or 0 for no limit.")]
+    [InlineData(new[] { "--dp-bucket-mib", "0" }, "error: --dp-bucket-mib 0 is not a size; use a positive number of MiB (e.g. 25).")]
+    public void TheCommandLineRefusesBadDataParallelOptionsWithOneLine(string[] options, string message)
+    {
+        using var run = new TempFolder();
+        var error = new StringWriter();
+        int code = FlowHN.Cli.FlowHnCli.Run(["train", "--device", "cpu", "--data", "/no/data/needed/first", "--out", run.Path, .. options],
+            TextWriter.Null, error);
+        Assert.Equal(2, code);
+        Assert.Equal(message, error.ToString().Trim());
+    }
+
+    [Fact]
+    public void NcclWithoutMpiOnTheCpuSaysItNeedsCuda()
+    {
+        using var cache = new TempFolder();
+        using var run = new TempFolder();
+        var error = new StringWriter();
+        int code = FlowHN.Cli.FlowHnCli.Run(["train", "--device", "cpu", "--preset", "tiny", "--data", RepoPaths.Sample, "--cache", cache.Path,
+            "--out", run.Path, "--steps", "1", "--batch", "1", "--seq", "16", "--dp-backend", "nccl"], TextWriter.Null, error);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: --dp-backend nccl needs --device cuda", error.ToString().Trim());
+    }
+
     /// <summary>
     /// Stands in for NCCL over two identical ranks: at the moment the collective runs it keeps what each bucket
     /// holds, then doubles it in place through the device pointer (the CPU accelerator's memory is host memory).
