@@ -95,13 +95,15 @@ internal sealed unsafe class Mpi
         }
     }
 
-    public void Init()
+    /// <summary>Initialises MPI; whether calls may come from any thread, one at a time (MPI_THREAD_SERIALIZED or more).</summary>
+    public bool Init()
     {
         int flag;
         Check(initialized(&flag), "MPI_Initialized");
-        if (flag != 0) return;
+        if (flag != 0) return false; // initialised elsewhere, at a level we do not know
         int provided;
         Check(initThread(null, IntPtr.Zero, ThreadSerialized, &provided), "MPI_Init_thread");
+        return provided >= ThreadSerialized;
     }
 
     public int Rank()

@@ -30,6 +30,12 @@ public sealed class ProcessGroup : IDisposable
     public int LocalRank { get; }
     /// <summary>Rank 0 writes checkpoints, metrics and progress.</summary>
     public bool IsRoot => Rank == 0;
+    /// <summary>
+    /// Whether a collective may be called from another thread than the one that opened the group, one call at a
+    /// time (MPI gave MPI_THREAD_SERIALIZED): the gradient all-reduce overlaps the backward from a worker thread.
+    /// </summary>
+    public bool AnyThreadMayCall { get; private init; }
+
     /// <summary>The MPI library file that was loaded.</summary>
     public string Library => mpi.Path;
 
@@ -60,8 +66,8 @@ public sealed class ProcessGroup : IDisposable
     {
         if (Detect(Environment.GetEnvironmentVariable) is not { } launch) return null;
         var mpi = Mpi.Load();
-        mpi.Init();
-        var group = new ProcessGroup(mpi, mpi.Rank(), mpi.Size(), launch.LocalRank);
+        bool serialized = mpi.Init();
+        var group = new ProcessGroup(mpi, mpi.Rank(), mpi.Size(), launch.LocalRank) { AnyThreadMayCall = serialized };
         if (group.Rank != launch.Rank && launch.Launcher == "Open MPI")
             throw new InvalidOperationException($"MPI says rank {group.Rank}, the environment {launch.Rank}.");
         return group;

@@ -94,6 +94,7 @@ public sealed class MpiGradientReducer : IGradientReducer
         this.device = device;
         this.store = store;
         Buckets = GradientBuckets.Plan(new ParameterLayout(store.Parameters, store.Offsets, store.DecayLength, store.Length), bucketBytes);
+        overlap &= group.AnyThreadMayCall; // the worker thread calls MPI
         host = new float[overlap ? store.Length : Buckets.Count == 0 ? 0 : Buckets.Max(b => b.Length)];
         started = new bool[Buckets.Count];
         if (overlap) Watch = new GradientWatch(GradientBuckets.Parameters(store, Buckets), Start);
@@ -108,10 +109,9 @@ public sealed class MpiGradientReducer : IGradientReducer
     public string Describe() => $"MPI ({group.Library}) through host memory, {Buckets.Count} bucket(s)" +
                                 (Watch is null ? ", after the backward" : ", overlapped with the backward");
 
-    public void Dispose()
-    {
-        try { reducing.Wait(); } catch (AggregateException) { } // reported by Reduce already
-    }
+    // Reduce waits for every bucket, so only a step that failed leaves one in flight; the job is being ended then
+    // (MPI_Abort), and waiting for a sum that may never come would only delay that.
+    public void Dispose() { }
 
     /// <summary>Bucket <paramref name="bucket"/> is final once <paramref name="streams"/>' work is done: download it, sum it on the worker.</summary>
     private void Start(int bucket, IReadOnlyList<DeviceStream> streams)
