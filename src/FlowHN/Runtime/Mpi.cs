@@ -19,9 +19,6 @@ internal sealed unsafe class Mpi
     private readonly delegate* unmanaged<int*, IntPtr, int, int*, int> initThread;
     private readonly delegate* unmanaged<int*, int> initialized, finalized;
     private readonly delegate* unmanaged<IntPtr, int*, int> commRank, commSize;
-    private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int> allreduce;
-    private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int> bcast;
-    private readonly delegate* unmanaged<IntPtr, int> barrier;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int> iallreduce;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int> ibcast;
     private readonly delegate* unmanaged<IntPtr, IntPtr*, int> ibarrier;
@@ -40,9 +37,6 @@ internal sealed unsafe class Mpi
         finalized = (delegate* unmanaged<int*, int>)Export("MPI_Finalized");
         commRank = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_rank");
         commSize = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_size");
-        allreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int>)Export("MPI_Allreduce");
-        bcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int>)Export("MPI_Bcast");
-        barrier = (delegate* unmanaged<IntPtr, int>)Export("MPI_Barrier");
         iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Iallreduce");
         ibcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int>)Export("MPI_Ibcast");
         ibarrier = (delegate* unmanaged<IntPtr, IntPtr*, int>)Export("MPI_Ibarrier");
@@ -120,18 +114,10 @@ internal sealed unsafe class Mpi
         return size;
     }
 
-    /// <summary>In-place sum over all ranks of <paramref name="count"/> values of <paramref name="type"/> at <paramref name="data"/>.</summary>
-    public void AllreduceSum(IntPtr data, int count, IntPtr type) =>
-        Check(allreduce(InPlace, data, count, type, Sum, CommWorld), "MPI_Allreduce");
+    // Collectives are nonblocking: each returns a request (Open MPI's MPI_Request is a pointer) that Test polls, so
+    // a caller can stop waiting for a rank that never arrives.
 
-    public void Bcast(IntPtr data, int count, IntPtr type, int root) => Check(bcast(data, count, type, root, CommWorld), "MPI_Bcast");
-
-    public void Barrier() => Check(barrier(CommWorld), "MPI_Barrier");
-
-    // The nonblocking forms return a request (Open MPI's MPI_Request is a pointer) that Test polls, so a caller can
-    // stop waiting for a rank that never arrives.
-
-    /// <inheritdoc cref="AllreduceSum"/>
+    /// <summary>Starts an in-place sum over all ranks of <paramref name="count"/> values of <paramref name="type"/> at <paramref name="data"/>.</summary>
     public IntPtr IallreduceSum(IntPtr data, int count, IntPtr type)
     {
         IntPtr request;

@@ -7,8 +7,9 @@ public sealed record LaunchInfo(int Rank, int Size, int LocalRank, string Launch
 
 /// <summary>
 /// The processes of a data-parallel run, from MPI: one process per device, launched by <c>mpirun</c> or
-/// <c>srun</c>. Collectives are MPI's (summed in place, blocking); the gradient all-reduce, the loss and evaluation
-/// reductions and the checks of a resume go through here. A process that was not launched by MPI gets no group
+/// <c>srun</c>. Collectives are MPI's (summed in place; nonblocking calls waited on up to
+/// <see cref="CollectiveTimeout"/>); the gradient all-reduce, the loss and evaluation reductions and the checks of
+/// a resume go through here. A process that was not launched by MPI gets no group
 /// (<see cref="FromEnvironment"/> returns null) and never loads an MPI library.
 /// </summary>
 public sealed class ProcessGroup : IDisposable

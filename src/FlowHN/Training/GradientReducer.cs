@@ -72,7 +72,7 @@ public static class GradientBuckets
 
 /// <summary>
 /// The gradient all-reduce through MPI (the CPU accelerator's path, also correct on a GPU without NCCL): each
-/// bucket is downloaded to host memory, summed with MPI_Allreduce and uploaded back. With overlap, a bucket is
+/// bucket is downloaded to host memory, summed with MPI_Iallreduce and uploaded back. With overlap, a bucket is
 /// downloaded as soon as the backward has finished its gradients and summed on a worker thread while the
 /// backward goes on (the buckets one after another, in the order they became final, which every rank shares);
 /// the uploads wait for the end of the backward. Without, the buckets go one after another after the backward.
