@@ -19,6 +19,9 @@
 #              (cuStreamGetPriority) and compute right; then every kernel on CUDA at GPU sizes vs float64 host references (the largest: the
 #              scan at 135M's 8x1024x1536x16, attention at head dims 24/64/128, cross-entropy over
 #              257 x 50,257; about a minute of single-threaded host float64 in all)             ~90 s
+#   nccl       data parallelism's NCCL path on one GPU: a tiny transformer 5 steps plain, then with
+#              --dp-backend nccl in the process alone (and under `mpirun -np 1` when mpirun exists); the
+#              losses must be identical (a sum over one rank is the identity); 2-3 processes x ~30 s   ~90 s
 #   135m fp32  7 models (flowhn none/fac, transformer, mamba, shm, jamba, hymba) x (2 warm-up + 5 timed
 #              + 3 breakdown steps); predicted ~0.15-0.2 s per fp32 step (6.6 TFLOP at ~50 TFLOP/s of
 #              cuBLAS, plus ~23 ms of scalar attention) -> ~14 s of steps, ~3-5 s of host init per model  ~70 s
@@ -26,7 +29,7 @@
 #   nsys fac   FlowHN fac at 135M, 1 warm-up + 2 timed steps under nsys, then its kernel summary        ~60 s
 #   1b         FlowHN none and fac at batch 8 x 1024, 1 warm-up + 3 timed steps each, fp32; predicted
 #              ~1.5-2 s per step (0.78 s with TF32) -> ~15 s of steps, up to 30-60 s of host init each  ~150 s
-#   total                                                                                       ~445 s (7.4 min)
+#   total                                                                                       ~535 s (8.9 min)
 # The timeouts (stages below) are about twice each estimate; the total budget caps the worst case at 9 minutes.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +44,7 @@ bench135=(bench --device cuda --preset 135m --archs all --splits none,fac --step
 stages=(
     "env|60|15|nvidia-smi (clocks, power, driver), bundle commit, flowhn info --device cuda (cuBLAS file and version, PTX ISA)"
     "check|180|90|flowhn check --device cuda (its first row: streams.branch-priority, the SSM stream's priority from the driver)"
+    "nccl|180|90|flowhn train --device cuda --arch transformer --preset tiny (plain, then --dp-backend nccl alone and under mpirun -np 1), losses compared"
     "bench-135m-fp32|150|70|flowhn ${bench135[*]}"
     "bench-135m-tf32|120|60|flowhn ${bench135[*]} --tf32"
     "nsys-fac|120|60|nsys profile flowhn bench --device cuda --preset 135m --archs flowhn --splits fac --steps 2 --warmup 1 (skipped without nsys)"
@@ -121,10 +125,40 @@ nsys_trace() {
     nsys stats --report cuda_gpu_kern_sum --format csv --output "$out/nsys-fac" "$out/nsys-fac.nsys-rep" || true
 }
 
-export -f env_record nsys_trace
+# The NCCL gradient all-reduce on one GPU: the library loads, the communicator forms, every bucket is summed on
+# the communication stream during the backward, and the losses equal the run without data parallelism.
+nccl_check() {
+    local common=(train --device cuda --arch transformer --preset tiny --data "$here/data/sample" --cache "$out/nccl/cache"
+        --batch 4 --seq 64 --steps 5 --eval-batches 2 --log-every 1)
+    local runs=(plain alone) code=0
+    rm -rf "$out/nccl/plain" "$out/nccl/alone" "$out/nccl/mpirun"
+    "$flowhn" "${common[@]}" --out "$out/nccl/plain" || return
+    "$flowhn" "${common[@]}" --out "$out/nccl/alone" --dp-backend nccl --dp-bucket-mib 0.25 || return
+    if command -v mpirun >/dev/null; then
+        mpirun --allow-run-as-root -np 1 "$flowhn" "${common[@]}" --out "$out/nccl/mpirun" --dp-backend nccl --dp-bucket-mib 0.25 || return
+        runs+=(mpirun)
+    else
+        echo "mpirun not found: no run under MPI"
+    fi
+    grep '"type":"train"' "$out/nccl/plain/metrics.jsonl" | grep -o '"loss":[^,]*' > "$out/nccl/plain-losses.txt"
+    for run in "${runs[@]:1}"; do
+        grep '"type":"train"' "$out/nccl/$run/metrics.jsonl" | grep -o '"loss":[^,]*' > "$out/nccl/$run-losses.txt"
+        if [ -s "$out/nccl/plain-losses.txt" ] && cmp -s "$out/nccl/plain-losses.txt" "$out/nccl/$run-losses.txt"; then
+            echo "nccl $run: losses identical to the plain run ($(wc -l < "$out/nccl/plain-losses.txt") steps)"
+        else
+            echo "nccl $run: LOSSES DIFFER from the plain run:"
+            paste "$out/nccl/plain-losses.txt" "$out/nccl/$run-losses.txt"
+            code=1
+        fi
+    done
+    return $code
+}
+
+export -f env_record nsys_trace nccl_check
 export here out flowhn
 run_stage env bash -c env_record
 run_stage check "$flowhn" check --device cuda
+run_stage nccl bash -c nccl_check
 run_stage bench-135m-fp32 "$flowhn" "${bench135[@]}" --out "$out/bench-135m-fp32"
 run_stage bench-135m-tf32 "$flowhn" "${bench135[@]}" --tf32 --out "$out/bench-135m-tf32"
 run_stage nsys-fac bash -c nsys_trace

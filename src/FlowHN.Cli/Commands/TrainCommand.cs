@@ -66,18 +66,51 @@ public static class TrainCommand
             Description = "Activation checkpointing: keep only each layer's output in the forward and run the layer again in the " +
                           "backward (most activation memory saved for about a third more compute; same results).",
         };
+        var dpBackend = new Option<string>("--dp-backend")
+        {
+            Description = "Data parallelism (under mpirun/srun): what sums the gradients. auto: NCCL on the GPUs' memory when " +
+                          "--device cuda and libnccl.so.2 loads, else MPI (a warning on CUDA); nccl: NCCL or an error; mpi: MPI " +
+                          "through host memory (the CPU accelerator's path).",
+            DefaultValueFactory = _ => "auto",
+        };
+        var collectiveTimeout = new Option<double>("--collective-timeout")
+        {
+            Description = "Data parallelism: seconds a rank waits in a collective (gradient all-reduce, loss sums, barriers) for the " +
+                          "others before it ends the whole job with an error naming the collective, so a hung rank cannot hold " +
+                          "the job forever. Raise it if a checkpoint save or an evaluation legitimately takes longer; 0: wait forever.",
+            DefaultValueFactory = _ => ProcessGroup.DefaultCollectiveTimeout.TotalSeconds,
+        };
+        var noOverlap = new Option<bool>("--no-dp-overlap")
+        {
+            Description = "Data parallelism: sum all gradient buckets after the backward instead of each one as soon as the backward " +
+                          "has finished it (the ablation; the same results).",
+        };
+        var bucketMib = new Option<double>("--dp-bucket-mib")
+        {
+            Description = "Data parallelism: MiB of gradients per all-reduce (bucket). Smaller buckets start sooner in the backward; " +
+                          "larger ones make fewer calls.",
+            DefaultValueFactory = _ => GradientBuckets.DefaultBytes / (double)(1 << 20),
+        };
         var deviceOptions = new DeviceOptionSet();
 
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
         foreach (var option in new Option[] { arch, preset, data, validation, tokenizer, cache, output, steps, stopAfter, extend, batch, seq, accum, lr,
                      minLr, warmup, decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio,
-                     ssm, noConcurrency, recompute, resume })
+                     ssm, noConcurrency, recompute, resume, dpBackend, collectiveTimeout, noOverlap, bucketMib })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
         {
+            var backend = ReducerChoice.Parse(r.GetValue(dpBackend)!);
+            double timeoutSeconds = r.GetValue(collectiveTimeout);
+            if (!(timeoutSeconds >= 0) || !double.IsFinite(timeoutSeconds))
+                throw new UserException($"--collective-timeout {timeoutSeconds} is not a number of seconds; use a positive number, or 0 for no limit.");
+            double bucketSize = r.GetValue(bucketMib);
+            if (!(bucketSize * (1 << 20) >= sizeof(float)) || !double.IsFinite(bucketSize))
+                throw new UserException($"--dp-bucket-mib {bucketSize} is not a size; use a positive number of MiB (e.g. 25).");
             var group = DataParallel.Open();
             var console = DataParallel.ConsoleFor(processConsole);
+            if (group is not null) group.CollectiveTimeout = timeoutSeconds == 0 ? null : TimeSpan.FromSeconds(timeoutSeconds);
             bool root = group?.IsRoot ?? true;
             string archName = r.GetValue(arch)!, presetName = r.GetValue(preset)!;
             var architecture = ArchitectureRegistry.Get(archName);
@@ -146,7 +179,8 @@ public static class TrainCommand
                 device = device with { CudaDevice = group.LocalRank };
             }
             return Train(console, group, device, architecture, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
-                r.GetValue(cache)!, runDir, options, config, r.GetValue(recompute), stopAt == 0 ? null : stopAt);
+                r.GetValue(cache)!, runDir, options, config, r.GetValue(recompute), stopAt == 0 ? null : stopAt, backend, !r.GetValue(noOverlap),
+                (long)(bucketSize * (1 << 20)));
         });
         return command;
     }
@@ -155,14 +189,14 @@ public static class TrainCommand
 
     private static int Train(CliConsole console, ProcessGroup? group, DeviceOptions deviceOptions, Architecture arch, string preset, SplitChoice split, string dataPath,
         string[]? validation, string tokenizer, string cacheDir, string runDir, TrainOptions options, ModelConfig? resumedConfig, bool recompute,
-        int? stopAfter)
+        int? stopAfter, DataParallelBackend backend, bool overlapReduction, long bucketBytes)
     {
         options.Validate();
         bool resume = resumedConfig is not null;
         // Rank 0 prepares the token cache (when it is missing or stale) before the other ranks look at it.
         string[]? heldOut = validation is { Length: > 0 } ? validation : null;
         var data = group is null || group.IsRoot ? DataSource.Open(dataPath, tokenizer, cacheDir, heldOut) : null;
-        group?.Barrier();
+        group?.Barrier("waiting for rank 0's token cache", untimed: true); // tokenizing takes as long as the data is large
         data ??= DataSource.Open(dataPath, tokenizer, cacheDir, heldOut);
         foreach (var warning in data.Prepared?.Warnings ?? []) console.Out.WriteLine(warning);
         console.Out.WriteLine($"data: {data.Directory} ({data.TokenizerName}, {data.Train.Length:N0} train / {data.Validation.Length:N0} validation tokens)");
@@ -193,7 +227,7 @@ public static class TrainCommand
                 console.Out.WriteLine($"FLOP-aware split at L={options.SeqLen}: {FlowHNLM.Balance(config, options.SeqLen)}");
             console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on; " : "")}{flowhn.BranchStreamsDescription}");
         }
-        using var trainer = new Trainer(device, model, data, options, runDir, console.Out, group);
+        using var trainer = new Trainer(device, model, data, options, runDir, console.Out, group, backend, overlapReduction, bucketBytes);
         if (resume) trainer.Resume();
         TrainResult result;
         int interruptedCode;

@@ -12,6 +12,10 @@ public sealed class Tape
 {
     private readonly ComputeDevice device;
     private readonly List<(Action Backward, DeviceStream Stream)> backwards = new();
+    private GradientWatch? watch;
+    private int depth;          // nesting of replays (a recomputed segment replays inside a backward)
+    private int? replayPosition; // the outermost replay's current position, while it runs
+    private readonly List<DeviceStream> replayStreams = new(); // the streams the watched backward has used so far
 
     internal Tape(Session session) => device = session.Runtime;
 
@@ -24,9 +28,24 @@ public sealed class Tape
     /// </summary>
     public bool ReleaseSegments { get; set; } = true;
 
-    /// <summary>Whether an op with these inputs must record its backward.</summary>
+    /// <summary>
+    /// Told which parameters each op uses from the forward on, and, in the backward that follows, when groups of
+    /// them have their final gradients (a data-parallel run starts their all-reduce then). Null: nobody watches.
+    /// </summary>
+    public GradientWatch? Watch
+    {
+        get => watch;
+        set
+        {
+            watch = value;
+            watch?.Reset();
+        }
+    }
+
+    /// <summary>Whether an op with these inputs must record its backward (every op asks, so a watch sees its parameters).</summary>
     public static bool ShouldRecord(Session session, params Tensor?[] inputs)
     {
+        session.Tape.NoteUses(inputs);
         if (!session.GradEnabled) return false;
         foreach (var t in inputs)
             if (t is { RequiresGrad: true }) return true;
@@ -34,6 +53,16 @@ public sealed class Tape
     }
 
     public void Record(Action backward) => backwards.Add((backward, device.CurrentStream));
+
+    private void NoteUses(Tensor?[] inputs)
+    {
+        if (watch is null) return;
+        // In the forward, the position the op's backward is about to get; in the backward (a recomputed segment's
+        // forward again), the position of the backward that is running.
+        int position = replayPosition ?? backwards.Count;
+        foreach (var t in inputs)
+            if (t is Parameter p) watch.NoteUse(p, position);
+    }
 
     /// <summary>
     /// Seeds d(loss)/d(loss) = 1 and runs every recorded backward in reverse, then clears the tape.
@@ -65,16 +94,37 @@ public sealed class Tape
     internal void ReplayFrom(int mark)
     {
         var current = device.CurrentStream;
+        var told = depth == 0 ? watch : null; // only the outermost replay's positions are the forward's
+        depth++;
         try
         {
+            if (told is not null)
+            {
+                replayStreams.Add(current); // earlier micro-batches and the last step's zeroing were queued there
+                told.BeginReplay();
+            }
             for (int i = backwards.Count - 1; i >= mark; i--)
             {
-                device.CurrentStream = backwards[i].Stream;
+                if (told is not null)
+                {
+                    replayPosition = i;
+                    told.Before(i, replayStreams);
+                }
+                var stream = backwards[i].Stream;
+                if (watch is not null && !replayStreams.Contains(stream)) replayStreams.Add(stream);
+                device.CurrentStream = stream;
                 backwards[i].Backward();
             }
+            told?.EndReplay(replayStreams);
         }
         finally
         {
+            depth--;
+            if (told is not null)
+            {
+                replayPosition = null;
+                replayStreams.Clear();
+            }
             device.CurrentStream = current;
             TruncateTo(mark);
         }

@@ -19,9 +19,10 @@ internal sealed unsafe class Mpi
     private readonly delegate* unmanaged<int*, IntPtr, int, int*, int> initThread;
     private readonly delegate* unmanaged<int*, int> initialized, finalized;
     private readonly delegate* unmanaged<IntPtr, int*, int> commRank, commSize;
-    private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int> allreduce;
-    private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int> bcast;
-    private readonly delegate* unmanaged<IntPtr, int> barrier;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int> iallreduce;
+    private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int> ibcast;
+    private readonly delegate* unmanaged<IntPtr, IntPtr*, int> ibarrier;
+    private readonly delegate* unmanaged<IntPtr*, int*, IntPtr, int> test;
     private readonly delegate* unmanaged<IntPtr, int, int> abort;
     private readonly delegate* unmanaged<int> finalize;
 
@@ -36,9 +37,10 @@ internal sealed unsafe class Mpi
         finalized = (delegate* unmanaged<int*, int>)Export("MPI_Finalized");
         commRank = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_rank");
         commSize = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_size");
-        allreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int>)Export("MPI_Allreduce");
-        bcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int>)Export("MPI_Bcast");
-        barrier = (delegate* unmanaged<IntPtr, int>)Export("MPI_Barrier");
+        iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Iallreduce");
+        ibcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int>)Export("MPI_Ibcast");
+        ibarrier = (delegate* unmanaged<IntPtr, IntPtr*, int>)Export("MPI_Ibarrier");
+        test = (delegate* unmanaged<IntPtr*, int*, IntPtr, int>)Export("MPI_Test");
         abort = (delegate* unmanaged<IntPtr, int, int>)Export("MPI_Abort");
         finalize = (delegate* unmanaged<int>)Export("MPI_Finalize");
         CommWorld = Export("ompi_mpi_comm_world");
@@ -87,13 +89,15 @@ internal sealed unsafe class Mpi
         }
     }
 
-    public void Init()
+    /// <summary>Initialises MPI; whether calls may come from any thread, one at a time (MPI_THREAD_SERIALIZED or more).</summary>
+    public bool Init()
     {
         int flag;
         Check(initialized(&flag), "MPI_Initialized");
-        if (flag != 0) return;
+        if (flag != 0) return false; // initialised elsewhere, at a level we do not know
         int provided;
         Check(initThread(null, IntPtr.Zero, ThreadSerialized, &provided), "MPI_Init_thread");
+        return provided >= ThreadSerialized;
     }
 
     public int Rank()
@@ -110,13 +114,39 @@ internal sealed unsafe class Mpi
         return size;
     }
 
-    /// <summary>In-place sum over all ranks of <paramref name="count"/> values of <paramref name="type"/> at <paramref name="data"/>.</summary>
-    public void AllreduceSum(IntPtr data, int count, IntPtr type) =>
-        Check(allreduce(InPlace, data, count, type, Sum, CommWorld), "MPI_Allreduce");
+    // Collectives are nonblocking: each returns a request (Open MPI's MPI_Request is a pointer) that Test polls, so
+    // a caller can stop waiting for a rank that never arrives.
 
-    public void Bcast(IntPtr data, int count, IntPtr type, int root) => Check(bcast(data, count, type, root, CommWorld), "MPI_Bcast");
+    /// <summary>Starts an in-place sum over all ranks of <paramref name="count"/> values of <paramref name="type"/> at <paramref name="data"/>.</summary>
+    public IntPtr IallreduceSum(IntPtr data, int count, IntPtr type)
+    {
+        IntPtr request;
+        Check(iallreduce(InPlace, data, count, type, Sum, CommWorld, &request), "MPI_Iallreduce");
+        return request;
+    }
 
-    public void Barrier() => Check(barrier(CommWorld), "MPI_Barrier");
+    public IntPtr Ibcast(IntPtr data, int count, IntPtr type, int root)
+    {
+        IntPtr request;
+        Check(ibcast(data, count, type, root, CommWorld, &request), "MPI_Ibcast");
+        return request;
+    }
+
+    public IntPtr Ibarrier()
+    {
+        IntPtr request;
+        Check(ibarrier(CommWorld, &request), "MPI_Ibarrier");
+        return request;
+    }
+
+    /// <summary>Whether <paramref name="request"/> is complete (MPI then frees it and sets it to MPI_REQUEST_NULL).</summary>
+    public bool Test(ref IntPtr request)
+    {
+        int flag;
+        fixed (IntPtr* r = &request)
+            Check(test(r, &flag, IntPtr.Zero), "MPI_Test"); // status: MPI_STATUS_IGNORE (null in Open MPI)
+        return flag != 0;
+    }
 
     public void Abort(int code) => abort(CommWorld, code);
 

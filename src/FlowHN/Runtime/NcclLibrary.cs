@@ -168,9 +168,18 @@ public sealed class NcclCommunicator : IDisposable
     {
         this.nccl = nccl;
         var id = group.IsRoot ? nccl.GetUniqueId() : default;
-        group.Broadcast(MemoryMarshal.AsBytes(new Span<NcclUniqueId>(ref id)));
+        group.Broadcast(MemoryMarshal.AsBytes(new Span<NcclUniqueId>(ref id)), what: "NCCL unique id");
         comm = nccl.CommInitRank(group.Size, id, group.Rank);
     }
+
+    private NcclCommunicator(Nccl nccl, IntPtr comm)
+    {
+        this.nccl = nccl;
+        this.comm = comm;
+    }
+
+    /// <summary>A communicator of this process alone (no MPI): checks NCCL on one GPU, where a sum is the identity.</summary>
+    public static NcclCommunicator Alone(Nccl nccl) => new(nccl, nccl.CommInitRank(1, nccl.GetUniqueId(), 0));
 
     public IntPtr Handle => comm;
 

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace FlowHN.Runtime;
 
 /// <summary>How the process was launched: its rank among <see cref="Size"/> processes and its index on this machine.</summary>
@@ -5,8 +7,9 @@ public sealed record LaunchInfo(int Rank, int Size, int LocalRank, string Launch
 
 /// <summary>
 /// The processes of a data-parallel run, from MPI: one process per device, launched by <c>mpirun</c> or
-/// <c>srun</c>. Collectives are MPI's (summed in place, blocking); the gradient all-reduce, the loss and evaluation
-/// reductions and the checks of a resume go through here. A process that was not launched by MPI gets no group
+/// <c>srun</c>. Collectives are MPI's (summed in place; nonblocking calls waited on up to
+/// <see cref="CollectiveTimeout"/>); the gradient all-reduce, the loss and evaluation reductions and the checks of
+/// a resume go through here. A process that was not launched by MPI gets no group
 /// (<see cref="FromEnvironment"/> returns null) and never loads an MPI library.
 /// </summary>
 public sealed class ProcessGroup : IDisposable
@@ -28,6 +31,12 @@ public sealed class ProcessGroup : IDisposable
     public int LocalRank { get; }
     /// <summary>Rank 0 writes checkpoints, metrics and progress.</summary>
     public bool IsRoot => Rank == 0;
+    /// <summary>
+    /// Whether a collective may be called from another thread than the one that opened the group, one call at a
+    /// time (MPI gave MPI_THREAD_SERIALIZED): the gradient all-reduce overlaps the backward from a worker thread.
+    /// </summary>
+    public bool AnyThreadMayCall { get; private init; }
+
     /// <summary>The MPI library file that was loaded.</summary>
     public string Library => mpi.Path;
 
@@ -58,33 +67,43 @@ public sealed class ProcessGroup : IDisposable
     {
         if (Detect(Environment.GetEnvironmentVariable) is not { } launch) return null;
         var mpi = Mpi.Load();
-        mpi.Init();
-        var group = new ProcessGroup(mpi, mpi.Rank(), mpi.Size(), launch.LocalRank);
+        bool serialized = mpi.Init();
+        var group = new ProcessGroup(mpi, mpi.Rank(), mpi.Size(), launch.LocalRank) { AnyThreadMayCall = serialized };
         if (group.Rank != launch.Rank && launch.Launcher == "Open MPI")
             throw new InvalidOperationException($"MPI says rank {group.Rank}, the environment {launch.Rank}.");
         return group;
     }
 
+    /// <summary>The default of <see cref="CollectiveTimeout"/> (and of train's --collective-timeout).</summary>
+    public static readonly TimeSpan DefaultCollectiveTimeout = TimeSpan.FromSeconds(600);
+
+    /// <summary>
+    /// How long a collective may wait for the other ranks before this rank gives up with an error (and the CLI
+    /// ends the job): a rank that is alive but hung would otherwise hold every other rank forever. Null: no limit.
+    /// </summary>
+    public TimeSpan? CollectiveTimeout { get; set; } = DefaultCollectiveTimeout;
+
     /// <summary>Sums <paramref name="values"/> over all ranks, in place (every rank gets the same sums).</summary>
-    public unsafe void AllReduceSum(Span<float> values)
+    /// <param name="what">what the sum is for, named in the timeout's error.</param>
+    public unsafe void AllReduceSum(Span<float> values, string what = "all-reduce")
     {
         fixed (float* p = values)
             for (long done = 0; done < values.Length; done += int.MaxValue)
-                mpi.AllreduceSum((IntPtr)(p + done), (int)Math.Min(int.MaxValue, values.Length - done), mpi.Float);
+                Wait(mpi.IallreduceSum((IntPtr)(p + done), (int)Math.Min(int.MaxValue, values.Length - done), mpi.Float), "MPI_Iallreduce", what);
     }
 
-    /// <inheritdoc cref="AllReduceSum(Span{float})"/>
-    public unsafe void AllReduceSum(Span<double> values)
+    /// <inheritdoc cref="AllReduceSum(Span{float}, string)"/>
+    public unsafe void AllReduceSum(Span<double> values, string what = "all-reduce")
     {
         fixed (double* p = values)
-            mpi.AllreduceSum((IntPtr)p, values.Length, mpi.Double);
+            Wait(mpi.IallreduceSum((IntPtr)p, values.Length, mpi.Double), "MPI_Iallreduce", what);
     }
 
     /// <summary>Copies <paramref name="data"/> from <paramref name="root"/> to every rank.</summary>
-    public unsafe void Broadcast(Span<byte> data, int root = 0)
+    public unsafe void Broadcast(Span<byte> data, int root = 0, string what = "broadcast")
     {
         fixed (byte* p = data)
-            mpi.Bcast((IntPtr)p, data.Length, mpi.Byte, root);
+            Wait(mpi.Ibcast((IntPtr)p, data.Length, mpi.Byte, root), "MPI_Ibcast", what);
     }
 
     /// <summary>The same value on every rank: rank <paramref name="root"/>'s.</summary>
@@ -95,7 +114,34 @@ public sealed class ProcessGroup : IDisposable
         return one[0];
     }
 
-    public void Barrier() => mpi.Barrier();
+    /// <summary>Waits until every rank is here.</summary>
+    /// <param name="untimed">no <see cref="CollectiveTimeout"/>: for waits as long as their work (rank 0 tokenizing the data).</param>
+    public void Barrier(string what = "barrier", bool untimed = false) => Wait(mpi.Ibarrier(), "MPI_Ibarrier", what, untimed);
+
+    /// <summary>
+    /// Polls a nonblocking collective until it completes or <see cref="CollectiveTimeout"/> passes. Open MPI
+    /// progresses a nonblocking collective inside MPI_Test, so the first millisecond spins; a longer wait means a
+    /// rank is behind, and a millisecond's sleep between tests then costs nothing that matters.
+    /// </summary>
+    private void Wait(IntPtr request, string call, string what, bool untimed = false)
+    {
+        var timeout = untimed ? null : CollectiveTimeout;
+        long start = Stopwatch.GetTimestamp();
+        var spin = new SpinWait();
+        while (!mpi.Test(ref request))
+        {
+            var waited = Stopwatch.GetElapsedTime(start);
+            if (timeout is { } limit && waited > limit)
+                throw new UserException($"{call} ({what}) on rank {Rank} of {Size} did not complete within {limit.TotalSeconds:0.###} s: " +
+                                        "another rank is hung or far behind. Every rank of the job is ended; if a step legitimately takes " +
+                                        "longer, raise --collective-timeout.", exitCode: CollectiveTimeoutExitCode);
+            if (waited.TotalMilliseconds < 1) spin.SpinOnce(sleep1Threshold: -1);
+            else Thread.Sleep(1);
+        }
+    }
+
+    /// <summary>Exit code of a rank that gave up waiting in a collective.</summary>
+    public const int CollectiveTimeoutExitCode = 4;
 
     /// <summary>Ends every rank of the job (a rank that fails alone would leave the others waiting in a collective).</summary>
     public void Abort(int exitCode)

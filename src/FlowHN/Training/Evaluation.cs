@@ -37,7 +37,7 @@ public static class Evaluation
                 using var scope = device.BeginScope();
                 losses[i] = Loss(device, model, batches[i]).Item();
             }
-        group?.AllReduceSum(losses);
+        group?.AllReduceSum(losses, "validation losses");
         double sum = 0;
         foreach (double loss in losses) sum += loss;
         return sum / batches.Count;

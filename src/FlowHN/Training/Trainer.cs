@@ -41,7 +41,8 @@ public sealed class Trainer : IDisposable
     /// <param name="group">the ranks of a data-parallel run (each takes its slice of every global batch; rank 0 writes
     /// the run folder), or null for a single process.</param>
     public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console,
-        ProcessGroup? group = null)
+        ProcessGroup? group = null, DataParallelBackend backend = DataParallelBackend.Auto, bool overlapReduction = true,
+        long bucketBytes = GradientBuckets.DefaultBytes)
     {
         options.Validate();
         if (data.VocabSize > model.Config.VocabSize)
@@ -58,7 +59,16 @@ public sealed class Trainer : IDisposable
         this.group = group;
         promotion = new CheckpointPromotion(runDir, writesFiles: IsRoot);
         trainingStep = new TrainingStep(device, model, optimizer, options.Accumulation);
-        if (group is not null) trainingStep.Reducer = new MpiGradientReducer(group, device, model.Parameters().First().Store!);
+        // Without MPI only an explicit --dp-backend nccl sums anything: over this process alone, to check NCCL on one GPU.
+        if (group is not null || backend == DataParallelBackend.Nccl)
+        {
+            var choice = ReducerChoice.Choose(backend, device.Runtime.IsCuda, () => NcclLibrary.Load(NcclSearch.FromEnvironment()));
+            if (choice.Warning is { } warning && IsRoot) console.WriteLine(warning);
+            var store = model.Parameters().First().Store!;
+            trainingStep.Reducer = group is null
+                ? choice.CreateAlone(device, store, overlapReduction, bucketBytes)
+                : choice.Create(group, device, store, overlapReduction, bucketBytes);
+        }
         if (IsRoot) Directory.CreateDirectory(runDir);
     }
 
@@ -169,9 +179,9 @@ public sealed class Trainer : IDisposable
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
                           $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Runtime.Peak.Source})");
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
-        if (group is not null)
-            console.WriteLine($"data parallel: {group.Size} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
-                              $"{(long)group.Size * options.Batch * options.Accumulation} sequences per step; MPI ({group.Library})");
+        if (trainingStep.Reducer is not null)
+            console.WriteLine($"data parallel: {Ranks} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
+                              $"{(long)Ranks * options.Batch * options.Accumulation} sequences per step; gradients: {trainingStep.Reducer!.Describe()}");
         using var metrics = IsRoot ? new MetricsLog(Path.Combine(runDir, MetricsLog.FileName), append: step > 0) : null;
         if (step == 0) evaluations.Add((0, Evaluate(metrics)));
         int lastStep = Math.Min(options.Steps, stopAfter ?? options.Steps);
@@ -219,6 +229,7 @@ public sealed class Trainer : IDisposable
             step++;
             evalAtStep = null;
             double lr = schedule.At(step);
+            FaultHooks.At("step-" + step);
             trainingStep.Run(batches!, lr, stepLog);
             if (FaultHooks.Nan("step-" + step)) stepLog.PoisonLast();
             tokensSeen += GlobalTokensPerStep;
@@ -264,7 +275,7 @@ public sealed class Trainer : IDisposable
     {
         if (group is null) return stopRequested;
         Span<double> flag = [stopRequested ? 1 : 0];
-        group.AllReduceSum(flag);
+        group.AllReduceSum(flag, "whether to stop");
         return flag[0] > 0;
     }
 
@@ -279,7 +290,7 @@ public sealed class Trainer : IDisposable
         var read = stepLog.Read();
         // Each rank's loss is the mean over its slice; the step's loss is the mean over the ranks.
         var summed = read.Select(r => (double)r.Loss).ToArray();
-        group?.AllReduceSum(summed);
+        group?.AllReduceSum(summed, "step losses");
         double stepSeconds = seconds / pending.Count;
         double tokensPerSecond = GlobalTokensPerStep / stepSeconds;
         double mfu = flopsPerStep / stepSeconds / peak;
@@ -325,7 +336,11 @@ public sealed class Trainer : IDisposable
         return loss;
     }
 
-    public void Dispose() => optimizer.Dispose();
+    public void Dispose()
+    {
+        trainingStep.Reducer?.Dispose();
+        optimizer.Dispose();
+    }
 
     /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
     private void SaveCheckpoint()

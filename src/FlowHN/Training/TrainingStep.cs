@@ -55,8 +55,9 @@ public sealed class TrainingStep
     public IStepObserver? Observer { get; set; }
 
     /// <summary>
-    /// Data parallelism: sums the gradients over the ranks after the last backward, before the clipped update. Each
-    /// micro-batch's loss is then scaled by 1 / (Accumulation x ranks), so the sum is the global mean gradient.
+    /// Data parallelism: sums the gradients over the ranks, starting buckets during the last backward when it
+    /// overlaps, before the clipped update. Each micro-batch's loss is then scaled by 1 / (Accumulation x ranks),
+    /// so the sum is the global mean gradient.
     /// </summary>
     public IGradientReducer? Reducer { get; set; }
 
@@ -94,11 +95,20 @@ public sealed class TrainingStep
                 using var microScope = device.BeginScope();
                 var ids = upload();
                 if (micro == 0) Observer?.StepStarted();
-                var loss = Evaluation.Loss(model, ids);
-                device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View); // added up on the device: no wait for the host
-                Observer?.ForwardDone(micro);
-                int parts = Accumulation * (Reducer?.WorldSize ?? 1);
-                device.Tape.Backward(parts == 1 ? loss : Ops.Scale(loss, 1f / parts));
+                // The last micro-batch's backward finishes the gradients: the reducer's buckets can start during it.
+                if (micro == Accumulation - 1) device.Tape.Watch = Reducer?.Watch;
+                try
+                {
+                    var loss = Evaluation.Loss(model, ids);
+                    device.Kernels.Elementwise.Accumulate(loss.View, lossSum.View); // added up on the device: no wait for the host
+                    Observer?.ForwardDone(micro);
+                    int parts = Accumulation * (Reducer?.WorldSize ?? 1);
+                    device.Tape.Backward(parts == 1 ? loss : Ops.Scale(loss, 1f / parts));
+                }
+                finally
+                {
+                    device.Tape.Watch = null;
+                }
                 Observer?.BackwardDone(micro);
             }
             Reducer?.Reduce();

@@ -108,6 +108,22 @@ public class DataParallelLaunchTests
     }
 
     [MpiFact]
+    public void OverlappingTheAllReduceWithTheBackwardChangesNoBit()
+    {
+        using var tmp = new TempFolder();
+        string overlapped = tmp.File("overlapped"), after = tmp.File("after"), cache = tmp.File("cache");
+        // 16 KiB buckets: the tiny model's gradients in many all-reduces, most started during the backward.
+        string[] common = ["--steps", "3", "--accum", "2", "--dp-bucket-mib", "0.015625"];
+        var first = Run(MpiFactAttribute.Mpirun!, Mpi(2, Train(overlapped, cache, batch: 1, common)));
+        Assert.True(first.ExitCode == 0, first.Output);
+        Assert.Contains("overlapped with the backward", first.Output);
+        var second = Run(MpiFactAttribute.Mpirun!, Mpi(2, Train(after, cache, batch: 1, [.. common, "--no-dp-overlap"])));
+        Assert.True(second.ExitCode == 0, second.Output);
+        Assert.Contains("after the backward", second.Output);
+        Assert.Equal(TrainLines(after), TrainLines(overlapped));
+    }
+
+    [MpiFact]
     public void AKilledRankEndsTheJobWithAMessage()
     {
         using var tmp = new TempFolder();
@@ -146,6 +162,23 @@ public class DataParallelLaunchTests
         Assert.Contains("error: The loss became NaN at step 2", result.Output);
         Assert.Contains("error: rank 1 of 2 failed; ending every rank of the job", result.Output);
         Assert.DoesNotContain("step     3/", result.Output);
+    }
+
+    [MpiFact]
+    public void AHungRankEndsTheJobAfterTheCollectiveTimeout()
+    {
+        using var tmp = new TempFolder();
+        // The timeout also covers the collectives of start-up, where the ranks may drift apart by seconds on a busy machine.
+        var args = Train(tmp.File("run"), tmp.File("cache"), batch: 1, "--steps", "100", "--collective-timeout", "15");
+        // Rank 1 stays alive but stops before step 2; rank 0 waits for it in step 2's gradient all-reduce.
+        var result = Run(MpiFactAttribute.Mpirun!,
+            ["--allow-run-as-root", "--oversubscribe", "-np", "1", Executable, .. args, ":", "-np", "1", "env", "FLOWHN_FAULT=hang:step-2", Executable, .. args],
+            300);
+        Assert.Equal(ProcessGroup.CollectiveTimeoutExitCode, result.ExitCode);
+        Assert.Contains("error: MPI_Iallreduce (gradient all-reduce) on rank 0 of 2 did not complete within 15 s", result.Output);
+        Assert.Contains("error: rank 0 of 2 failed; ending every rank of the job", result.Output);
+        Assert.Contains("step     1/", result.Output);
+        Assert.DoesNotContain("step     2/", result.Output);
     }
 
     /// <summary>The child of mpirun that runs <paramref name="rank"/> (from its OMPI_COMM_WORLD_RANK).</summary>
