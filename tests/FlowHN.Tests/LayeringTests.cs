@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Reflection.Emit;
 using FlowHN.Runtime;
 
 namespace FlowHN.Tests;
@@ -50,59 +49,31 @@ public class LayeringTests
         return Array.FindIndex(Layers, layer => ns == layer || ns.StartsWith(layer + "."));
     }
 
-    private const BindingFlags Everything =
-        BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
-
     private static IEnumerable<Type> Uses(Type type)
     {
         var direct = new List<Type?> { type.BaseType };
         direct.AddRange(type.GetInterfaces());
-        direct.AddRange(type.GetFields(Everything).Select(f => f.FieldType));
-        direct.AddRange(type.GetProperties(Everything).Select(p => p.PropertyType));
-        foreach (var method in type.GetMethods(Everything).Cast<MethodBase>().Concat(type.GetConstructors(Everything)))
+        direct.AddRange(type.GetFields(CodeReader.Everything).Select(f => f.FieldType));
+        direct.AddRange(type.GetProperties(CodeReader.Everything).Select(p => p.PropertyType));
+        foreach (var method in CodeReader.MethodsOf(type))
         {
             if (method is MethodInfo info) direct.Add(info.ReturnType);
             direct.AddRange(method.GetParameters().Select(p => p.ParameterType));
             var body = method.GetMethodBody();
             if (body is null) continue;
             direct.AddRange(body.LocalVariables.Select(v => v.LocalType));
-            direct.AddRange(TypesInCode(method, body.GetILAsByteArray()!));
+            direct.AddRange(CodeReader.MembersIn(method).SelectMany(TypesOf));
         }
         return direct.Where(t => t is not null).SelectMany(t => Expand(t!));
     }
 
-    private static readonly Dictionary<short, OpCode> OpCodesByValue = typeof(OpCodes)
-        .GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!).ToDictionary(o => o.Value);
-
-    /// <summary>The types a method body names: what it calls, reads, creates, casts to or loads a token of.</summary>
-    private static IEnumerable<Type> TypesInCode(MethodBase method, byte[] il)
+    /// <summary>The types a member named in code brings in: itself, or its declaring type and field or return type.</summary>
+    private static IEnumerable<Type> TypesOf(MemberInfo member)
     {
-        var typeArgs = method.DeclaringType?.IsGenericType == true ? method.DeclaringType.GetGenericArguments() : null;
-        var methodArgs = method.IsGenericMethod ? method.GetGenericArguments() : null;
-        for (int at = 0; at < il.Length;)
-        {
-            short value = il[at] == 0xFE ? (short)(0xFE00 | il[at + 1]) : il[at];
-            var code = OpCodesByValue[value];
-            at += code.Size;
-            int size = code.OperandType switch
-            {
-                OperandType.InlineNone => 0,
-                OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar => 1,
-                OperandType.InlineVar => 2,
-                OperandType.InlineI8 or OperandType.InlineR => 8,
-                OperandType.InlineSwitch => 4 + 4 * BitConverter.ToInt32(il, at),
-                _ => 4,
-            };
-            if (code.OperandType is OperandType.InlineType or OperandType.InlineTok or OperandType.InlineMethod or OperandType.InlineField)
-            {
-                var member = method.Module.ResolveMember(BitConverter.ToInt32(il, at), typeArgs, methodArgs);
-                if (member is Type type) yield return type;
-                else if (member?.DeclaringType is { } declaring) yield return declaring;
-                if (member is FieldInfo field) yield return field.FieldType;
-                if (member is MethodInfo called) yield return called.ReturnType;
-            }
-            at += size;
-        }
+        if (member is Type type) yield return type;
+        else if (member.DeclaringType is { } declaring) yield return declaring;
+        if (member is FieldInfo field) yield return field.FieldType;
+        if (member is MethodInfo called) yield return called.ReturnType;
     }
 
     /// <summary>A type with its element type and generic arguments (a List of tensors uses Tensor).</summary>

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using FlowHN.Runtime;
 using ILGPU;
 using ILGPU.Runtime;
@@ -241,7 +240,8 @@ public class Tensor : IDisposable
     {
         if (buffer.IsEmpty) return;
         if (Runtime.IsMeta) buffer.Clear();
-        else View.SubView(offset, buffer.Length).CopyToCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        // The span overload pins the host memory for the copy (one taking a ref to it would not: see HostCopyTests).
+        else View.SubView(offset, buffer.Length).CopyToCPU(Runtime.CurrentStream.Native, buffer);
         Runtime.CurrentStream.Synchronize();
         Runtime.Counters.Download();
     }
@@ -251,7 +251,7 @@ public class Tensor : IDisposable
     {
         if (buffer.IsEmpty) return;
         if (!Runtime.IsMeta)
-            View.SubView(offset, buffer.Length).CopyFromCPU(Runtime.CurrentStream.Native, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+            View.SubView(offset, buffer.Length).CopyFromCPU(Runtime.CurrentStream.Native, buffer); // pinned for the copy
         // The host buffer is reused for the next chunk as soon as this returns.
         Runtime.CurrentStream.Synchronize();
         Runtime.Counters.Upload(4L * buffer.Length);

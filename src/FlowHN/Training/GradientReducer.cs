@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using FlowHN.Autograd;
 using FlowHN.Runtime;
 using ILGPU;
@@ -119,7 +118,8 @@ public sealed class MpiGradientReducer : IGradientReducer
         foreach (var queued in streams) queued.Synchronize();
         var (offset, length) = Buckets[bucket];
         var stream = device.Runtime.CurrentStream;
-        store.Gradients.SubView(offset, length).CopyToCPU(stream.Native, ref host[offset], length);
+        // Through a span, which ILGPU pins for the copy: the host array is managed memory the GC may move.
+        store.Gradients.SubView(offset, length).CopyToCPU(stream.Native, host.AsSpan((int)offset, (int)length));
         stream.Synchronize();
         started[bucket] = true;
         var previous = reducing;
@@ -142,7 +142,7 @@ public sealed class MpiGradientReducer : IGradientReducer
             reducing = Task.CompletedTask;
             done.GetAwaiter().GetResult(); // a timeout on the worker is this step's error
             foreach (var (offset, length) in Buckets)
-                store.Gradients.SubView(offset, length).CopyFromCPU(stream.Native, ref host[offset], length);
+                store.Gradients.SubView(offset, length).CopyFromCPU(stream.Native, (ReadOnlySpan<float>)host.AsSpan((int)offset, (int)length));
             stream.Synchronize(); // the host buffer is written again in the next step
         }
         else
@@ -150,10 +150,10 @@ public sealed class MpiGradientReducer : IGradientReducer
             {
                 var view = store.Gradients.SubView(offset, length);
                 var buffer = host.AsSpan(0, (int)length);
-                view.CopyToCPU(stream.Native, ref MemoryMarshal.GetReference(buffer), length);
+                view.CopyToCPU(stream.Native, buffer);
                 stream.Synchronize();
                 group.AllReduceSum(buffer, "gradient all-reduce");
-                view.CopyFromCPU(stream.Native, ref MemoryMarshal.GetReference(buffer), length);
+                view.CopyFromCPU(stream.Native, (ReadOnlySpan<float>)buffer);
                 stream.Synchronize(); // the host buffer is reused by the next bucket
             }
         device.Runtime.Counters.Download();

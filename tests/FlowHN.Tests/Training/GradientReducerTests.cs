@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using FlowHN.Autograd;
 using FlowHN.Data;
 using FlowHN.Models;
@@ -121,7 +120,7 @@ public class GradientReducerTests
     private static float[] Download(Session device, ArrayView<float> view)
     {
         var host = new float[view.Length];
-        view.CopyToCPU(device.Runtime.CurrentStream.Native, ref MemoryMarshal.GetArrayDataReference(host), view.Length);
+        view.CopyToCPU(device.Runtime.CurrentStream.Native, host.AsSpan()); // pinned for the copy (see HostCopyTests)
         device.Runtime.CurrentStream.Synchronize();
         return host;
     }
