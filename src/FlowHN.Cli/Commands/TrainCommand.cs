@@ -91,12 +91,19 @@ public static class TrainCommand
                           "larger ones make fewer calls.",
             DefaultValueFactory = _ => GradientBuckets.DefaultBytes / (double)(1 << 20),
         };
+        var zero = new Option<int>("--zero")
+        {
+            Description = "Data parallelism: 1 shards the AdamW moments over the ranks (ZeRO stage 1: gradients reduce-scattered, each " +
+                          "rank updates its shard, weights all-gathered), dividing their memory by the number of ranks; through MPI " +
+                          "only. 0: every rank keeps all moments. Checkpoints are the same either way.",
+            DefaultValueFactory = _ => 0,
+        };
         var deviceOptions = new DeviceOptionSet();
 
         var command = new Command("train", "Train a language model and report loss, tokens/s and MFU; writes metrics.jsonl and checkpoints.");
         foreach (var option in new Option[] { arch, preset, data, validation, tokenizer, cache, output, steps, stopAfter, extend, batch, seq, accum, lr,
                      minLr, warmup, decay, clip, evalEvery, evalBatches, checkpointEvery, logEvery, seed, split, splitContext, splitRatio,
-                     ssm, noConcurrency, recompute, resume, dpBackend, collectiveTimeout, noOverlap, bucketMib })
+                     ssm, noConcurrency, recompute, resume, dpBackend, collectiveTimeout, noOverlap, bucketMib, zero })
             command.Options.Add(option);
         deviceOptions.AddTo(command);
         command.SetAction(r =>
@@ -109,6 +116,14 @@ public static class TrainCommand
             if (!(bucketSize * (1 << 20) >= sizeof(float)) || !double.IsFinite(bucketSize))
                 throw new UserException($"--dp-bucket-mib {bucketSize} is not a size; use a positive number of MiB (e.g. 25).");
             var group = DataParallel.Open();
+            int zeroStage = r.GetValue(zero);
+            if (zeroStage is not (0 or 1)) throw new UserException($"--zero {zeroStage} is not a stage; use 0 (off) or 1 (AdamW moments sharded over the ranks).");
+            if (zeroStage == 1 && group is null)
+                throw new UserException("--zero 1 shards the AdamW moments over the ranks of a data-parallel run: launch it with mpirun or srun " +
+                                        "(e.g. mpirun -np 2 flowhn train ... --zero 1), or drop --zero.");
+            if (zeroStage == 1 && backend == DataParallelBackend.Nccl)
+                throw new UserException("--zero 1 runs through MPI only so far (NCCL's reduce-scatter and all-gather are bound but not yet wired): " +
+                                        "use --dp-backend mpi or auto with --zero 1, or drop --zero to sum over NCCL.");
             var console = DataParallel.ConsoleFor(processConsole);
             if (group is not null) group.CollectiveTimeout = timeoutSeconds == 0 ? null : TimeSpan.FromSeconds(timeoutSeconds);
             bool root = group?.IsRoot ?? true;
@@ -180,7 +195,7 @@ public static class TrainCommand
             }
             return Train(console, group, device, architecture, presetName, routing, options.Data!, r.GetValue(validation), tokenizerName,
                 r.GetValue(cache)!, runDir, options, config, r.GetValue(recompute), stopAt == 0 ? null : stopAt, backend, !r.GetValue(noOverlap),
-                (long)(bucketSize * (1 << 20)));
+                (long)(bucketSize * (1 << 20)), zeroStage);
         });
         return command;
     }
@@ -189,7 +204,7 @@ public static class TrainCommand
 
     private static int Train(CliConsole console, ProcessGroup? group, DeviceOptions deviceOptions, Architecture arch, string preset, SplitChoice split, string dataPath,
         string[]? validation, string tokenizer, string cacheDir, string runDir, TrainOptions options, ModelConfig? resumedConfig, bool recompute,
-        int? stopAfter, DataParallelBackend backend, bool overlapReduction, long bucketBytes)
+        int? stopAfter, DataParallelBackend backend, bool overlapReduction, long bucketBytes, int zero)
     {
         options.Validate();
         bool resume = resumedConfig is not null;
@@ -227,7 +242,7 @@ public static class TrainCommand
                 console.Out.WriteLine($"FLOP-aware split at L={options.SeqLen}: {FlowHNLM.Balance(config, options.SeqLen)}");
             console.Out.WriteLine($"branch concurrency: {(flowhn.BranchConcurrency ? "on; " : "")}{flowhn.BranchStreamsDescription}");
         }
-        using var trainer = new Trainer(device, model, data, options, runDir, console.Out, group, backend, overlapReduction, bucketBytes);
+        using var trainer = new Trainer(device, model, data, options, runDir, console.Out, group, backend, overlapReduction, bucketBytes, zero);
         if (resume) trainer.Resume();
         TrainResult result;
         int interruptedCode;

@@ -21,6 +21,9 @@ internal sealed unsafe class Mpi
     private readonly delegate* unmanaged<IntPtr, int*, int> commRank, commSize;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int> iallreduce;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int> ibcast;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, int*, IntPtr, IntPtr, IntPtr, IntPtr*, int> ireduceScatter;
+    private readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int*, int*, IntPtr, IntPtr, IntPtr*, int> iallgatherv;
+    private readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int*, int*, IntPtr, int, IntPtr, IntPtr*, int> igatherv;
     private readonly delegate* unmanaged<IntPtr, IntPtr*, int> ibarrier;
     private readonly delegate* unmanaged<IntPtr*, int*, IntPtr, int> test;
     private readonly delegate* unmanaged<IntPtr, int, int> abort;
@@ -39,6 +42,9 @@ internal sealed unsafe class Mpi
         commSize = (delegate* unmanaged<IntPtr, int*, int>)Export("MPI_Comm_size");
         iallreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Iallreduce");
         ibcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, IntPtr*, int>)Export("MPI_Ibcast");
+        ireduceScatter = (delegate* unmanaged<IntPtr, IntPtr, int*, IntPtr, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Ireduce_scatter");
+        iallgatherv = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int*, int*, IntPtr, IntPtr, IntPtr*, int>)Export("MPI_Iallgatherv");
+        igatherv = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int*, int*, IntPtr, int, IntPtr, IntPtr*, int>)Export("MPI_Igatherv");
         ibarrier = (delegate* unmanaged<IntPtr, IntPtr*, int>)Export("MPI_Ibarrier");
         test = (delegate* unmanaged<IntPtr*, int*, IntPtr, int>)Export("MPI_Test");
         abort = (delegate* unmanaged<IntPtr, int, int>)Export("MPI_Abort");
@@ -129,6 +135,33 @@ internal sealed unsafe class Mpi
     {
         IntPtr request;
         Check(ibcast(data, count, type, root, CommWorld, &request), "MPI_Ibcast");
+        return request;
+    }
+
+    // The count and displacement arrays are read until the request completes: callers keep them pinned until then.
+
+    /// <summary>Starts a sum over all ranks of <paramref name="send"/> (the whole buffer) of which this rank receives its
+    /// block (<paramref name="counts"/>[rank] values, the blocks in rank order) in <paramref name="receive"/>.</summary>
+    public IntPtr IreduceScatterSum(IntPtr send, IntPtr receive, int* counts, IntPtr type)
+    {
+        IntPtr request;
+        Check(ireduceScatter(send, receive, counts, type, Sum, CommWorld, &request), "MPI_Ireduce_scatter");
+        return request;
+    }
+
+    /// <summary>Starts an in-place all-gather: every rank's block of <paramref name="data"/> (at its displacement) goes to every rank.</summary>
+    public IntPtr IallgathervInPlace(IntPtr data, int* counts, int* displacements, IntPtr type)
+    {
+        IntPtr request;
+        Check(iallgatherv(InPlace, 0, type, data, counts, displacements, type, CommWorld, &request), "MPI_Iallgatherv");
+        return request;
+    }
+
+    /// <summary>Starts a gather of every rank's <paramref name="count"/> values at <paramref name="send"/> into <paramref name="receive"/> on <paramref name="root"/>.</summary>
+    public IntPtr Igatherv(IntPtr send, int count, IntPtr receive, int* counts, int* displacements, IntPtr type, int root)
+    {
+        IntPtr request;
+        Check(igatherv(send, count, type, receive, counts, displacements, type, root, CommWorld, &request), "MPI_Igatherv");
         return request;
     }
 

@@ -102,6 +102,8 @@ public sealed unsafe class Nccl
     private readonly delegate* unmanaged<NcclUniqueId*, int> getUniqueId;
     private readonly delegate* unmanaged<IntPtr*, int, NcclUniqueId, int, int> commInitRank;
     private readonly delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int> allReduce;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int> reduceScatter;
+    private readonly delegate* unmanaged<IntPtr, IntPtr, nuint, int, IntPtr, IntPtr, int> allGather;
     private readonly delegate* unmanaged<int> groupStart, groupEnd;
     private readonly delegate* unmanaged<IntPtr, int> commDestroy;
     private readonly delegate* unmanaged<int, IntPtr> getErrorString;
@@ -115,6 +117,8 @@ public sealed unsafe class Nccl
         getUniqueId = (delegate* unmanaged<NcclUniqueId*, int>)Export("ncclGetUniqueId");
         commInitRank = (delegate* unmanaged<IntPtr*, int, NcclUniqueId, int, int>)Export("ncclCommInitRank");
         allReduce = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Export("ncclAllReduce");
+        reduceScatter = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, int, IntPtr, IntPtr, int>)Export("ncclReduceScatter");
+        allGather = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, IntPtr, IntPtr, int>)Export("ncclAllGather");
         groupStart = (delegate* unmanaged<int>)Export("ncclGroupStart");
         groupEnd = (delegate* unmanaged<int>)Export("ncclGroupEnd");
         commDestroy = (delegate* unmanaged<IntPtr, int>)Export("ncclCommDestroy");
@@ -139,6 +143,20 @@ public sealed unsafe class Nccl
     /// <summary>Enqueues an in-place float sum of <paramref name="count"/> elements on <paramref name="stream"/>.</summary>
     public void AllReduceSumInPlace(IntPtr data, long count, IntPtr comm, IntPtr stream) =>
         Check(allReduce(data, data, (nuint)count, Float32, Sum, comm, stream), "ncclAllReduce");
+
+    // ZeRO-1's collectives. NCCL gives every rank the same count (ranks x count elements in all), so a sharded
+    // buffer is padded to a multiple of the ranks; in place when receive = send + rank x count (reduce-scatter)
+    // and send = receive + rank x count (all-gather). Bound for the NCCL path of --zero 1, which is not wired yet.
+
+    /// <summary>Enqueues a float sum over the ranks of <paramref name="send"/> (ranks x <paramref name="count"/>
+    /// elements) of which this rank receives block [rank x count, (rank + 1) x count) in <paramref name="receive"/>.</summary>
+    public void ReduceScatterSum(IntPtr send, IntPtr receive, long count, IntPtr comm, IntPtr stream) =>
+        Check(reduceScatter(send, receive, (nuint)count, Float32, Sum, comm, stream), "ncclReduceScatter");
+
+    /// <summary>Enqueues an all-gather: every rank's <paramref name="count"/> floats at <paramref name="send"/>
+    /// land in <paramref name="receive"/> at rank x count, on every rank.</summary>
+    public void AllGather(IntPtr send, IntPtr receive, long count, IntPtr comm, IntPtr stream) =>
+        Check(allGather(send, receive, (nuint)count, Float32, comm, stream), "ncclAllGather");
 
     /// <summary>Collectives between GroupStart and GroupEnd are launched together (one per bucket).</summary>
     public void GroupStart() => Check(groupStart(), "ncclGroupStart");

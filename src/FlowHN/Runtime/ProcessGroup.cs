@@ -99,6 +99,44 @@ public sealed class ProcessGroup : IDisposable
             Wait(mpi.IallreduceSum((IntPtr)p, values.Length, mpi.Double), "MPI_Iallreduce", what);
     }
 
+    // The sharded collectives below (ZeRO-1) take each rank's block as counts and displacements in rank order; MPI
+    // counts them in int, so a buffer they cover must be shorter than 2^31 elements.
+
+    /// <summary>
+    /// Sums <paramref name="all"/> over all ranks and leaves in <paramref name="mine"/> only this rank's block
+    /// (<paramref name="counts"/>[Rank] values): MPI_Reduce_scatter.
+    /// </summary>
+    public unsafe void ReduceScatterSum(ReadOnlySpan<float> all, Span<float> mine, int[] counts, string what = "reduce-scatter")
+    {
+        if (mine.Length != counts[Rank]) throw new ArgumentException($"rank {Rank} receives {counts[Rank]} values, not {mine.Length}.");
+        fixed (float* send = all)
+        fixed (float* receive = mine)
+        fixed (int* c = counts)
+            Wait(mpi.IreduceScatterSum((IntPtr)send, (IntPtr)receive, c, mpi.Float), "MPI_Ireduce_scatter", what);
+    }
+
+    /// <summary>Every rank's block of <paramref name="all"/> (at its displacement) to every rank, in place: MPI_Allgatherv.</summary>
+    public unsafe void AllGather(Span<float> all, int[] counts, int[] displacements, string what = "all-gather")
+    {
+        fixed (float* data = all)
+        fixed (int* c = counts)
+        fixed (int* d = displacements)
+            Wait(mpi.IallgathervInPlace((IntPtr)data, c, d, mpi.Float), "MPI_Iallgatherv", what);
+    }
+
+    /// <summary>
+    /// Every rank's <paramref name="mine"/> into <paramref name="all"/> on <paramref name="root"/> (at each rank's
+    /// displacement; <paramref name="all"/> is not touched elsewhere): MPI_Gatherv.
+    /// </summary>
+    public unsafe void Gather(ReadOnlySpan<float> mine, Span<float> all, int[] counts, int[] displacements, int root = 0, string what = "gather")
+    {
+        fixed (float* send = mine)
+        fixed (float* receive = all)
+        fixed (int* c = counts)
+        fixed (int* d = displacements)
+            Wait(mpi.Igatherv((IntPtr)send, mine.Length, (IntPtr)receive, c, d, mpi.Float, root), "MPI_Igatherv", what);
+    }
+
     /// <summary>Copies <paramref name="data"/> from <paramref name="root"/> to every rank.</summary>
     public unsafe void Broadcast(Span<byte> data, int root = 0, string what = "broadcast")
     {

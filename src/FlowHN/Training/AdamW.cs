@@ -22,7 +22,7 @@ public sealed class AdamW : IDisposable
 
     /// <param name="parameters">a whole model's parameters, all in one <see cref="ParameterStore"/>.</param>
     public AdamW(Session device, IReadOnlyList<Parameter> parameters, double beta1 = 0.9, double beta2 = 0.95,
-        double eps = 1e-8, double weightDecay = 0.1, double maxGradNorm = 1.0)
+        double eps = 1e-8, double weightDecay = 0.1, double maxGradNorm = 1.0, ParameterShard? shard = null)
     {
         this.device = device;
         Beta1 = beta1;
@@ -34,12 +34,16 @@ public sealed class AdamW : IDisposable
                 parameters.All(p => p.Store == s)
             ? s
             : throw new ArgumentException("AdamW takes a whole model's parameters, allocated in one store (AllocateParameters).");
-        flatM = Zeroed(device, store.Length);
-        flatV = Zeroed(device, store.Length);
+        if (shard is not null && shard.Total != store.Length)
+            throw new ArgumentException($"The shard splits {shard.Total} elements, the store holds {store.Length}.");
+        Shard = shard;
+        flatM = Zeroed(device, shard?.Length ?? store.Length);
+        flatV = Zeroed(device, shard?.Length ?? store.Length);
         // Each parameter's moments are views of the flat buffers at the parameter's offset (for checkpoints).
-        foreach (var p in parameters)
-            state[p] = (new Tensor(device, flatM, store.Offsets[p], p.Shape, Tensor.ContiguousStrides(p.Shape), DType.Float32, ownsBlock: false),
-                        new Tensor(device, flatV, store.Offsets[p], p.Shape, Tensor.ContiguousStrides(p.Shape), DType.Float32, ownsBlock: false));
+        if (shard is null)
+            foreach (var p in parameters)
+                state[p] = (new Tensor(device, flatM, store.Offsets[p], p.Shape, Tensor.ContiguousStrides(p.Shape), DType.Float32, ownsBlock: false),
+                            new Tensor(device, flatV, store.Offsets[p], p.Shape, Tensor.ContiguousStrides(p.Shape), DType.Float32, ownsBlock: false));
         total = Tensor.Zeros(device, [1]);
         norm = Tensor.Zeros(device, [2]);
     }
@@ -52,21 +56,70 @@ public sealed class AdamW : IDisposable
     /// <summary>Updates taken so far (the t of the bias corrections).</summary>
     public int StepCount { get; set; }
 
-    public (Tensor M, Tensor V) StateOf(Parameter p) => state[p];
+    /// <summary>ZeRO-1: the range of the flat buffers this optimizer keeps moments for and updates; null: all of it.</summary>
+    public ParameterShard? Shard { get; }
+
+    /// <summary>ZeRO-1: sums the gradient norm over the ranks and gathers the updated shards (set with <see cref="Shard"/>).</summary>
+    public IShardSync? Sync { get; set; }
+
+    /// <summary>A parameter's moments (not with a <see cref="Shard"/>: see <see cref="ShardMoments"/>).</summary>
+    public (Tensor M, Tensor V) StateOf(Parameter p) => Shard is null
+        ? state[p]
+        : throw new InvalidOperationException("A sharded optimizer keeps only its shard's moments.");
+
+    /// <summary>The moments of the shard, read to host memory (ZeRO-1 checkpoints).</summary>
+    public (float[] M, float[] V) ShardMoments()
+    {
+        long length = Shard?.Length ?? store.Length;
+        var m = new float[length];
+        var v = new float[length];
+        var stream = device.Runtime.CurrentStream;
+        if (length > 0)
+        {
+            flatM.View.SubView(0, length).CopyToCPU(stream.Native, ref m[0], length);
+            flatV.View.SubView(0, length).CopyToCPU(stream.Native, ref v[0], length);
+        }
+        stream.Synchronize();
+        return (m, v);
+    }
+
+    /// <summary>Writes the first (or <paramref name="second"/>) moment of elements [<paramref name="start"/>, ...) of the shard (ZeRO-1 resume).</summary>
+    internal void WriteShardMoment(bool second, long start, ReadOnlySpan<float> values)
+    {
+        if (values.IsEmpty) return;
+        var stream = device.Runtime.CurrentStream;
+        (second ? flatV : flatM).View.SubView(start, values.Length)
+            .CopyFromCPU(stream.Native, ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values), values.Length);
+        stream.Synchronize(); // the span is the caller's reused buffer
+    }
 
     /// <summary>Clips and applies one update at learning rate <paramref name="lr"/>.</summary>
     public void Step(double lr)
     {
         StepCount++;
-        device.Kernels.Reduce.Reduce(ReductionKind.SumOfSquares, store.Gradients, total.View);
+        // With a shard only its gradients are summed over the ranks (reduce-scatter): the global norm is the sum
+        // of every rank's shard sum of squares.
+        var shard = Shard ?? new ParameterShard(0, 1, store.Length, 0, store.Length);
+        if (Shard is not null && Sync is null) throw new InvalidOperationException("A sharded optimizer needs its Sync.");
+        device.Kernels.Reduce.Reduce(ReductionKind.SumOfSquares, store.Gradients.SubView(shard.Offset, shard.Length), total.View);
+        Sync?.SumOverRanks(total.View);
         device.Kernels.Optim.ClipFactor(total.View, norm.View, (float)MaxGradNorm);
         var clipFactor = norm.View.SubView(1, 1);
-        // Two launches for all parameters: the decayed range, then the rest.
-        long decayed = store.DecayLength, rest = store.Length - store.DecayLength;
-        Update(store.Weights.SubView(0, decayed), store.Gradients.SubView(0, decayed),
-            flatM.View.SubView(0, decayed), flatV.View.SubView(0, decayed), clipFactor, lr, decay: true);
-        Update(store.Weights.SubView(decayed, rest), store.Gradients.SubView(decayed, rest),
-            flatM.View.SubView(decayed, rest), flatV.View.SubView(decayed, rest), clipFactor, lr, decay: false);
+        // Two launches for all (the shard's) parameters: the decayed range, then the rest.
+        var decayed = shard.Overlap(0, store.DecayLength);
+        var rest = shard.Overlap(store.DecayLength, store.Length - store.DecayLength);
+        UpdateRange(shard, decayed, clipFactor, lr, decay: true);
+        UpdateRange(shard, rest, clipFactor, lr, decay: false);
+        Sync?.GatherWeights();
+    }
+
+    /// <summary>Updates elements [start, start + length) of the shard (moments indexed from the shard's start).</summary>
+    private void UpdateRange(ParameterShard shard, (long Start, long Length) range, ArrayView<float> clipFactor, double lr, bool decay)
+    {
+        if (range.Length == 0) return;
+        long at = shard.Offset + range.Start;
+        Update(store.Weights.SubView(at, range.Length), store.Gradients.SubView(at, range.Length),
+            flatM.View.SubView(range.Start, range.Length), flatV.View.SubView(range.Start, range.Length), clipFactor, lr, decay);
     }
 
     private void Update(ArrayView<float> param, ArrayView<float> grad, ArrayView<float> m, ArrayView<float> v, ArrayView<float> clipFactor,

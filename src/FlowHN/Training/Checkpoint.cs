@@ -30,7 +30,10 @@ public static class Checkpoint
     private static string TempIn(string runDir) => PathIn(runDir) + ".tmp";
 
     /// <summary>Writes a complete checkpoint to <c>checkpoint.next/</c> (replacing an unpromoted one).</summary>
-    public static void SaveNext(string runDir, LanguageModel model, AdamW optimizer, TrainState state)
+    /// <param name="gatheredMoments">ZeRO-1: the whole flat moment buffers, gathered from every rank's shard
+    /// (the optimizer then holds only its own shard); null: the optimizer's own.</param>
+    public static void SaveNext(string runDir, LanguageModel model, AdamW optimizer, TrainState state,
+        (float[] M, float[] V)? gatheredMoments = null)
     {
         string temp = TempIn(runDir), next = NextIn(runDir);
         if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
@@ -43,6 +46,8 @@ public static class Checkpoint
                 new Dictionary<string, string> { ["format"] = "pt", ["arch"] = model.Config.Arch });
             Safetensors.Write(Path.Combine(temp, "optimizer.safetensors"), parameters.SelectMany(p =>
             {
+                if (gatheredMoments is var (allM, allV))
+                    return new[] { FromFlat("exp_avg." + p.Name, p, allM), FromFlat("exp_avg_sq." + p.Name, p, allV) };
                 var (m, v) = optimizer.StateOf(p);
                 return new[]
                 {
@@ -60,6 +65,13 @@ public static class Checkpoint
         }
         if (Directory.Exists(next)) Directory.Delete(next, recursive: true);
         Directory.Move(temp, next);
+    }
+
+    /// <summary>A parameter's real rows (the first ones) as they lie in a flat host buffer laid out like its store.</summary>
+    private static Safetensors.Source FromFlat(string name, Autograd.Parameter p, float[] flat)
+    {
+        long start = p.Store!.Offsets[p];
+        return new Safetensors.Source(name, p.Real.Shape, (offset, chunk) => flat.AsSpan((int)(start + offset), chunk.Length).CopyTo(chunk));
     }
 
     /// <summary>Makes <c>checkpoint.next/</c> the checkpoint. A crash at any point leaves a state <see cref="Recover"/> repairs.</summary>
@@ -150,10 +162,43 @@ public static class Checkpoint
         {
             Load(weights, p.Name, p.Real, checkpointDir, buffer);
             if (optimizer is null) continue;
+            if (optimizer.Shard is { } shard)
+            {
+                LoadShard(moments!, p, shard, optimizer, checkpointDir, buffer);
+                continue;
+            }
             var (m, v) = optimizer.StateOf(p);
             Load(moments!, "exp_avg." + p.Name, p.RealRowsOf(m), checkpointDir, buffer);
             Load(moments!, "exp_avg_sq." + p.Name, p.RealRowsOf(v), checkpointDir, buffer);
         }
+    }
+
+    /// <summary>
+    /// ZeRO-1: the part of a parameter's saved moments that lies in this rank's shard (every rank reads its own
+    /// part of the one file; the rest of each tensor is read past).
+    /// </summary>
+    private static void LoadShard(SafetensorsFile file, Autograd.Parameter p, ParameterShard shard, AdamW optimizer, string dir, float[] buffer)
+    {
+        long start = p.Store!.Offsets[p];
+        if (shard.Overlap(start, p.RealLength).Length == 0) return;
+        foreach (var (prefix, second) in new[] { ("exp_avg.", false), ("exp_avg_sq.", true) })
+        {
+            CheckShape(file, prefix + p.Name, p.Real.Shape, dir);
+            file.ReadInto(prefix + p.Name, (offset, chunk) =>
+            {
+                var (at, length) = shard.Overlap(start + offset, chunk.Length);
+                if (length > 0) optimizer.WriteShardMoment(second, at, chunk.Slice((int)(shard.Offset + at - start - offset), (int)length));
+            }, buffer);
+        }
+    }
+
+    private static void CheckShape(SafetensorsFile file, string name, int[] shape, string dir)
+    {
+        if (!file.Contains(name))
+            throw new UserException($"Checkpoint {dir} has no tensor '{name}': it was saved by a different model.");
+        if (!file.Shape(name).SequenceEqual(shape))
+            throw new UserException($"Checkpoint {dir}: tensor '{name}' has shape [{string.Join(", ", file.Shape(name))}], " +
+                                    $"the model expects [{string.Join(", ", shape)}].");
     }
 
     private static void Load(SafetensorsFile file, string name, Tensors.Tensor target, string dir, float[] buffer)

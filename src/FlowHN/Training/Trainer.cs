@@ -42,9 +42,13 @@ public sealed class Trainer : IDisposable
     /// the run folder), or null for a single process.</param>
     public Trainer(Session device, LanguageModel model, DataSource data, TrainOptions options, string runDir, TextWriter console,
         ProcessGroup? group = null, DataParallelBackend backend = DataParallelBackend.Auto, bool overlapReduction = true,
-        long bucketBytes = GradientBuckets.DefaultBytes)
+        long bucketBytes = GradientBuckets.DefaultBytes, int zero = 0)
     {
         options.Validate();
+        if (zero is not (0 or 1)) throw new UserException($"--zero {zero} is not a stage; use 0 (off) or 1 (AdamW moments sharded over the ranks).");
+        if (zero == 1 && group is null)
+            throw new UserException("--zero 1 shards the AdamW moments over the ranks of a data-parallel run: launch it with mpirun or srun " +
+                                    "(e.g. mpirun -np 2 flowhn train ... --zero 1), or drop --zero.");
         if (data.VocabSize > model.Config.VocabSize)
             throw new UserException($"The data uses {data.VocabSize} tokens but the model has a vocabulary of {model.Config.VocabSize}.");
         this.device = device;
@@ -53,18 +57,30 @@ public sealed class Trainer : IDisposable
         this.options = options;
         this.runDir = runDir;
         this.console = console;
-        optimizer = new AdamW(device, model.Parameters().ToList(), options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.GradClip);
+        var store = model.Parameters().First().Store!;
+        var shard = zero == 1 ? ParameterShard.Balanced(store.Length, group!.Size, group.Rank) : null;
+        long before = device.Runtime.Allocator.BytesInUse;
+        optimizer = new AdamW(device, model.Parameters().ToList(), options.Beta1, options.Beta2, 1e-8, options.WeightDecay, options.GradClip, shard);
+        OptimizerStateBytes = device.Runtime.Allocator.BytesInUse - before;
         loader = new TokenLoader(data.Train, (ulong)options.Seed);
         schedule = new LearningRateSchedule(options.LearningRate, options.Steps, options.WarmupFraction, options.MinLrFraction);
         this.group = group;
         promotion = new CheckpointPromotion(runDir, writesFiles: IsRoot);
         trainingStep = new TrainingStep(device, model, optimizer, options.Accumulation);
         // Without MPI only an explicit --dp-backend nccl sums anything: over this process alone, to check NCCL on one GPU.
-        if (group is not null || backend == DataParallelBackend.Nccl)
+        if (shard is not null)
+        {
+            if (backend == DataParallelBackend.Nccl)
+                throw new UserException("--zero 1 runs through MPI only so far (NCCL's reduce-scatter and all-gather are bound but not yet wired): " +
+                                        "use --dp-backend mpi or auto with --zero 1, or drop --zero to sum over NCCL.");
+            var sharded = new MpiZeroReducer(group!, device, store, shard);
+            optimizer.Sync = sharded;
+            trainingStep.Reducer = sharded;
+        }
+        else if (group is not null || backend == DataParallelBackend.Nccl)
         {
             var choice = ReducerChoice.Choose(backend, device.Runtime.IsCuda, () => NcclLibrary.Load(NcclSearch.FromEnvironment()));
             if (choice.Warning is { } warning && IsRoot) console.WriteLine(warning);
-            var store = model.Parameters().First().Store!;
             trainingStep.Reducer = group is null
                 ? choice.CreateAlone(device, store, overlapReduction, bucketBytes)
                 : choice.Create(group, device, store, overlapReduction, bucketBytes);
@@ -73,6 +89,9 @@ public sealed class Trainer : IDisposable
     }
 
     public AdamW Optimizer => optimizer;
+
+    /// <summary>Device bytes the optimizer allocated on this rank (its moments and norm), from the allocator's count.</summary>
+    public long OptimizerStateBytes { get; }
 
     /// <summary>Whether this process writes the run folder: always without data parallelism, else rank 0.</summary>
     private bool IsRoot => group?.IsRoot ?? true;
@@ -179,6 +198,8 @@ public sealed class Trainer : IDisposable
         console.WriteLine($"model: {model.Config.Arch}/{model.Config.Preset}, {model.ParameterCount:N0} parameters, " +
                           $"{flopsPerStep / 1e9:0.###} GFLOP per step; MFU against {peak / 1e12:0.###} TFLOP/s ({device.Runtime.Peak.Source})");
         CheckMemory(); // before metrics.jsonl exists: the suggested command may then use the same --out
+        console.WriteLine($"optimizer state: {OptimizerStateBytes:N0} bytes of AdamW moments on this rank" +
+                          (optimizer.Shard is { } shard ? $" (ZeRO-1: {shard.Length:N0} of {shard.Total:N0} parameters' moments)" : ""));
         if (trainingStep.Reducer is not null)
             console.WriteLine($"data parallel: {Ranks} ranks x batch {options.Batch} x accum {options.Accumulation} = " +
                               $"{(long)Ranks * options.Batch * options.Accumulation} sequences per step; gradients: {trainingStep.Reducer!.Describe()}");
@@ -345,6 +366,8 @@ public sealed class Trainer : IDisposable
     /// <summary>Writes checkpoint.next/; <see cref="CheckpointPromotion"/> makes it the checkpoint once its weights prove finite.</summary>
     private void SaveCheckpoint()
     {
+        // ZeRO-1: every rank sends its shard's moments to rank 0, which writes the single-process format.
+        var gathered = trainingStep.Reducer is MpiZeroReducer sharded ? sharded.GatherMoments(optimizer) : null;
         if (!IsRoot)
         {
             // Rank 0 writes; the others keep the same bookkeeping so every rank takes the same collective steps.
@@ -354,7 +377,8 @@ public sealed class Trainer : IDisposable
         }
         FaultHooks.At("before-save");
         Checkpoint.SaveNext(runDir, model, optimizer,
-            new TrainState(step, batches?.Position ?? loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames));
+            new TrainState(step, batches?.Position ?? loader.State, optimizer.StepCount, tokensSeen, data.TokenizerName, options, data.Meta.ValidationNames),
+            gathered);
         FaultHooks.At("after-save");
         promotion.Saved(step);
         savedStep = step;
