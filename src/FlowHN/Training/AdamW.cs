@@ -76,8 +76,8 @@ public sealed class AdamW : IDisposable
         var stream = device.Runtime.CurrentStream;
         if (length > 0)
         {
-            flatM.View.SubView(0, length).CopyToCPU(stream.Native, ref m[0], length);
-            flatV.View.SubView(0, length).CopyToCPU(stream.Native, ref v[0], length);
+            flatM.View.SubView(0, length).CopyToCPU(stream.Native, m.AsSpan()); // span overloads pin the arrays
+            flatV.View.SubView(0, length).CopyToCPU(stream.Native, v.AsSpan());
         }
         stream.Synchronize();
         return (m, v);
@@ -89,7 +89,7 @@ public sealed class AdamW : IDisposable
         if (values.IsEmpty) return;
         var stream = device.Runtime.CurrentStream;
         (second ? flatV : flatM).View.SubView(start, values.Length)
-            .CopyFromCPU(stream.Native, ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values), values.Length);
+            .CopyFromCPU(stream.Native, values); // pinned for the copy
         stream.Synchronize(); // the span is the caller's reused buffer
     }
 

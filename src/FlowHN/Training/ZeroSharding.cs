@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using FlowHN.Autograd;
 using FlowHN.Runtime;
 using ILGPU;
@@ -97,10 +96,10 @@ public sealed class MpiZeroReducer : IGradientReducer, IShardSync
     public void Reduce()
     {
         var stream = device.Runtime.CurrentStream;
-        store.Gradients.CopyToCPU(stream.Native, ref host[0], host.Length);
+        store.Gradients.CopyToCPU(stream.Native, host.AsSpan()); // span overloads pin the host array for the copy
         stream.Synchronize();
         group.ReduceScatterSum(host, shard, counts, "gradient reduce-scatter");
-        store.Gradients.SubView(Shard.Offset, Shard.Length).CopyFromCPU(stream.Native, ref MemoryMarshal.GetArrayDataReference(shard), shard.Length);
+        store.Gradients.SubView(Shard.Offset, Shard.Length).CopyFromCPU(stream.Native, (ReadOnlySpan<float>)shard);
         stream.Synchronize();
         device.Runtime.Counters.Download();
         device.Runtime.Counters.Upload(4L * shard.Length);
@@ -110,20 +109,20 @@ public sealed class MpiZeroReducer : IGradientReducer, IShardSync
     {
         var stream = device.Runtime.CurrentStream;
         var one = new float[1];
-        value.SubView(0, 1).CopyToCPU(stream.Native, ref one[0], 1);
+        value.SubView(0, 1).CopyToCPU(stream.Native, one.AsSpan());
         stream.Synchronize();
         group.AllReduceSum(one, "gradient norm");
-        value.SubView(0, 1).CopyFromCPU(stream.Native, ref one[0], 1);
+        value.SubView(0, 1).CopyFromCPU(stream.Native, (ReadOnlySpan<float>)one);
         stream.Synchronize();
     }
 
     public void GatherWeights()
     {
         var stream = device.Runtime.CurrentStream;
-        store.Weights.SubView(Shard.Offset, Shard.Length).CopyToCPU(stream.Native, ref host[Shard.Offset], Shard.Length);
+        store.Weights.SubView(Shard.Offset, Shard.Length).CopyToCPU(stream.Native, host.AsSpan((int)Shard.Offset, (int)Shard.Length));
         stream.Synchronize();
         group.AllGather(host, counts, displacements, "weight all-gather");
-        store.Weights.CopyFromCPU(stream.Native, ref host[0], host.Length);
+        store.Weights.CopyFromCPU(stream.Native, (ReadOnlySpan<float>)host);
         stream.Synchronize();
         device.Runtime.Counters.Download();
         device.Runtime.Counters.Upload(4L * host.Length);
