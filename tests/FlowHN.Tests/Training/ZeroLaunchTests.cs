@@ -72,9 +72,8 @@ public class ZeroLaunchTests
     public void ShardedMomentsGiveTheSameLossesWithHalfTheOptimizerMemory()
     {
         using var tmp = new TempFolder();
-        string single = tmp.File("single"), plain = tmp.File("plain"), zero = tmp.File("zero"), cache = tmp.File("cache");
-        var one = Run(Executable, Train(single, cache, batch: 4, "--steps", "3"));
-        Assert.True(one.ExitCode == 0, one.Output);
+        // Against the plain 2-rank run only: the data-parallel tests already hold 2 ranks to one process.
+        string plain = tmp.File("plain"), zero = tmp.File("zero"), cache = tmp.File("cache");
         var two = Mpi(Train(plain, cache, batch: 2, "--steps", "3"));
         Assert.True(two.ExitCode == 0, two.Output);
         var sharded = Mpi(Train(zero, cache, batch: 2, "--steps", "3", "--zero", "1"));
@@ -82,7 +81,6 @@ public class ZeroLaunchTests
         Assert.Contains("gradients: ZeRO-1 over MPI", sharded.Output);
 
         AssertClose(TrainLines(plain), TrainLines(zero));
-        AssertClose(TrainLines(single), TrainLines(zero));
         // Rank 0's moments cover half the parameters: its optimizer allocation halves, up to the norm's two small tensors.
         long plainBytes = OptimizerBytes(two.Output), zeroBytes = OptimizerBytes(sharded.Output);
         Assert.True(2 * zeroBytes <= plainBytes + 1024 && 2 * zeroBytes >= plainBytes - 1024, $"optimizer bytes: {zeroBytes} with ZeRO-1, {plainBytes} without");
