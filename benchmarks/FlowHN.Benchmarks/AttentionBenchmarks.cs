@@ -29,14 +29,16 @@ public class AttentionBenchmarks : DeviceBenchmark
 
     private bool Backward => Pass == "forward+backward";
 
-    public override double Flops
+    public override double Flops => CausalFlops(Dims(Shape), Backward);
+
+    /// <summary>
+    /// Model FLOPs of causal attention at dims batch x length x heads x kv heads x head dim: 4 * headDim * heads *
+    /// batch per visible (query, key) pair forward, three times that with the backward.
+    /// </summary>
+    internal static double CausalFlops(int[] d, bool backward)
     {
-        get
-        {
-            int[] d = Dims(Shape);
-            double visiblePairs = d[1] * (d[1] + 1.0) / 2, forward = 4.0 * d[4] * d[2] * d[0] * visiblePairs;
-            return Backward ? 3 * forward : forward;
-        }
+        double visiblePairs = d[1] * (d[1] + 1.0) / 2, forward = 4.0 * d[4] * d[2] * d[0] * visiblePairs;
+        return backward ? 3 * forward : forward;
     }
 
     protected override void Prepare()

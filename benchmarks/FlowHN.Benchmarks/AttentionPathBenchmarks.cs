@@ -36,15 +36,7 @@ public class AttentionPathBenchmarks : DeviceBenchmark
 
     protected override DeviceOptions Options => base.Options with { Attention = DeviceOptions.ParseAttention(Path) };
 
-    public override double Flops
-    {
-        get
-        {
-            int[] d = Dims(Shape);
-            double visiblePairs = d[1] * (d[1] + 1.0) / 2, forward = 4.0 * d[4] * d[2] * d[0] * visiblePairs;
-            return Backward ? 3 * forward : forward;
-        }
-    }
+    public override double Flops => AttentionBenchmarks.CausalFlops(Dims(Shape), Backward);
 
     protected override void Prepare()
     {

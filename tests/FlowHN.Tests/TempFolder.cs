@@ -17,6 +17,15 @@ public sealed class TempFolder : IDisposable
         return path;
     }
 
+    /// <summary>An empty file at root/parts..., its folders made (fake library trees for the discovery tests).</summary>
+    public static string Touch(string root, params string[] parts)
+    {
+        string file = System.IO.Path.Combine([root, .. parts]);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(file)!);
+        System.IO.File.WriteAllText(file, "");
+        return file;
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(Path))

@@ -136,36 +136,6 @@ public class AttentionGemmTests
 
     [Theory]
     [MemberData(nameof(Devices))]
-    public void OutputsBeforeAPositionIgnoreEverythingAfterIt(string device)
-    {
-        const int length = 13, t = 6, d = 8, heads = 2;
-        var c = Case.Random(2, length, length, heads, heads, d, seed: 7);
-        var changed = c with { Q = (float[])c.Q.Clone(), K = (float[])c.K.Clone(), V = (float[])c.V.Clone() };
-        var noise = Reference.Random(c.Q.Length, 8);
-        int perToken = heads * d;
-        for (int b = 0; b < 2; b++)
-            for (int i = t + 1; i < length; i++)
-                for (int e = 0; e < perToken; e++)
-                {
-                    int at = (b * length + i) * perToken + e;
-                    changed.Q[at] += noise[at];
-                    changed.K[at] -= noise[at];
-                    changed.V[at] += 2 * noise[at];
-                }
-        var before = c.Run(TestDevice.Get(device))[0];
-        var after = changed.Run(TestDevice.Get(device))[0];
-        for (int b = 0; b < 2; b++)
-            for (int i = 0; i < length; i++)
-            {
-                var rowBefore = before.AsSpan((b * length + i) * perToken, perToken).ToArray();
-                var rowAfter = after.AsSpan((b * length + i) * perToken, perToken).ToArray();
-                if (i <= t) Assert.Equal(rowBefore, rowAfter); // bitwise, though t splits a block of 4 or 3
-                else Assert.NotEqual(rowBefore, rowAfter);
-            }
-    }
-
-    [Theory]
-    [MemberData(nameof(Devices))]
     public void BackwardIsBitwiseDeterministic(string device)
     {
         var c = Case.Random(2, 19, 19, 4, 2, 12, seed: 11);

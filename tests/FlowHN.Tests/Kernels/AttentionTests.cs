@@ -96,8 +96,11 @@ public class AttentionTests
         Reference.AssertClose(output, c.Expected(), Tolerance);
     }
 
+    /// <summary>The flash path on both presets and the gemm path (query blocks of 4 and 3 rows, which t splits).</summary>
+    public static IEnumerable<object[]> BothPaths() => [.. TestDevice.Both(), .. AttentionGemmTests.Devices()];
+
     [Theory]
-    [MemberData(nameof(TestDevice.Both), MemberType = typeof(TestDevice))]
+    [MemberData(nameof(BothPaths))]
     public void OutputsBeforeAPositionIgnoreEverythingAfterIt(string device)
     {
         const int length = 21, t = 12, d = 8, heads = 2;

@@ -1,19 +1,12 @@
 using FlowHN.Cli;
 using FlowHN.Runtime;
+using static FlowHN.Tests.TempFolder;
 
 namespace FlowHN.Tests.Runtime;
 
 /// <summary>Where cuBLAS is looked for, on a fake directory tree, and what a wrong FLOWHN_CUBLAS says.</summary>
 public class CublasLibraryTests
 {
-    private static string Touch(string root, params string[] parts)
-    {
-        string file = Path.Combine([root, .. parts]);
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-        File.WriteAllText(file, "");
-        return file;
-    }
-
     [Fact]
     public void CandidatesFollowTheSearchOrderAndListOnlyFilesThatExist()
     {

@@ -1,18 +1,11 @@
 using FlowHN.Runtime;
+using static FlowHN.Tests.TempFolder;
 
 namespace FlowHN.Tests.Runtime;
 
 /// <summary>Where NCCL is looked for, on a fake directory tree, and what a wrong FLOWHN_NCCL says.</summary>
 public class NcclLibraryTests
 {
-    private static string Touch(string root, params string[] parts)
-    {
-        string file = Path.Combine([root, .. parts]);
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-        File.WriteAllText(file, "");
-        return file;
-    }
-
     [Fact]
     public void CandidatesFollowTheSearchOrderAndListOnlyFilesThatExist()
     {
