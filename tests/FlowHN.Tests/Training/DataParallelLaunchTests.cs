@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Text;
-using System.Text.Json;
 using FlowHN.Runtime;
+using static FlowHN.Tests.Training.MpiLaunch;
 
 namespace FlowHN.Tests.Training;
 
@@ -24,47 +23,6 @@ public sealed class MpiFactAttribute : FactAttribute
 /// </summary>
 public class DataParallelLaunchTests
 {
-    private static readonly string Executable = Path.Combine(AppContext.BaseDirectory, "flowhn");
-
-    private static string[] Train(string run, string cache, int batch, params string[] more) =>
-    [
-        "train", "--device", "cpu", "--arch", "transformer", "--preset", "tiny", "--data", RepoPaths.Sample, "--cache", cache,
-        "--out", run, "--batch", batch.ToString(), "--seq", "16", "--eval-batches", "2", "--log-every", "1", "--lr", "3e-3", .. more,
-    ];
-
-    private static string[] Mpi(int ranks, string[] args) =>
-        ["--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(), Executable, .. args];
-
-    private sealed record Result(int ExitCode, string Output, double Seconds);
-
-    private static Result Run(string file, string[] args, int timeoutSeconds = 600, Action<Process, StringBuilder>? whileRunning = null)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        var output = new StringBuilder();
-        using var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        var clock = Stopwatch.StartNew();
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        whileRunning?.Invoke(process, output);
-        if (!process.WaitForExit(timeoutSeconds * 1000))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} still running after {timeoutSeconds} s: {output}");
-        }
-        process.WaitForExit();
-        lock (output) return new Result(process.ExitCode, output.ToString(), clock.Elapsed.TotalSeconds);
-    }
-
-    private static List<(int Step, double Loss, double GradNorm)> TrainLines(string run) =>
-        File.ReadLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
-            .Where(e => e.GetProperty("type").GetString() == "train")
-            .Select(e => (e.GetProperty("step").GetInt32(), e.GetProperty("loss").GetDouble(), e.GetProperty("grad_norm").GetDouble()))
-            .ToList();
-
     [MpiFact]
     public void TwoRanksMatchOneProcessWithTwiceTheBatch()
     {

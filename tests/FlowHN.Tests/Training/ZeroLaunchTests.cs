@@ -1,54 +1,17 @@
-using System.Diagnostics;
-using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using FlowHN.Training;
+using static FlowHN.Tests.Training.MpiLaunch;
 
 namespace FlowHN.Tests.Training;
 
 /// <summary>
 /// ZeRO-1 (<c>--zero 1</c>) through the real <c>flowhn train</c> under <c>mpirun -np 2</c> on the CPU accelerator:
-/// the same losses as the plain two-rank run and as one process, half the optimizer memory per rank, exact
-/// resumes, and checkpoints that plain runs resume.
+/// the same losses as the plain two-rank run, half the optimizer memory per rank, exact resumes, and checkpoints
+/// that plain runs resume.
 /// </summary>
 public class ZeroLaunchTests
 {
-    private static readonly string Executable = Path.Combine(AppContext.BaseDirectory, "flowhn");
-
-    private static string[] Train(string run, string cache, int batch, params string[] more) =>
-    [
-        "train", "--device", "cpu", "--arch", "transformer", "--preset", "tiny", "--data", RepoPaths.Sample, "--cache", cache,
-        "--out", run, "--batch", batch.ToString(), "--seq", "16", "--eval-batches", "2", "--log-every", "1", "--lr", "3e-3", .. more,
-    ];
-
-    private static (int ExitCode, string Output) Run(string file, params string[] args)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        var output = new StringBuilder();
-        using var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(600_000))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} still running after 600 s: {output}");
-        }
-        process.WaitForExit();
-        lock (output) return (process.ExitCode, output.ToString());
-    }
-
-    private static (int ExitCode, string Output) Mpi(string[] args) =>
-        Run(MpiFactAttribute.Mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", Executable, .. args]);
-
-    private static List<(int Step, double Loss, double GradNorm)> TrainLines(string run) =>
-        File.ReadLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
-            .Where(e => e.GetProperty("type").GetString() == "train")
-            .Select(e => (e.GetProperty("step").GetInt32(), e.GetProperty("loss").GetDouble(), e.GetProperty("grad_norm").GetDouble()))
-            .ToList();
+    private static Result TwoRanks(string[] args) => Run(MpiFactAttribute.Mpirun!, Mpi(2, args));
 
     /// <summary>The device bytes of optimizer state rank 0 reported (the allocator's count around the optimizer's allocation).</summary>
     private static long OptimizerBytes(string output) =>
@@ -74,9 +37,9 @@ public class ZeroLaunchTests
         using var tmp = new TempFolder();
         // Against the plain 2-rank run only: the data-parallel tests already hold 2 ranks to one process.
         string plain = tmp.File("plain"), zero = tmp.File("zero"), cache = tmp.File("cache");
-        var two = Mpi(Train(plain, cache, batch: 2, "--steps", "3"));
+        var two = TwoRanks(Train(plain, cache, batch: 2, "--steps", "3"));
         Assert.True(two.ExitCode == 0, two.Output);
-        var sharded = Mpi(Train(zero, cache, batch: 2, "--steps", "3", "--zero", "1"));
+        var sharded = TwoRanks(Train(zero, cache, batch: 2, "--steps", "3", "--zero", "1"));
         Assert.True(sharded.ExitCode == 0, sharded.Output);
         Assert.Contains("gradients: ZeRO-1 over MPI", sharded.Output);
 
@@ -95,9 +58,9 @@ public class ZeroLaunchTests
         // The reduce-scatter gives each shard the all-reduce's sums and the update is elementwise: only the clip
         // factor (from a norm summed in another grouping) can differ, so without clipping every bit is the same.
         string[] common = ["--steps", "3", "--grad-clip", "0"];
-        var two = Mpi(Train(plain, cache, batch: 2, common));
+        var two = TwoRanks(Train(plain, cache, batch: 2, common));
         Assert.True(two.ExitCode == 0, two.Output);
-        var sharded = Mpi(Train(zero, cache, batch: 2, [.. common, "--zero", "1"]));
+        var sharded = TwoRanks(Train(zero, cache, batch: 2, [.. common, "--zero", "1"]));
         Assert.True(sharded.ExitCode == 0, sharded.Output);
         Assert.Equal(TrainLines(plain).Select(l => l.Loss), TrainLines(zero).Select(l => l.Loss));
         foreach (var file in new[] { "model.safetensors", "optimizer.safetensors" })
@@ -115,9 +78,9 @@ public class ZeroLaunchTests
         using var tmp = new TempFolder();
         string whole = tmp.File("whole"), halves = tmp.File("halves"), copy = tmp.File("copy"), cache = tmp.File("cache");
         string[] common = ["--steps", "4", "--accum", "2", "--zero", "1"];
-        var uninterrupted = Mpi(Train(whole, cache, batch: 1, common));
+        var uninterrupted = TwoRanks(Train(whole, cache, batch: 1, common));
         Assert.True(uninterrupted.ExitCode == 0, uninterrupted.Output);
-        var first = Mpi(Train(halves, cache, batch: 1, [.. common, "--stop-after", "2"]));
+        var first = TwoRanks(Train(halves, cache, batch: 1, [.. common, "--stop-after", "2"]));
         Assert.True(first.ExitCode == 0, first.Output);
         CopyFolder(halves, copy);
 
@@ -133,12 +96,12 @@ public class ZeroLaunchTests
             }
         }
 
-        var rest = Mpi(["train", "--resume", "--out", halves, "--device", "cpu", "--cache", cache, "--zero", "1"]);
+        var rest = TwoRanks(["train", "--resume", "--out", halves, "--device", "cpu", "--cache", cache, "--zero", "1"]);
         Assert.True(rest.ExitCode == 0, rest.Output);
         Assert.Contains("resumed from", rest.Output);
         Assert.Equal(TrainLines(whole), TrainLines(halves)); // the same reductions on both sides: bit for bit
 
-        var plainRest = Mpi(["train", "--resume", "--out", copy, "--device", "cpu", "--cache", cache]);
+        var plainRest = TwoRanks(["train", "--resume", "--out", copy, "--device", "cpu", "--cache", cache]);
         Assert.True(plainRest.ExitCode == 0, plainRest.Output);
         Assert.DoesNotContain("ZeRO-1", plainRest.Output);
         AssertClose(TrainLines(whole), TrainLines(copy));
